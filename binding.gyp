@@ -1,0 +1,34 @@
+{
+  "targets": [
+    {
+      "target_name": "kvm_gmem",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/owned.cc",
+        "native/sigbus_guard.cc",
+        "native/kvm.cc",
+        "native/vm.cc",
+        "native/guest_memfd.cc",
+        "native/mapping.cc",
+        "native/vcpu.cc",
+        "native/extent_map.cc",
+        "native/extent_map_binding.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=9", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Werror", "-O2"],
+      "cflags": ["-Wall", "-Wextra", "-Werror"],
+      "conditions": [
+        ["OS!='linux'", { "sources!": ["native/*.cc"] }],
+        ["\"<!(echo $KVM_GMEM_SANITIZE)\"=='1'", {
+          "cflags_cc": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"],
+          "ldflags": ["-fsanitize=address,undefined"]
+        }],
+        ["\"<!(echo $KVM_GMEM_TEST_HOOKS)\"=='1'", { "defines": ["KVM_GMEM_TEST_HOOKS=1"] }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,166 @@
+// GuestMemfd on the real backend: mmap, fallocate, and conversion through whichever ioctl this
+// kernel has, with a mirror of the states this process set so states() answers here too.
+import { UnsupportedError, argRangeError } from '../errors.js';
+import { PRIVATE, SHARED, StateMap, pageRange } from '../state-map.js';
+import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
+import { PAGE_SIZE, ensureOpen, i64, num, options, optBool, rangeEnd, u64 } from '../validate.js';
+import { KvmMapping, type NativeMapping } from './mapping.js';
+
+export interface NativeGuestMemfd {
+  readonly fd: number;
+  map(offset: U64, length: U64, priv: boolean): NativeMapping;
+  fallocate(mode: 'allocate' | 'punch', offset: U64, length: U64): void;
+  stat(): FileStat;
+  probeConversion(): 'attributes2' | 'gmem-convert' | null;
+  convert(mechanism: string, toPrivate: boolean, offset: U64, size: U64): void;
+  close(): void;
+}
+
+export class KvmGuestMemfd implements GuestMemfd {
+  readonly size: number;
+  readonly flags: GuestMemfdFlags;
+  readonly rawFlags: bigint;
+  #closed = false;
+  #size: bigint;
+  #mirror: StateMap | undefined;
+  #mappings = new Set<KvmMapping>();
+  #mechanism: 'attributes2' | 'gmem-convert' | null | undefined;
+
+  constructor(
+    readonly native: NativeGuestMemfd,
+    size: bigint,
+    rawFlags: bigint,
+    private readonly onClose: (g: KvmGuestMemfd) => void,
+  ) {
+    this.#size = size;
+    this.size = num(size);
+    this.rawFlags = rawFlags;
+    this.flags = { mmap: (rawFlags & 1n) !== 0n, initShared: (rawFlags & 2n) !== 0n };
+  }
+
+  get fd(): number {
+    return this.#closed ? -1 : this.native.fd;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // The mirror is made on first use: most files never ask for their states.
+  #states(): StateMap {
+    if (!this.#mirror) {
+      const pages = (this.#size + BigInt(PAGE_SIZE) - 1n) / BigInt(PAGE_SIZE);
+      this.#mirror = new StateMap(pages, this.flags.initShared ? SHARED : PRIVATE);
+    }
+    return this.#mirror;
+  }
+
+  map(offset: U64 = 0, length?: U64, opts?: MapOptions): Mapping {
+    ensureOpen(this.#closed, 'GuestMemfd');
+    const off = i64('offset', offset);
+    let len: bigint;
+    if (length === undefined) {
+      if (off > this.#size) throw argRangeError(`offset ${off} is beyond the file (size ${this.#size}); give a length`);
+      len = this.#size - off;
+    } else {
+      len = u64('length', length);
+    }
+    rangeEnd(off, len);
+    const o = options<MapOptions>('options', opts);
+    const m = new KvmMapping(this.native.map(off, len, optBool('options.private', o.private)), (x) => this.#mappings.delete(x));
+    this.#mappings.add(m);
+    return m;
+  }
+
+  #checkRange(offset: U64, length: U64): [bigint, bigint] {
+    ensureOpen(this.#closed, 'GuestMemfd');
+    const off = u64('offset', offset);
+    const len = u64('length', length);
+    const end = rangeEnd(off, len);
+    if (end > this.#size) throw argRangeError(`range [${off}, ${end}) is beyond the file (size ${this.#size})`);
+    return [off, len];
+  }
+
+  #mechanismFound(): 'attributes2' | 'gmem-convert' | null {
+    if (this.#mechanism === undefined) this.#mechanism = this.native.probeConversion();
+    return this.#mechanism;
+  }
+
+  #convert(offset: U64, length: U64, toPrivate: boolean): void {
+    const [off, len] = this.#checkRange(offset, length);
+    const mech = this.#mechanismFound();
+    if (mech === null) {
+      throw new UnsupportedError(
+        'in-place conversion',
+        'in-place conversion is not supported by this kernel (no KVM_SET_MEMORY_ATTRIBUTES2 or KVM_GMEM_CONVERT_* on guest_memfd)',
+      );
+    }
+    this.native.convert(mech, toPrivate, off, len);
+    const [first, end] = pageRange(off, len);
+    this.#states().set(first, end, toPrivate ? PRIVATE : SHARED);
+    if (toPrivate) {
+      for (const m of this.#mappings) {
+        const mo = BigInt(m.offset);
+        if (mo < off + len && off < mo + BigInt(m.length)) m.detachViews();
+      }
+    }
+  }
+
+  share(offset: U64, length: U64): void {
+    this.#convert(offset, length, false);
+  }
+
+  unshare(offset: U64, length: U64): ConversionResult {
+    this.#convert(offset, length, true);
+    return { pending: [] };
+  }
+
+  states(offset: U64 = 0, length?: U64): Extent[] {
+    ensureOpen(this.#closed, 'GuestMemfd');
+    const off = u64('offset', offset);
+    if (length === undefined && off > this.#size) throw argRangeError(`offset ${off} is beyond the file`);
+    const [o, l] = this.#checkRange(off, length === undefined ? this.#size - off : length);
+    return this.#states().extents(o, l);
+  }
+
+  allocate(offset: U64, length: U64): void {
+    ensureOpen(this.#closed, 'GuestMemfd');
+    this.native.fallocate('allocate', i64('offset', offset), i64('length', length));
+  }
+
+  punchHole(offset: U64, length: U64): void {
+    ensureOpen(this.#closed, 'GuestMemfd');
+    this.native.fallocate('punch', i64('offset', offset), i64('length', length));
+  }
+
+  hold(offset: U64, length: U64): Hold {
+    this.#checkRange(offset, length);
+    throw new UnsupportedError(
+      'hold',
+      'hold() models a host page reference; the real backend has no safe way to pin guest_memfd pages (use the simulator)',
+    );
+  }
+
+  stat(): FileStat {
+    ensureOpen(this.#closed, 'GuestMemfd');
+    return this.native.stat();
+  }
+
+  /** The owner closed the file; mark this and its mappings. */
+  markClosed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const m of this.#mappings) m.markClosed();
+    this.#mappings.clear();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.native.close();
+    this.markClosed();
+    this.onClose(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,92 @@
+// Kvm on the real backend: /dev/kvm.
+import { CAPS, bitsOf, capNumber } from '../constants.js';
+import { native } from '../native.js';
+import type { ConversionMechanism, Kvm, Vm } from '../types.js';
+import { ensureOpen, options, u32 } from '../validate.js';
+import type { NativeVm } from './vm.js';
+import { KvmVm } from './vm.js';
+
+export interface NativeKvm {
+  readonly fd: number;
+  apiVersion(): number;
+  checkExtension(cap: number): number;
+  vcpuMmapSize(): number;
+  createVm(type: number): NativeVm;
+  close(): void;
+}
+
+export class KvmSystem implements Kvm {
+  readonly backend = 'kvm' as const;
+  readonly apiVersion: number;
+  readonly native: NativeKvm;
+  #closed = false;
+  #vms = new Set<KvmVm>();
+  #mechanism: ConversionMechanism | undefined;
+
+  constructor(readonly path: string = '/dev/kvm') {
+    this.native = new native.NativeKvm(path) as NativeKvm;
+    this.apiVersion = this.native.apiVersion();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The conversion mechanism this kernel offers, found once with size-0 probes. */
+  get profile(): ConversionMechanism {
+    if (this.#mechanism === undefined) this.#mechanism = detectConversion(this);
+    return this.#mechanism;
+  }
+
+  checkExtension(cap: number | string): number {
+    ensureOpen(this.#closed, 'Kvm');
+    return this.native.checkExtension(capNumber(cap));
+  }
+
+  vmTypes(): number[] {
+    const mask = this.checkExtension(CAPS.VM_TYPES!);
+    // Kernels before KVM_CAP_VM_TYPES know only the default type.
+    return mask === 0 ? [0] : bitsOf(mask);
+  }
+
+  createVm(opts?: { type?: number }): Vm {
+    ensureOpen(this.#closed, 'Kvm');
+    const o = options<{ type?: number }>('options', opts);
+    const type = o.type === undefined ? 0 : u32('type', o.type);
+    const vm = new KvmVm(this.native.createVm(type), (x) => this.#vms.delete(x));
+    this.#vms.add(vm);
+    return vm;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.native.close();
+    for (const vm of this.#vms) vm.markClosed();
+    this.#vms.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * In-place conversion first (on the guest_memfd fd), then the VM-level attributes ioctl; each
+ * probed with a size-0 call on a scratch VM and file, which changes nothing.
+ */
+export function detectConversion(kvm: KvmSystem): ConversionMechanism {
+  let vm: KvmVm | undefined;
+  try {
+    vm = kvm.createVm() as KvmVm;
+    const g = vm.native.createGuestMemfd(4096, 0);
+    const found = g.probeConversion();
+    g.close();
+    if (found) return found;
+    return vm.native.probeVmAttributes() ? 'vm-attributes' : null;
+  } catch {
+    return null;
+  } finally {
+    vm?.close();
+  }
+}

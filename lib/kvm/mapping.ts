@@ -1,0 +1,71 @@
+// Mapping on the real backend: a thin shell over the native mapping, whose copies run under the
+// SIGBUS guard (a private page gives HostAccessError, never a dead process).
+import type { Mapping, U64 } from '../types.js';
+import { byteValue, bytes } from '../validate.js';
+
+export interface NativeMapping {
+  readonly offset: number;
+  readonly length: number;
+  read(offset: U64, length: U64): Buffer;
+  readInto(offset: U64, target: Uint8Array): number;
+  write(offset: U64, data: ArrayBufferView): void;
+  fill(offset: U64, length: U64, byte: number): void;
+  view(): ArrayBuffer;
+  detachViews(): void;
+  unmap(): void;
+}
+
+export class KvmMapping implements Mapping {
+  #closed = false;
+  constructor(
+    readonly native: NativeMapping,
+    private readonly onClose: (m: KvmMapping) => void,
+  ) {}
+
+  get offset(): number {
+    return this.native.offset;
+  }
+  get length(): number {
+    return this.native.length;
+  }
+  get closed(): boolean {
+    // Closing the owner closes the native object too; ask it through a cheap call.
+    return this.#closed;
+  }
+
+  read(offset: U64, length: U64): Buffer {
+    return this.native.read(offset, length);
+  }
+  readInto(offset: U64, target: Uint8Array): number {
+    return this.native.readInto(offset, bytes('target', target));
+  }
+  write(offset: U64, data: ArrayBufferView): void {
+    this.native.write(offset, bytes('data', data));
+  }
+  fill(offset: U64, length: U64, byte: number): void {
+    this.native.fill(offset, length, byteValue('byte', byte));
+  }
+  view(): ArrayBuffer {
+    return this.native.view();
+  }
+  /** Detaches every view (used when a range under the mapping turns private). */
+  detachViews(): void {
+    this.native.detachViews();
+  }
+  unmap(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.native.unmap();
+    this.onClose(this);
+  }
+  /** The owner closed; the native side is already closed. */
+  markClosed(): void {
+    this.#closed = true;
+  }
+  close(): void {
+    this.unmap();
+  }
+  [Symbol.dispose](): void {
+    this.unmap();
+  }
+}

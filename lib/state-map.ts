@@ -1,0 +1,85 @@
+// Per-page conversion states of one guest_memfd, kept in the native extent map (one entry per
+// run of equal pages, so a 1 TiB range costs what a page costs).
+import { native } from './native.js';
+import type { Extent, PageState } from './types.js';
+import { PAGE_SIZE, num } from './validate.js';
+
+export const SHARED = 0;
+export const PRIVATE = 1;
+export const PENDING = 2;
+const names: PageState[] = ['shared', 'private', 'pending'];
+const P = BigInt(PAGE_SIZE);
+
+export interface NativeExtentMap {
+  readonly pages: number;
+  assign(start: number | bigint, end: number | bigint, value: number): void;
+  add(start: number | bigint, end: number | bigint, delta: number): void;
+  query(start: number | bigint, end: number | bigint): Float64Array;
+  valueAt(page: number | bigint): number;
+  findFirst(start: number | bigint, end: number | bigint, value: number, equal: boolean): number;
+  extentCount(): number;
+  bytesUsed(): number;
+}
+
+export function newExtentMap(pages: bigint, initial: number): NativeExtentMap {
+  return new native.ExtentMap(pages, initial) as NativeExtentMap;
+}
+
+/** Byte range [offset, offset+length) as the page range that covers it. */
+export function pageRange(offset: bigint, length: bigint): [bigint, bigint] {
+  const first = offset / P;
+  const end = (offset + length + P - 1n) / P;
+  return [first, end];
+}
+
+export class StateMap {
+  readonly map: NativeExtentMap;
+  constructor(readonly pages: bigint, initial: number) {
+    this.map = newExtentMap(pages, initial);
+  }
+
+  set(firstPage: bigint, endPage: bigint, state: number): void {
+    this.map.assign(firstPage, endPage, state);
+  }
+
+  /** Extents over the byte range, clipped to it; pages past the file read as `beyond`. */
+  extents(offset: bigint, length: bigint): Extent[] {
+    const out: Extent[] = [];
+    if (length === 0n) return out;
+    const end = offset + length;
+    const [first, last] = pageRange(offset, length);
+    const runs = this.map.query(first, last < this.pages ? last : this.pages);
+    for (let i = 0; i < runs.length; i += 3) {
+      const s = BigInt(runs[i]!) * P;
+      const e = BigInt(runs[i + 1]!) * P;
+      const from = s > offset ? s : offset;
+      const to = e < end ? e : end;
+      pushExtent(out, from, to, names[runs[i + 2]!]!);
+    }
+    return out;
+  }
+
+  /** First page at or after `first` (and before `end`) in the given state, or -1n. */
+  firstIn(first: bigint, end: bigint, state: number): bigint {
+    if (first >= end) return -1n;
+    const r = this.map.findFirst(first, end, state, true);
+    return r < 0 ? -1n : BigInt(r);
+  }
+
+  /** First page in [first, end) NOT in the given state, or -1n. */
+  firstNotIn(first: bigint, end: bigint, state: number): bigint {
+    if (first >= end) return -1n;
+    const r = this.map.findFirst(first, end, state, false);
+    return r < 0 ? -1n : BigInt(r);
+  }
+}
+
+function pushExtent(out: Extent[], from: bigint, to: bigint, state: PageState): void {
+  if (to <= from) return;
+  const prev = out[out.length - 1];
+  if (prev && prev.state === state) {
+    prev.length = num(BigInt(prev.length) + (to - from));
+    return;
+  }
+  out.push({ offset: num(from), length: num(to - from), state });
+}

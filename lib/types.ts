@@ -1,0 +1,207 @@
+// The public shapes (api.md). Both backends implement these interfaces.
+
+/** Offsets, sizes and addresses: safe integers or bigints in; numbers out. */
+export type U64 = number | bigint;
+
+export type Backend = 'kvm' | 'sim';
+export type Profile = 'rfc-v5' | 'inplace-v8' | 'linux-6.18';
+export type ConversionMechanism = 'attributes2' | 'gmem-convert' | 'vm-attributes' | null;
+export type PageState = 'shared' | 'private' | 'pending';
+
+export interface OpenOptions {
+  backend?: 'auto' | Backend;
+  path?: string;
+  profile?: Profile;
+}
+
+export interface Extent {
+  offset: number;
+  length: number;
+  state: PageState;
+}
+
+export interface ConversionResult {
+  pending: Extent[];
+}
+
+export interface GuestMemfdFlags {
+  mmap: boolean;
+  initShared: boolean;
+}
+
+export interface CreateGuestMemfdOptions {
+  size: U64;
+  mmap?: boolean;
+  initShared?: boolean;
+  /** Raw flags, passed through unchecked (for kernels with new flags); ORed with the named ones. */
+  flags?: U64;
+}
+
+export interface MemoryRegion {
+  slot: number;
+  guestPhysAddr: U64;
+  size: U64;
+  guestMemfd?: GuestMemfd;
+  guestMemfdOffset?: U64;
+  userspace?: Mapping;
+  /** Offset into `userspace` where the slot starts (default 0). */
+  userspaceOffset?: U64;
+  readonly?: boolean;
+  /** KVM_MEM_LOG_DIRTY_PAGES */
+  logDirtyPages?: boolean;
+}
+
+export interface MapOptions {
+  /** MAP_PRIVATE instead of MAP_SHARED (guest_memfd refuses it: EINVAL). */
+  private?: boolean;
+}
+
+export interface FileStat {
+  size: number;
+  blksize: number;
+  blocks: number;
+  ino: number | bigint;
+  dev: number | bigint;
+  mode: number;
+}
+
+export interface Hold extends Disposable {
+  readonly offset: number;
+  readonly length: number;
+  readonly released: boolean;
+  release(): void;
+}
+
+export interface Mapping extends Disposable {
+  /** Offset of the mapping in its guest_memfd. */
+  readonly offset: number;
+  readonly length: number;
+  readonly closed: boolean;
+  read(offset: U64, length: U64): Buffer;
+  /** Reads into `target` (as many bytes as it holds); returns the count. */
+  readInto(offset: U64, target: Uint8Array): number;
+  write(offset: U64, data: ArrayBufferView): void;
+  fill(offset: U64, length: U64, byte: number): void;
+  view(): ArrayBuffer;
+  unmap(): void;
+  close(): void;
+}
+
+export interface GuestMemfd extends Disposable {
+  readonly fd: number;
+  readonly size: number;
+  readonly flags: GuestMemfdFlags;
+  /** The raw flag bits the file was created with. */
+  readonly rawFlags: bigint;
+  readonly closed: boolean;
+  map(offset?: U64, length?: U64, options?: MapOptions): Mapping;
+  share(offset: U64, length: U64): void;
+  unshare(offset: U64, length: U64): ConversionResult;
+  states(offset?: U64, length?: U64): Extent[];
+  allocate(offset: U64, length: U64): void;
+  punchHole(offset: U64, length: U64): void;
+  hold(offset: U64, length: U64): Hold;
+  stat(): FileStat;
+  close(): void;
+}
+
+export interface Regs {
+  rax: bigint; rbx: bigint; rcx: bigint; rdx: bigint;
+  rsi: bigint; rdi: bigint; rsp: bigint; rbp: bigint;
+  r8: bigint; r9: bigint; r10: bigint; r11: bigint;
+  r12: bigint; r13: bigint; r14: bigint; r15: bigint;
+  rip: bigint; rflags: bigint;
+}
+
+export interface Segment {
+  base: bigint;
+  limit: number;
+  selector: number;
+  type: number;
+  present: number;
+  dpl: number;
+  db: number;
+  s: number;
+  l: number;
+  g: number;
+  avl: number;
+  unusable: number;
+}
+
+export interface DescriptorTable {
+  base: bigint;
+  limit: number;
+}
+
+export interface Sregs {
+  cs: Segment; ds: Segment; es: Segment; fs: Segment; gs: Segment; ss: Segment;
+  tr: Segment; ldt: Segment;
+  gdt: DescriptorTable; idt: DescriptorTable;
+  cr0: bigint; cr2: bigint; cr3: bigint; cr4: bigint; cr8: bigint;
+  efer: bigint;
+  apicBase: bigint;
+}
+
+export type VcpuExit =
+  | { reason: 'io'; port: number; direction: 'in' | 'out'; size: number; count: number; data: Buffer }
+  | { reason: 'mmio'; address: number; length: number; isWrite: boolean; data: Buffer }
+  | { reason: 'hlt' }
+  | { reason: 'shutdown' }
+  | { reason: 'memory_fault'; gpa: number; size: number; private: boolean; flags: number }
+  | { reason: 'fail_entry'; hardwareEntryFailureReason: bigint; cpu: number }
+  | { reason: 'internal_error'; suberror: number; data: bigint[] }
+  | { reason: 'intr' }
+  | { reason: 'unknown'; exitReason: number; hardwareExitReason?: bigint };
+
+export interface Vcpu extends Disposable {
+  readonly id: number;
+  readonly closed: boolean;
+  getRegs(): Regs;
+  setRegs(regs: Partial<Regs>): void;
+  getSregs(): Sregs;
+  setSregs(sregs: Partial<Sregs>): void;
+  run(): Promise<VcpuExit>;
+  runSync(): VcpuExit;
+  close(): void;
+}
+
+export interface GuestAccess {
+  read(gpa: U64, length: U64): Promise<Buffer>;
+  write(gpa: U64, data: ArrayBufferView): Promise<void>;
+}
+
+export interface Vm extends Disposable {
+  readonly type: number;
+  readonly closed: boolean;
+  readonly guest: GuestAccess;
+  checkExtension(cap: number | string): number;
+  guestMemfdFlags(): GuestMemfdFlags;
+  createGuestMemfd(options: CreateGuestMemfdOptions): GuestMemfd;
+  setMemoryRegion(region: MemoryRegion): void;
+  deleteMemoryRegion(slot: number): void;
+  setMemoryAttributes(gpa: U64, size: U64, attributes: { private: boolean }): void;
+  createVcpu(id?: number): Vcpu;
+  close(): void;
+}
+
+export interface Kvm extends Disposable {
+  readonly backend: Backend;
+  /** The simulator's profile, or on the real backend the conversion mechanism found. */
+  readonly profile: Profile | ConversionMechanism;
+  readonly apiVersion: number;
+  readonly closed: boolean;
+  checkExtension(cap: number | string): number;
+  vmTypes(): number[];
+  createVm(options?: { type?: number }): Vm;
+  close(): void;
+}
+
+export interface ProbeReport {
+  kvm: { available: boolean; path: string; error?: { code: string; message: string } };
+  apiVersion: number | null;
+  kernel: string;
+  capabilities: Record<string, number>;
+  vmTypes: number[];
+  guestMemfdFlags: GuestMemfdFlags & { raw: number } | null;
+  conversion: { mechanism: ConversionMechanism; inPlace: boolean };
+}

@@ -1,0 +1,128 @@
+#include "errors.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "owned.h"
+
+namespace kg {
+
+namespace {
+
+[[noreturn]] void ThrowKind(Napi::Env env, const char* kind, Napi::Object props) {
+  AddonData* data = GetData(env);
+  if (data == nullptr || data->errorFactory.IsEmpty()) {
+    // lib/ always registers the factory; this only guards direct use of the raw addon.
+    Napi::Error err = Napi::Error::New(env, props.Get("message").ToString());
+    err.Value().Set("code", props.Get("code"));
+    throw err;
+  }
+  Napi::Value made = data->errorFactory.Call({Napi::String::New(env, kind), props});
+  throw Napi::Error(env, made);
+}
+
+std::string ErrnoName(int err) {
+  const char* name = strerrorname_np(err);
+  return name != nullptr ? std::string(name) : "E" + std::to_string(err);
+}
+
+}  // namespace
+
+void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* ioctl) {
+  Napi::Object props = Napi::Object::New(env);
+  std::string code = ErrnoName(err);
+  std::string msg = code + ": " + strerror(err) + ", " + syscall;
+  if (ioctl != nullptr) msg += std::string(" ") + ioctl;
+  props.Set("code", code);
+  props.Set("errno", -err);
+  props.Set("syscall", syscall);
+  if (ioctl != nullptr) props.Set("ioctl", ioctl);
+  props.Set("message", msg);
+  ThrowKind(env, "KvmError", props);
+}
+
+void ThrowHostAccess(Napi::Env env, uint64_t offset, bool write) {
+  Napi::Object props = Napi::Object::New(env);
+  props.Set("offset", FromU64(env, offset));
+  props.Set("access", write ? "write" : "read");
+  props.Set("message", std::string("SIGBUS: host ") + (write ? "write to" : "read of") +
+                           " guest_memfd offset " + std::to_string(offset) + " (page not mappable by the host)");
+  ThrowKind(env, "HostAccessError", props);
+}
+
+void ThrowClosed(Napi::Env env, const char* what) {
+  Napi::Object props = Napi::Object::New(env);
+  props.Set("message", std::string(what) + " is closed");
+  props.Set("what", what);
+  ThrowKind(env, "ClosedError", props);
+}
+
+void ThrowUnsupported(Napi::Env env, const char* feature, const char* why) {
+  Napi::Object props = Napi::Object::New(env);
+  props.Set("feature", feature);
+  props.Set("message", std::string(feature) + " is not supported: " + why);
+  ThrowKind(env, "UnsupportedError", props);
+}
+
+void ThrowBusy(Napi::Env env, uint64_t errorOffset, const char* ioctl) {
+  Napi::Object props = Napi::Object::New(env);
+  props.Set("errorOffset", FromU64(env, errorOffset));
+  props.Set("ioctl", ioctl);
+  props.Set("message", std::string("EAGAIN: ") + ioctl + ": page at offset " + std::to_string(errorOffset) +
+                           " has elevated references");
+  ThrowKind(env, "ConversionBusyError", props);
+}
+
+void ThrowTypeError(Napi::Env env, const char* message) {
+  Napi::Object props = Napi::Object::New(env);
+  props.Set("message", message);
+  ThrowKind(env, "TypeError", props);
+}
+
+void ThrowRangeError(Napi::Env env, const char* message) {
+  Napi::Object props = Napi::Object::New(env);
+  props.Set("message", message);
+  ThrowKind(env, "RangeError", props);
+}
+
+uint64_t GetU64(Napi::Env env, Napi::Value v, const char* name) {
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d) || d < 0 || d != std::floor(d) || d > 9007199254740991.0) {
+      ThrowRangeError(env, (std::string(name) + " must be a non-negative safe integer").c_str());
+    }
+    return static_cast<uint64_t>(d);
+  }
+  if (v.IsBigInt()) {
+    int sign = 0;
+    size_t words = 2;
+    uint64_t w[2] = {0, 0};
+    napi_status st = napi_get_value_bigint_words(env, v, &sign, &words, w);
+    if (st != napi_ok || sign != 0 || words > 1) {
+      ThrowRangeError(env, (std::string(name) + " must be between 0 and 2^64-1").c_str());
+    }
+    return w[0];
+  }
+  ThrowTypeError(env, (std::string(name) + " must be a number or a bigint").c_str());
+}
+
+uint32_t GetU32(Napi::Env env, Napi::Value v, const char* name) {
+  uint64_t x = GetU64(env, v, name);
+  if (x > 0xffffffffULL) ThrowRangeError(env, (std::string(name) + " must fit in 32 bits").c_str());
+  return static_cast<uint32_t>(x);
+}
+
+Napi::Value FromU64(Napi::Env env, uint64_t v) {
+  if (v <= 9007199254740991ULL) return Napi::Number::New(env, static_cast<double>(v));
+  return Napi::BigInt::New(env, v);
+}
+
+void SetErrorFactory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsFunction()) ThrowTypeError(env, "setErrorFactory takes a function");
+  GetData(env)->errorFactory = Napi::Persistent(info[0].As<Napi::Function>());
+}
+
+}  // namespace kg

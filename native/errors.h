@@ -1,0 +1,28 @@
+// errno and the library's own failures become the typed errors of lib/errors.ts. The classes live
+// in TypeScript; lib registers a factory at load time and the native side only names the kind.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+
+namespace kg {
+
+// Throws KvmError { code: 'EINVAL', errno: -22, syscall, ioctl? }.
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* ioctl = nullptr);
+[[noreturn]] void ThrowHostAccess(Napi::Env env, uint64_t offset, bool write);
+[[noreturn]] void ThrowClosed(Napi::Env env, const char* what);
+[[noreturn]] void ThrowUnsupported(Napi::Env env, const char* feature, const char* why);
+[[noreturn]] void ThrowBusy(Napi::Env env, uint64_t errorOffset, const char* ioctl);
+[[noreturn]] void ThrowTypeError(Napi::Env env, const char* message);
+[[noreturn]] void ThrowRangeError(Napi::Env env, const char* message);
+
+// A JS value (number or bigint) as an unsigned 64-bit integer, or a typed throw.
+uint64_t GetU64(Napi::Env env, Napi::Value v, const char* name);
+uint32_t GetU32(Napi::Env env, Napi::Value v, const char* name);
+// A number when it fits exactly (< 2^53), else a bigint: how offsets come back to JS.
+Napi::Value FromU64(Napi::Env env, uint64_t v);
+
+void SetErrorFactory(const Napi::CallbackInfo& info);
+
+}  // namespace kg

@@ -1,0 +1,104 @@
+#include "kvm.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "errors.h"
+#include "uapi.h"
+
+namespace kg {
+
+long IoctlRetry(int fd, unsigned long request, void* arg) {
+  long r;
+  do {
+    r = ioctl(fd, request, arg);
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+long IoctlRetry(int fd, unsigned long request, unsigned long arg) {
+  long r;
+  do {
+    r = ioctl(fd, request, arg);
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+Napi::Function KvmObject::Init(Napi::Env env) {
+  return DefineClass(env, "NativeKvm",
+                     {
+                         InstanceAccessor<&KvmObject::GetFd>("fd"),
+                         InstanceMethod<&KvmObject::ApiVersion>("apiVersion"),
+                         InstanceMethod<&KvmObject::CheckExtension>("checkExtension"),
+                         InstanceMethod<&KvmObject::VcpuMmapSize>("vcpuMmapSize"),
+                         InstanceMethod<&KvmObject::CreateVm>("createVm"),
+                         InstanceMethod<&KvmObject::CloseJs>("close"),
+                     });
+}
+
+KvmObject::KvmObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvmObject>(info) {
+  Napi::Env env = info.Env();
+  TagObject(env, info.This().As<Napi::Object>(), Kind::Kvm);
+  if (info.Length() < 1 || !info[0].IsString()) ThrowTypeError(env, "path must be a string");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) ThrowErrno(env, errno, "open");
+  fd_ = fd;
+  Attach(env, nullptr, Napi::Object());
+}
+
+KvmObject::~KvmObject() { FinalizeOwned(); }
+
+void KvmObject::Release() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
+Napi::Value KvmObject::GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+
+Napi::Value KvmObject::ApiVersion(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Kvm");
+  long r = IoctlRetry(fd_, KVM_GET_API_VERSION, 0UL);
+  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_API_VERSION");
+  return Napi::Number::New(env, static_cast<double>(r));
+}
+
+Napi::Value KvmObject::CheckExtension(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Kvm");
+  uint32_t cap = GetU32(env, info[0], "cap");
+  long r = IoctlRetry(fd_, KVM_CHECK_EXTENSION, static_cast<unsigned long>(cap));
+  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_CHECK_EXTENSION");
+  return Napi::Number::New(env, static_cast<double>(r));
+}
+
+Napi::Value KvmObject::VcpuMmapSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Kvm");
+  long r = IoctlRetry(fd_, KVM_GET_VCPU_MMAP_SIZE, 0UL);
+  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_VCPU_MMAP_SIZE");
+  return Napi::Number::New(env, static_cast<double>(r));
+}
+
+Napi::Value KvmObject::CreateVm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Kvm");
+  uint32_t type = GetU32(env, info[0], "type");
+  long fd = IoctlRetry(fd_, KVM_CREATE_VM, static_cast<unsigned long>(type));
+  if (fd < 0) ThrowErrno(env, errno, "ioctl", "KVM_CREATE_VM");
+  // KVM installs the VM fd with O_CLOEXEC already.
+  ChildInit init{static_cast<int>(fd), type, 0, 0, this, info.This().As<Napi::Object>()};
+  return NewChild(env, GetData(env)->vmCtor, init);
+}
+
+Napi::Value KvmObject::CloseJs(const Napi::CallbackInfo& info) {
+  Close();
+  return info.Env().Undefined();
+}
+
+}  // namespace kg

@@ -1,0 +1,50 @@
+// A MAP_SHARED mapping of a guest_memfd range. Every copy goes through the SIGBUS guard, and the
+// zero-copy views handed to JS are detached before the memory goes away.
+#pragma once
+
+#include <napi.h>
+
+#include <vector>
+
+#include "owned.h"
+
+namespace kg {
+
+class MappingObject : public Napi::ObjectWrap<MappingObject>, public Owned {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit MappingObject(const Napi::CallbackInfo& info);
+  ~MappingObject() override;
+  uint8_t* address() const { return addr_; }
+  uint64_t length() const { return length_; }
+  // A memory slot points into this mapping; while any does, unmapping leaves the range reserved
+  // (PROT_NONE) so the slot can never reach whatever the kernel would map there next.
+  void SlotBound() { slots_++; }
+  void SlotUnbound();
+
+ protected:
+  void Release() override;
+
+ private:
+  Napi::Value GetOffset(const Napi::CallbackInfo& info);
+  Napi::Value GetLength(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value ReadInto(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value Fill(const Napi::CallbackInfo& info);
+  Napi::Value View(const Napi::CallbackInfo& info);
+  Napi::Value DetachViews(const Napi::CallbackInfo& info);
+  Napi::Value Unmap(const Napi::CallbackInfo& info);
+  void CheckRange(Napi::Env env, uint64_t off, uint64_t len);
+  [[noreturn]] void ThrowFault(Napi::Env env, uint8_t* start, uintptr_t faultPage, bool write);
+  void DetachAll();
+
+  uint8_t* addr_ = nullptr;
+  uint64_t offset_ = 0;
+  uint64_t length_ = 0;
+  uint32_t slots_ = 0;
+  bool reserved_ = false;
+  std::vector<Napi::Reference<Napi::ArrayBuffer>> views_;
+};
+
+}  // namespace kg

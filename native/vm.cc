@@ -1,0 +1,161 @@
+#include "vm.h"
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "errors.h"
+#include "guest_memfd.h"
+#include "kvm.h"
+#include "mapping.h"
+#include "uapi.h"
+#include "vcpu.h"
+
+namespace kg {
+
+Napi::Function VmObject::Init(Napi::Env env) {
+  return DefineClass(env, "NativeVm",
+                     {
+                         InstanceAccessor<&VmObject::GetFd>("fd"),
+                         InstanceAccessor<&VmObject::GetType>("type"),
+                         InstanceMethod<&VmObject::CheckExtension>("checkExtension"),
+                         InstanceMethod<&VmObject::CreateGuestMemfd>("createGuestMemfd"),
+                         InstanceMethod<&VmObject::SetUserMemoryRegion2>("setUserMemoryRegion2"),
+                         InstanceMethod<&VmObject::SetMemoryAttributes>("setMemoryAttributes"),
+                         InstanceMethod<&VmObject::ProbeVmAttributes>("probeVmAttributes"),
+                         InstanceMethod<&VmObject::CreateVcpu>("createVcpu"),
+                         InstanceMethod<&VmObject::CloseJs>("close"),
+                     });
+}
+
+VmObject::VmObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VmObject>(info) {
+  Napi::Env env = info.Env();
+  ChildInit& init = TakeChildInit(info, "Vm");
+  TagObject(env, info.This().As<Napi::Object>(), Kind::Vm);
+  type_ = static_cast<uint32_t>(init.a);
+  Attach(env, init.owner, init.ownerObject);
+  fd_ = init.fd;
+  init.fd = -1;
+}
+
+VmObject::~VmObject() { FinalizeOwned(); }
+
+void VmObject::Release() {
+  // Children (files, mappings, vCPUs) are already closed; the slots go with the VM.
+  while (!slotUses_.empty()) DropSlotUse(slotUses_.begin()->first);
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
+void VmObject::DropSlotUse(uint32_t slot) {
+  auto it = slotUses_.find(slot);
+  if (it == slotUses_.end()) return;
+  it->second.mapping->SlotUnbound();
+  if (!(data_ != nullptr && data_->tearingDown)) it->second.ref.Reset();
+  else it->second.ref.SuppressDestruct();
+  slotUses_.erase(it);
+}
+
+Napi::Value VmObject::GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+Napi::Value VmObject::GetType(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), type_); }
+
+Napi::Value VmObject::CheckExtension(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vm");
+  uint32_t cap = GetU32(env, info[0], "cap");
+  long r = IoctlRetry(fd_, KVM_CHECK_EXTENSION, static_cast<unsigned long>(cap));
+  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_CHECK_EXTENSION");
+  return Napi::Number::New(env, static_cast<double>(r));
+}
+
+Napi::Value VmObject::CreateGuestMemfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vm");
+  kg_create_guest_memfd args;
+  memset(&args, 0, sizeof(args));
+  args.size = GetU64(env, info[0], "size");
+  args.flags = GetU64(env, info[1], "flags");
+  long fd = IoctlRetry(fd_, KG_CREATE_GUEST_MEMFD, &args);
+  if (fd < 0) ThrowErrno(env, errno, "ioctl", "KVM_CREATE_GUEST_MEMFD");
+  ChildInit init{static_cast<int>(fd), args.size, args.flags, 0, this, info.This().As<Napi::Object>()};
+  return NewChild(env, GetData(env)->gmemCtor, init);
+}
+
+// (slot, flags, gpa, size, mapping|null, mappingOffset, gmem|null, gmemOffset)
+Napi::Value VmObject::SetUserMemoryRegion2(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vm");
+  kg_userspace_memory_region2 r;
+  memset(&r, 0, sizeof(r));
+  r.slot = GetU32(env, info[0], "slot");
+  r.flags = GetU32(env, info[1], "flags");
+  r.guest_phys_addr = GetU64(env, info[2], "guestPhysAddr");
+  r.memory_size = GetU64(env, info[3], "size");
+  MappingObject* mapping = nullptr;
+  if (!info[4].IsNull() && !info[4].IsUndefined()) {
+    if (!HasTag(env, info[4], Kind::Mapping)) ThrowTypeError(env, "userspace must be a Mapping");
+    mapping = MappingObject::Unwrap(info[4].As<Napi::Object>());
+    EnsureOpen(env, *mapping, "Mapping");
+    uint64_t off = GetU64(env, info[5], "userspaceOffset");
+    if (off > mapping->length()) ThrowRangeError(env, "userspaceOffset is beyond the mapping");
+    r.userspace_addr = reinterpret_cast<uintptr_t>(mapping->address()) + off;
+  }
+  if (!info[6].IsNull() && !info[6].IsUndefined()) {
+    if (!HasTag(env, info[6], Kind::GuestMemfd)) ThrowTypeError(env, "guestMemfd must be a GuestMemfd");
+    GuestMemfdObject* gmem = GuestMemfdObject::Unwrap(info[6].As<Napi::Object>());
+    EnsureOpen(env, *gmem, "GuestMemfd");
+    r.guest_memfd = static_cast<uint32_t>(gmem->fd());
+    r.guest_memfd_offset = GetU64(env, info[7], "guestMemfdOffset");
+  }
+  if (IoctlRetry(fd_, KG_SET_USER_MEMORY_REGION2, &r) < 0) {
+    ThrowErrno(env, errno, "ioctl", "KVM_SET_USER_MEMORY_REGION2");
+  }
+  // Track which mapping each slot points into, so its address range stays reserved.
+  if (r.memory_size == 0) {
+    DropSlotUse(r.slot);
+  } else if (mapping != nullptr) {
+    DropSlotUse(r.slot);
+    mapping->SlotBound();
+    SlotUse use{mapping, Napi::Persistent(info[4].As<Napi::Object>())};
+    slotUses_.emplace(r.slot, std::move(use));
+  }
+  return env.Undefined();
+}
+
+Napi::Value VmObject::SetMemoryAttributes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vm");
+  kg_memory_attributes a;
+  memset(&a, 0, sizeof(a));
+  a.address = GetU64(env, info[0], "gpa");
+  a.size = GetU64(env, info[1], "size");
+  a.attributes = GetU64(env, info[2], "attributes");
+  a.flags = info.Length() > 3 ? GetU64(env, info[3], "flags") : 0;
+  if (IoctlRetry(fd_, KG_SET_MEMORY_ATTRIBUTES, &a) < 0) ThrowErrno(env, errno, "ioctl", "KVM_SET_MEMORY_ATTRIBUTES");
+  return env.Undefined();
+}
+
+// KVM_SET_MEMORY_ATTRIBUTES with size 0: EINVAL when the ioctl exists, ENOTTY when it does not.
+Napi::Value VmObject::ProbeVmAttributes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vm");
+  kg_memory_attributes a;
+  memset(&a, 0, sizeof(a));
+  long r = IoctlRetry(fd_, KG_SET_MEMORY_ATTRIBUTES, &a);
+  return Napi::Boolean::New(env, !(r < 0 && errno == ENOTTY));
+}
+
+Napi::Value VmObject::CreateVcpu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vm");
+  return CreateVcpuFor(env, this, info.This().As<Napi::Object>(), GetU32(env, info[0], "id"));
+}
+
+Napi::Value VmObject::CloseJs(const Napi::CallbackInfo& info) {
+  Close();
+  return info.Env().Undefined();
+}
+
+}  // namespace kg

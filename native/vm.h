@@ -1,0 +1,45 @@
+// A VM fd: memory slots, attributes, and the factory for guest_memfd files and vCPUs.
+#pragma once
+
+#include <napi.h>
+
+#include <map>
+
+#include "owned.h"
+
+namespace kg {
+
+class MappingObject;
+
+class VmObject : public Napi::ObjectWrap<VmObject>, public Owned {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit VmObject(const Napi::CallbackInfo& info);
+  ~VmObject() override;
+  int fd() const { return fd_; }
+
+ protected:
+  void Release() override;
+
+ private:
+  struct SlotUse {
+    MappingObject* mapping;
+    Napi::ObjectReference ref;  // keeps the mapping's memory reserved while the slot points at it
+  };
+  Napi::Value GetFd(const Napi::CallbackInfo& info);
+  Napi::Value GetType(const Napi::CallbackInfo& info);
+  Napi::Value CheckExtension(const Napi::CallbackInfo& info);
+  Napi::Value CreateGuestMemfd(const Napi::CallbackInfo& info);
+  Napi::Value SetUserMemoryRegion2(const Napi::CallbackInfo& info);
+  Napi::Value SetMemoryAttributes(const Napi::CallbackInfo& info);
+  Napi::Value ProbeVmAttributes(const Napi::CallbackInfo& info);
+  Napi::Value CreateVcpu(const Napi::CallbackInfo& info);
+  Napi::Value CloseJs(const Napi::CallbackInfo& info);
+  void DropSlotUse(uint32_t slot);
+
+  int fd_ = -1;
+  uint32_t type_ = 0;
+  std::map<uint32_t, SlotUse> slotUses_;
+};
+
+}  // namespace kg
