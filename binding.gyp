@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/errors.cc",
+        "native/fault_inject.cc",
         "native/owned.cc",
         "native/sigbus_guard.cc",
         "native/kvm.cc",
@@ -22,12 +23,7 @@
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Werror", "-O2"],
       "cflags": ["-Wall", "-Wextra", "-Werror"],
       "conditions": [
-        ["OS!='linux'", { "sources!": ["native/*.cc"] }],
-        ["\"<!(echo $KVM_GMEM_SANITIZE)\"=='1'", {
-          "cflags_cc": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"],
-          "ldflags": ["-fsanitize=address,undefined"]
-        }],
-        ["\"<!(echo $KVM_GMEM_TEST_HOOKS)\"=='1'", { "defines": ["KVM_GMEM_TEST_HOOKS=1"] }]
+        ["OS!='linux'", { "sources!": ["native/*.cc"] }]
       ]
     }
   ]

@@ -5,6 +5,7 @@
 
 #include "errors.h"
 #include "extent_map_binding.h"
+#include "fault_inject.h"
 #include "guest_memfd.h"
 #include "kvm.h"
 #include "mapping.h"
@@ -137,6 +138,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               }));
   exports.Set("constants", Constants(env));
   InitExtentMap(env, exports);
+  InitFaultInjection(env, exports);
   return exports;
 }
 

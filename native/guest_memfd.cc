@@ -12,6 +12,7 @@
 #include <string>
 
 #include "errors.h"
+#include "fault_inject.h"
 #include "kvm.h"
 #include "mapping.h"
 #include "uapi.h"
@@ -59,7 +60,7 @@ Napi::Value GuestMemfdObject::Map(const Napi::CallbackInfo& info) {
   uint64_t length = GetU64(env, info[1], "length");
   bool priv = info.Length() > 2 && info[2].ToBoolean().Value();
   if (offset > static_cast<uint64_t>(INT64_MAX)) ThrowRangeError(env, "offset must be below 2^63");
-  void* p = mmap(nullptr, length, PROT_READ | PROT_WRITE, priv ? MAP_PRIVATE : MAP_SHARED, fd_,
+  void* p = InjectFault(Sys::Mmap) ? MAP_FAILED : mmap(nullptr, length, PROT_READ | PROT_WRITE, priv ? MAP_PRIVATE : MAP_SHARED, fd_,
                  static_cast<off_t>(offset));
   if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
   ChildInit init{-1, offset, length, reinterpret_cast<uintptr_t>(p), this, info.This().As<Napi::Object>()};
@@ -82,10 +83,12 @@ Napi::Value GuestMemfdObject::Fallocate(const Napi::CallbackInfo& info) {
     ThrowRangeError(env, "offset and length must be below 2^63");
   }
   int mode = punch ? (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) : FALLOC_FL_KEEP_SIZE;
-  int r;
-  do {
-    r = fallocate(fd_, mode, static_cast<off_t>(offset), static_cast<off_t>(length));
-  } while (r < 0 && errno == EINTR);
+  int r = -1;
+  if (!InjectFault(Sys::Fallocate)) {
+    do {
+      r = fallocate(fd_, mode, static_cast<off_t>(offset), static_cast<off_t>(length));
+    } while (r < 0 && errno == EINTR);
+  }
   if (r < 0) ThrowErrno(env, errno, "fallocate");
   return env.Undefined();
 }

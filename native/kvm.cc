@@ -8,11 +8,13 @@
 #include <string>
 
 #include "errors.h"
+#include "fault_inject.h"
 #include "uapi.h"
 
 namespace kg {
 
 long IoctlRetry(int fd, unsigned long request, void* arg) {
+  if (InjectFault(Sys::Ioctl, request)) return -1;
   long r;
   do {
     r = ioctl(fd, request, arg);
@@ -21,6 +23,7 @@ long IoctlRetry(int fd, unsigned long request, void* arg) {
 }
 
 long IoctlRetry(int fd, unsigned long request, unsigned long arg) {
+  if (InjectFault(Sys::Ioctl, request)) return -1;
   long r;
   do {
     r = ioctl(fd, request, arg);
@@ -45,7 +48,7 @@ KvmObject::KvmObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvmObjec
   TagObject(env, info.This().As<Napi::Object>(), Kind::Kvm);
   if (info.Length() < 1 || !info[0].IsString()) ThrowTypeError(env, "path must be a string");
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  int fd = InjectFault(Sys::Open) ? -1 : open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) ThrowErrno(env, errno, "open");
   fd_ = fd;
   Attach(env, nullptr, Napi::Object());
