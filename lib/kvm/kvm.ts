@@ -25,7 +25,13 @@ export class KvmSystem implements Kvm {
 
   constructor(readonly path: string = '/dev/kvm') {
     this.native = new native.NativeKvm(path) as NativeKvm;
-    this.apiVersion = this.native.apiVersion();
+    try {
+      this.apiVersion = this.native.apiVersion();
+    } catch (e) {
+      // Not a KVM device (or the ioctl failed): never keep the fd we opened.
+      this.native.close();
+      throw e;
+    }
   }
 
   get closed(): boolean {
