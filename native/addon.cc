@@ -21,6 +21,8 @@ namespace {
 // Closes every object still open when the environment (main thread or worker) goes away.
 void CleanupHook(void* arg) {
   auto* data = static_cast<AddonData*>(arg);
+  // Set first: no HandleScope exists here, so Close() must not touch JS handles (views, refs).
+  data->tearingDown = true;
   std::vector<Owned*> roots;
   for (Owned* o : data->live) {
     if (o->owner() == nullptr) roots.push_back(o);
@@ -28,7 +30,6 @@ void CleanupHook(void* arg) {
   for (Owned* o : roots) o->Close();
   std::vector<Owned*> rest(data->live.begin(), data->live.end());
   for (Owned* o : rest) o->Close();
-  data->tearingDown = true;
 }
 
 Napi::Object Constants(Napi::Env env) {
