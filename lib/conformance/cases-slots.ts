@@ -1,0 +1,86 @@
+// memory slots: KVM_SET_USER_MEMORY_REGION2 with a guest_memfd, and what the kernel refuses.
+import { attempt, withVm, type Case } from './case.js';
+import type { GuestMemfd, MemoryRegion, Vm } from '../types.js';
+import { PAGE } from './features.js';
+
+const group = 'memory slots' as const;
+const MIB = 1 << 20;
+
+/** A VM with one 16-page shared file, for slot cases to bind. */
+function withFile(id: string, title: string, body: (vm: Vm, g: GuestMemfd) => Promise<unknown>): Case {
+  return {
+    id,
+    group,
+    title,
+    run: (kvm) => withVm(kvm, (vm) => body(vm, vm.createGuestMemfd({ size: 16 * PAGE, mmap: true, initShared: true }))),
+  };
+}
+
+const set = (vm: Vm, r: MemoryRegion) => attempt(() => vm.setMemoryRegion(r));
+
+export const slotCases: Case[] = [
+  withFile('slot.bind', 'a guest_memfd slot is set, deleted and set again', async (vm, g) => ({
+    set: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 16 * PAGE, guestMemfd: g }),
+    del: await attempt(() => vm.deleteMemoryRegion(0)),
+    again: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 16 * PAGE, guestMemfd: g }),
+  })),
+  withFile('slot.overlap', 'a slot overlapping another slot’s guest addresses is refused', async (vm, g) => {
+    const h = vm.createGuestMemfd({ size: 16 * PAGE, mmap: true, initShared: true });
+    return {
+      first: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 8 * PAGE, guestMemfd: g }),
+      overlapping: await set(vm, { slot: 1, guestPhysAddr: MIB + 4 * PAGE, size: 8 * PAGE, guestMemfd: h }),
+      adjacent: await set(vm, { slot: 1, guestPhysAddr: MIB + 8 * PAGE, size: 8 * PAGE, guestMemfd: h }),
+    };
+  }),
+  withFile('slot.same-file-range-twice', 'two slots may not bind the same guest_memfd pages', async (vm, g) => ({
+    first: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 8 * PAGE, guestMemfd: g }),
+    sameRange: await set(vm, { slot: 1, guestPhysAddr: 2 * MIB, size: 8 * PAGE, guestMemfd: g, guestMemfdOffset: 4 * PAGE }),
+    otherRange: await set(vm, { slot: 1, guestPhysAddr: 2 * MIB, size: 8 * PAGE, guestMemfd: g, guestMemfdOffset: 8 * PAGE }),
+  })),
+  withFile('slot.alignment', 'unaligned guest address, size or guest_memfd offset is refused', async (vm, g) => ({
+    gpa: await set(vm, { slot: 0, guestPhysAddr: MIB + 512, size: PAGE, guestMemfd: g }),
+    size: await set(vm, { slot: 0, guestPhysAddr: MIB, size: PAGE + 1, guestMemfd: g }),
+    gmemOffset: await set(vm, { slot: 0, guestPhysAddr: MIB, size: PAGE, guestMemfd: g, guestMemfdOffset: 100 }),
+  })),
+  withFile('slot.beyond-file', 'a slot reaching past the end of its guest_memfd is refused', async (vm, g) => ({
+    tooLong: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 32 * PAGE, guestMemfd: g }),
+    offsetPlusSize: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 8 * PAGE, guestMemfd: g, guestMemfdOffset: 12 * PAGE }),
+    offsetBeyond: await set(vm, { slot: 0, guestPhysAddr: MIB, size: PAGE, guestMemfd: g, guestMemfdOffset: 64 * PAGE }),
+    huge: await set(vm, { slot: 0, guestPhysAddr: MIB, size: PAGE, guestMemfd: g, guestMemfdOffset: (1n << 64n) - BigInt(PAGE) }),
+    exact: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 4 * PAGE, guestMemfd: g, guestMemfdOffset: 12 * PAGE }),
+  })),
+  withFile('slot.flags-with-gmem', 'READONLY or LOG_DIRTY_PAGES together with a guest_memfd is refused', async (vm, g) => ({
+    readonly: await set(vm, { slot: 0, guestPhysAddr: MIB, size: PAGE, guestMemfd: g, readonly: true }),
+    logDirty: await set(vm, { slot: 0, guestPhysAddr: MIB, size: PAGE, guestMemfd: g, logDirtyPages: true }),
+  })),
+  withFile('slot.address-overflow', 'a slot whose guest range wraps past 2^64 is refused', async (vm, g) => ({
+    wrap: await set(vm, { slot: 0, guestPhysAddr: (1n << 64n) - BigInt(PAGE), size: 2 * PAGE, guestMemfd: g }),
+  })),
+  withFile('slot.ids', 'slot ids past the per-VM limit are refused', async (vm, g) => ({
+    s32763: await set(vm, { slot: 32763, guestPhysAddr: MIB, size: PAGE, guestMemfd: g }),
+    s32764: await set(vm, { slot: 32764, guestPhysAddr: 2 * MIB, size: PAGE, guestMemfd: g, guestMemfdOffset: PAGE }),
+    s40000: await set(vm, { slot: 40000, guestPhysAddr: 3 * MIB, size: PAGE, guestMemfd: g, guestMemfdOffset: 2 * PAGE }),
+  })),
+  withFile('slot.delete-missing', 'deleting a slot that was never set', async (vm) => ({
+    del: await attempt(() => vm.deleteMemoryRegion(5)),
+    sizeZero: await attempt(() => vm.setMemoryRegion({ slot: 6, guestPhysAddr: MIB, size: 0 })),
+  })),
+  withFile('slot.move-gmem', 'a guest_memfd slot is immutable: moving, resizing, dropping the file, even re-setting it unchanged is refused', async (vm, g) => {
+    const first = await set(vm, { slot: 0, guestPhysAddr: MIB, size: 8 * PAGE, guestMemfd: g });
+    return {
+      first,
+      move: await set(vm, { slot: 0, guestPhysAddr: 2 * MIB, size: 8 * PAGE, guestMemfd: g }),
+      resize: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 4 * PAGE, guestMemfd: g }),
+      dropFile: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 8 * PAGE, userspace: g.map(0, 8 * PAGE) }),
+      same: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 8 * PAGE, guestMemfd: g }),
+    };
+  }),
+  withFile('slot.file-without-mmap', 'a guest_memfd without MMAP can back a slot', async (vm) => {
+    const g = vm.createGuestMemfd({ size: 4 * PAGE });
+    return { set: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 4 * PAGE, guestMemfd: g }) };
+  }),
+  withFile('slot.closed-file', 'a closed guest_memfd cannot back a slot', async (vm, g) => {
+    g.close();
+    return { set: await set(vm, { slot: 0, guestPhysAddr: MIB, size: PAGE, guestMemfd: g }) };
+  }),
+];

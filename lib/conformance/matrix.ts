@@ -1,0 +1,171 @@
+// The matrix and the verdict of `kvm-gmem check`, as pure functions of case results (no I/O), so
+// they can be tested with fabricated results.
+import { GROUPS, canonical, sameOutcome, type CaseResult, type Group, type Json } from './case.js';
+
+/** match: same outcome; differ: the profile answers otherwise; n/s: the kernel lacks what the case needs (not counted); error: the case crashed or hung on the kernel. */
+export type Mark = 'match' | 'differ' | 'n/s' | 'error';
+
+export interface Cell {
+  mark: Mark;
+  /** The profile's result (absent when the profile could not be opened). */
+  result?: CaseResult;
+}
+
+export interface Row {
+  id: string;
+  group: Group;
+  title: string;
+  kernel: CaseResult;
+  cells: Record<string, Cell>;
+}
+
+export interface Difference {
+  id: string;
+  group: Group;
+  title: string;
+  kernel: Shown;
+  profile: Shown;
+  /** Where the two outcomes part, as paths into them (at most a few). */
+  where: string[];
+}
+
+/** A result as a reader needs it: the outcome when the case ran, else its status and why. */
+export type Shown = { status: string; outcome?: Json; reason?: string };
+
+export interface Verdict {
+  /** The profiles the kernel matches in every case it could run, in column order. */
+  matches: string[];
+  /** The first of those, or null when it matches none. */
+  verdict: string | null;
+  /** When nothing matches: the profile with the fewest differences. */
+  closest: string | null;
+  compared: number;
+  notSupported: { id: string; reason: string }[];
+  kernelErrors: { id: string; status: string; reason: string }[];
+  differences: Record<string, Difference[]>;
+}
+
+/** Profile results by profile name; a profile that failed to open maps to null. */
+export type ProfileResults = Record<string, CaseResult[] | null>;
+
+function cellFor(k: CaseResult, p: CaseResult | undefined): Cell {
+  if (k.status === 'n/s') return { mark: 'n/s', result: p };
+  if (k.status !== 'ran') return { mark: 'error', result: p };
+  if (!p || p.status !== 'ran') return { mark: 'differ', result: p };
+  return { mark: sameOutcome(k.outcome, p.outcome) ? 'match' : 'differ', result: p };
+}
+
+export function computeMatrix(kernel: CaseResult[], profiles: ProfileResults): Row[] {
+  const byId = Object.fromEntries(
+    Object.entries(profiles).map(([name, rs]) => [name, new Map((rs ?? []).map((r) => [r.id, r]))]),
+  );
+  const order = (g: Group) => GROUPS.indexOf(g);
+  return kernel
+    .map((k, i) => ({ k, i }))
+    .sort((a, b) => order(a.k.group) - order(b.k.group) || a.i - b.i)
+    .map(({ k }) => ({
+      id: k.id,
+      group: k.group,
+      title: k.title,
+      kernel: k,
+      cells: Object.fromEntries(Object.keys(profiles).map((name) => [name, cellFor(k, byId[name]!.get(k.id))])),
+    }));
+}
+
+export function shown(r: CaseResult | undefined): Shown {
+  if (!r) return { status: 'missing', reason: 'the profile could not be run' };
+  if (r.status === 'ran') return { status: 'ran', outcome: r.outcome ?? null };
+  return { status: r.status, reason: r.reason ?? '' };
+}
+
+/** Paths where a and b differ, e.g. ".share.error.code"; the whole value when the shapes differ. */
+export function differingPaths(a: Json | undefined, b: Json | undefined, path = '', out: string[] = [], limit = 4): string[] {
+  if (out.length >= limit || canonical(a) === canonical(b)) return out;
+  const isObj = (v: unknown): v is Record<string, Json> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
+    a.forEach((x, i) => differingPaths(x, b[i], `${path}[${i}]`, out, limit));
+  } else if (isObj(a) && isObj(b) && canonical(Object.keys(a).sort()) === canonical(Object.keys(b).sort())) {
+    for (const k of Object.keys(a).sort()) differingPaths(a[k], b[k], `${path}.${k}`, out, limit);
+  } else {
+    out.push(path || '.');
+  }
+  return out;
+}
+
+export function computeVerdict(rows: Row[], profileNames: string[]): Verdict {
+  const differences: Record<string, Difference[]> = {};
+  for (const name of profileNames) {
+    differences[name] = rows
+      .filter((r) => r.cells[name] && (r.cells[name]!.mark === 'differ' || r.cells[name]!.mark === 'error'))
+      .map((r) => {
+        const k = shown(r.kernel);
+        const p = shown(r.cells[name]!.result);
+        const where = k.status === 'ran' && p.status === 'ran' ? differingPaths(k.outcome, p.outcome) : ['status'];
+        return { id: r.id, group: r.group, title: r.title, kernel: k, profile: p, where };
+      });
+  }
+  const compared = rows.filter((r) => r.kernel.status !== 'n/s').length;
+  const matches = profileNames.filter((n) => compared > 0 && differences[n]!.length === 0);
+  let closest: string | null = null;
+  if (matches.length === 0 && profileNames.length > 0) {
+    closest = [...profileNames].sort((a, b) => differences[a]!.length - differences[b]!.length)[0]!;
+  }
+  return {
+    matches,
+    verdict: matches[0] ?? null,
+    closest,
+    compared,
+    notSupported: rows.filter((r) => r.kernel.status === 'n/s').map((r) => ({ id: r.id, reason: r.kernel.reason ?? '' })),
+    kernelErrors: rows
+      .filter((r) => r.kernel.status === 'crashed' || r.kernel.status === 'timeout')
+      .map((r) => ({ id: r.id, status: r.kernel.status, reason: r.kernel.reason ?? '' })),
+    differences,
+  };
+}
+
+const SYMBOL: Record<Mark, string> = { match: '✓', differ: '✗', 'n/s': 'n/s', error: '!' };
+
+function oneLine(s: Shown, max = 160): string {
+  const text = s.status === 'ran' ? canonical(s.outcome ?? null) : `${s.status}: ${s.reason ?? ''}`;
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** The matrix as text: one row per case under its group, one column per profile, then the verdict. */
+export function formatReport(rows: Row[], verdict: Verdict, profileNames: string[], kernelLabel = 'kernel'): string {
+  const lines: string[] = [];
+  const idW = Math.max(4, ...rows.map((r) => r.id.length));
+  const colW = profileNames.map((n) => Math.max(n.length, 3));
+  lines.push(`${'case'.padEnd(idW)}  ${profileNames.map((n, i) => n.padEnd(colW[i]!)).join('  ')}`);
+  let group: string | undefined;
+  for (const r of rows) {
+    if (r.group !== group) {
+      group = r.group;
+      lines.push('', `[${group}]`);
+    }
+    const cells = profileNames.map((n, i) => SYMBOL[r.cells[n]?.mark ?? 'differ'].padEnd(colW[i]!)).join('  ');
+    const note = r.kernel.status === 'n/s' ? `  ${r.kernel.reason}` : r.kernel.status !== 'ran' ? `  ${kernelLabel} ${r.kernel.status}: ${r.kernel.reason}` : '';
+    lines.push(`${r.id.padEnd(idW)}  ${cells}${note}`.trimEnd());
+  }
+  lines.push('', `✓ same result as the ${kernelLabel}  ✗ different  n/s not supported here (not counted)  ! crashed or hung on the ${kernelLabel}`);
+  lines.push('');
+  const ns = verdict.notSupported.length;
+  lines.push(`${verdict.compared} cases compared, ${ns} not supported here.`);
+  if (verdict.verdict) {
+    const also = verdict.matches.slice(1);
+    lines.push(`verdict: this kernel matches '${verdict.verdict}'${also.length ? ` (and also ${also.map((m) => `'${m}'`).join(', ')})` : ''} in every case it can run.`);
+  } else {
+    lines.push(`verdict: this kernel matches no profile fully${verdict.closest ? `; closest is '${verdict.closest}' (${verdict.differences[verdict.closest]!.length} differences)` : ''}.`);
+  }
+  for (const name of profileNames) {
+    const ds = verdict.differences[name]!;
+    if (verdict.matches.includes(name)) continue;
+    lines.push('', `differences from '${name}' (${ds.length}):`);
+    for (const d of ds) {
+      lines.push(`  ${d.id} (${d.group}): ${d.title}`);
+      lines.push(`    differs at: ${d.where.join(', ')}`);
+      lines.push(`    ${kernelLabel}: ${oneLine(d.kernel)}`);
+      lines.push(`    ${name}: ${oneLine(d.profile)}`);
+    }
+  }
+  return lines.join('\n');
+}
