@@ -1,0 +1,44 @@
+// The case runner: time limits, crashes kept to their case, outcomes made comparable JSON.
+import { describe, expect, it } from 'vitest';
+import { GROUPS, attempt, bytesDigest, cases, errorShape, runCases, type Case } from '../../lib/conformance/index.js';
+import { ConversionBusyError, HostAccessError, KvmError, UnsupportedError } from '../../lib/errors.js';
+import type { Kvm } from '../../lib/types.js';
+
+const fakeKvm = {} as Kvm;
+
+describe('conformance runner', () => {
+  it('a case that throws or hangs is recorded as such and the cases after it still run', async () => {
+    const suite: Case[] = [
+      { id: 'a', group: 'fallocate', title: 'throws', run: async () => { throw new Error('boom'); } },
+      { id: 'b', group: 'fallocate', title: 'hangs', timeoutMs: 50, run: () => new Promise(() => {}) },
+      { id: 'c', group: 'fallocate', title: 'unsupported', requires: () => 'not supported here: X', run: async () => 1 },
+      { id: 'd', group: 'fallocate', title: 'fine', run: async () => ({ n: 10n, b: Buffer.alloc(4, 0xab) }) },
+    ];
+    const rs = await runCases(fakeKvm, suite);
+    expect(rs.map((r) => r.status)).toEqual(['crashed', 'timeout', 'n/s', 'ran']);
+    expect(rs[0]!.reason).toBe('Error: boom');
+    expect(rs[1]!.reason).toBe('no result after 50 ms');
+    expect(rs[2]!.reason).toBe('not supported here: X');
+    expect(rs[3]!.outcome).toEqual({ n: 10, b: 'ab*4' });
+  });
+
+  it('errors keep their class, code and public fields, never their message', async () => {
+    expect(await attempt(() => { throw new KvmError({ code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_X', message: 'm' }); }))
+      .toEqual({ error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_X' } });
+    expect(errorShape(new HostAccessError(8192, 'write'))).toEqual({ class: 'HostAccessError', code: 'SIGBUS', offset: 8192, access: 'write' });
+    expect(errorShape(new ConversionBusyError(4096))).toEqual({ class: 'ConversionBusyError', code: 'EAGAIN', errorOffset: 4096 });
+    expect(errorShape(new UnsupportedError('hold'))).toEqual({ class: 'UnsupportedError', code: 'ERR_KVM_UNSUPPORTED', feature: 'hold' });
+    expect(await attempt(() => 5)).toEqual({ ok: 5 });
+  });
+
+  it('bytes read as runs while short, else as a digest', () => {
+    expect(bytesDigest(Buffer.concat([Buffer.alloc(4096), Buffer.alloc(10, 0xaa)]))).toBe('00*4096 aa*10');
+    expect(bytesDigest(Buffer.from(Array.from({ length: 64 }, (_, i) => i)))).toMatch(/^sha256:[0-9a-f]{16} \(64 bytes\)$/);
+  });
+
+  it('the suite has 40+ cases with unique ids, covering every group', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(40);
+    expect(new Set(cases.map((c) => c.id)).size).toBe(cases.length);
+    expect(new Set(cases.map((c) => c.group))).toEqual(new Set(GROUPS));
+  });
+});

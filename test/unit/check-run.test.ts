@@ -1,0 +1,50 @@
+// `kvm-gmem check` on this machine: its kernel must match the simulator profile 'linux-6.18' exactly.
+import { spawnSync } from 'node:child_process';
+import { expect, it } from 'vitest';
+import { check, runCheck } from '../../lib/check.js';
+import { describeKvm } from '../helpers/kvm.js';
+
+describeKvm('kvm-gmem check on this host', () => {
+  it("reports that this kernel matches 'linux-6.18' with zero differences, in under a minute", async () => {
+    const r = await check();
+    const diffs = r.verdict.differences['linux-6.18']!.map((d) => `${d.id} at ${d.where.join(',')}: kernel ${JSON.stringify(d.kernel)} vs ${JSON.stringify(d.profile)}`);
+    expect(diffs).toEqual([]);
+    expect(r.verdict.verdict).toBe('linux-6.18');
+    expect(r.verdict.matches).toEqual(['linux-6.18']);
+    expect(r.verdict.kernelErrors).toEqual([]);
+    expect(r.verdict.compared).toBeGreaterThan(30);
+    expect(Object.values(r.profiles).every((p) => p.available)).toBe(true);
+    expect(r.ms).toBeLessThan(60_000);
+  });
+
+  it('--only narrows the run to one group and exits 0 when the kernel matches', async () => {
+    const r = await check({ only: ['fallocate'] });
+    expect(new Set(r.rows.map((x) => x.group))).toEqual(new Set(['fallocate']));
+    expect(r.verdict.verdict).toBe('linux-6.18');
+  });
+
+  it('exits 2 naming the reason when /dev/kvm cannot be used, and 2 on an unknown group', async () => {
+    const errors: string[] = [];
+    const orig = console.error;
+    console.error = (s: string) => errors.push(s);
+    try {
+      expect(await runCheck(['--path', '/dev/kvm-does-not-exist'])).toBe(2);
+      expect(await runCheck(['--only', 'nonsense'])).toBe(2);
+    } finally {
+      console.error = orig;
+    }
+    expect(errors[0]).toMatch(/no usable \/dev\/kvm-does-not-exist: ENOENT/);
+    expect(errors[1]).toMatch(/unknown group 'nonsense'; groups: 'creation and flags'/);
+  });
+
+  it('the built command prints the same verdict as JSON (node dist/cli.js check --json)', () => {
+    const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { encoding: 'utf8' });
+    expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
+    const run = spawnSync(process.execPath, ['dist/cli.js', 'check', '--json'], { encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout);
+    expect(report.verdict.verdict).toBe('linux-6.18');
+    expect(report.verdict.differences['linux-6.18']).toEqual([]);
+    expect(report.rows.length).toBeGreaterThanOrEqual(40);
+  });
+});
