@@ -1,0 +1,156 @@
+// Pure helpers of the benchmark report: ids, linear scaling of sampled runs, ratios, goals and the
+// printed table. No I/O here, so the unit tests can pin every rule down.
+
+export const KIB = 1024;
+export const MIB = 1024 * KIB;
+export const GIB = 1024 * MIB;
+export const TIB = 1024 * GIB;
+export const PAGE = 4096;
+
+/** The conversion sizes, smallest first, with the suffix each id carries. */
+export const SIZES = [
+  { key: '4kib', bytes: 4 * KIB, label: '4 KiB' },
+  { key: '2mib', bytes: 2 * MIB, label: '2 MiB' },
+  { key: '1gib', bytes: GIB, label: '1 GiB' },
+  { key: '64gib', bytes: 64 * GIB, label: '64 GiB' },
+  { key: '1tib', bytes: TIB, label: '1 TiB' },
+];
+
+/** Time for `totalPages` pages from a run over `measuredPages` of them, assuming cost linear in pages. */
+export function scaleLinear(ns, measuredPages, totalPages) {
+  if (!(measuredPages > 0) || !(totalPages >= measuredPages)) {
+    throw new RangeError(`cannot scale ${measuredPages} measured pages to ${totalPages}`);
+  }
+  return (ns * totalPages) / measuredPages;
+}
+
+/** A figure that could not be measured: no value, and the reason. */
+export function skipped(id, unit, reason, extra = {}) {
+  return { id, value: null, unit, skipped: String(reason), ...extra };
+}
+
+/**
+ * Fills in `ratio` = value / baseline's value for every result naming a measured baseline, and
+ * whether its goal is met. Results whose baseline is missing or skipped get no ratio.
+ */
+export function applyRatios(results) {
+  const byId = new Map(results.map((r) => [r.id, r]));
+  return results.map((r) => {
+    const out = { ...r };
+    delete out.ratio;
+    delete out.goalMet;
+    if (r.baseline === undefined || r.value === null || r.value === undefined) return out;
+    const b = byId.get(r.baseline);
+    if (!b || b.value === null || b.value === undefined || b.value === 0) return out;
+    if (b.unit !== r.unit) throw new Error(`${r.id} (${r.unit}) cannot compare with ${b.id} (${b.unit})`);
+    out.ratio = r.value / b.value;
+    if (r.goal) out.goalMet = meetsGoal(out.ratio, r.goal);
+    return out;
+  });
+}
+
+/** Goals are written like '>= 100000' or '<= 1.3' and apply to the ratio (or the value, without a baseline). */
+export function meetsGoal(x, goal) {
+  const m = /^\s*(<=|>=)\s*([0-9.e+]+)\s*$/.exec(goal);
+  if (!m) throw new Error(`bad goal ${goal}`);
+  const bound = Number(m[2]);
+  return m[1] === '<=' ? x <= bound : x >= bound;
+}
+
+/** Value goals (no baseline), e.g. bytes per extent. */
+export function applyValueGoals(results) {
+  return results.map((r) => {
+    if (r.baseline !== undefined || !r.goal || r.value === null || r.value === undefined) return r;
+    return { ...r, goalMet: meetsGoal(r.value, r.goal) };
+  });
+}
+
+/** Human form of a value in its unit: ns grow into us/ms/s; other units get 3-4 significant digits. */
+export function formatValue(value, unit) {
+  if (value === null || value === undefined) return 'skipped';
+  if (unit === 'ns') {
+    const steps = [
+      [1e9, 's'],
+      [1e6, 'ms'],
+      [1e3, 'us'],
+    ];
+    for (const [f, u] of steps) if (Math.abs(value) >= f) return `${sig(value / f)} ${u}`;
+    return `${sig(value)} ns`;
+  }
+  return `${sig(value)} ${unit}`;
+}
+
+export function formatRatio(ratio) {
+  if (ratio === undefined || ratio === null) return '';
+  if (ratio >= 1000) return `${Math.round(ratio).toLocaleString('en-US')}x`;
+  return `${sig(ratio)}x`;
+}
+
+function sig(x) {
+  if (x === 0) return '0';
+  const a = Math.abs(x);
+  if (a >= 1000) return Math.round(x).toLocaleString('en-US');
+  if (a >= 100) return x.toFixed(0);
+  if (a >= 10) return x.toFixed(1);
+  return x.toFixed(2);
+}
+
+/** The printed table: one row per result; ratios say what they divide. */
+export function formatTable(results) {
+  const rows = [['id', 'value', 'baseline', 'ratio', 'goal', 'note']];
+  for (const r of results) {
+    const goal = r.goal ? `${r.goal}${r.goalMet === undefined ? '' : r.goalMet ? ' met' : ' MISSED'}` : '';
+    const note = r.skipped ? `skipped: ${r.skipped}` : (r.note ?? '');
+    rows.push([r.id, formatValue(r.value, r.unit), r.baseline ?? '', formatRatio(r.ratio), goal, note]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => (c === 5 ? 0 : row[c].length))));
+  const line = (row) =>
+    row
+      .map((cell, c) => (c === 5 ? cell : c === 1 || c === 3 ? cell.padStart(widths[c]) : cell.padEnd(widths[c])))
+      .join('  ')
+      .trimEnd();
+  return [line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)].join('\n');
+}
+
+/** Every id a run must produce (with a value or a skip reason), in report order. */
+export function requiredIds() {
+  const ids = [];
+  for (const s of SIZES) ids.push(`convert.extent-map.${s.key}`, `convert.per-page.${s.key}`);
+  ids.push('convert.per-page-floor.1tib');
+  ids.push('fragmented.random-page-op', 'fragmented.bytes-per-extent');
+  ids.push('kvm.check-extension', 'c.check-extension', 'kvm.io-exit-roundtrip', 'c.io-exit-roundtrip');
+  ids.push('mapping.read-gbps', 'mapping.write-gbps', 'c.memcpy-read-gbps', 'c.memcpy-write-gbps', 'guest.read-gbps');
+  return ids;
+}
+
+/** Every id a run reports, required or not, in the order the table shows them. */
+export function reportOrder() {
+  const ids = [];
+  for (const s of SIZES) ids.push(`convert.extent-map.${s.key}`, `convert.per-page.${s.key}`, `convert.per-page-floor.${s.key}`);
+  ids.push('fragmented.random-page-op', 'fragmented.random-page-op.cxx', 'fragmented.bytes-per-extent');
+  ids.push('kvm.check-extension', 'c.check-extension');
+  ids.push('kvm.io-exit-roundtrip', 'kvm.io-exit-roundtrip-sync', 'c.io-exit-roundtrip');
+  ids.push('mapping.read-gbps', 'c.memcpy-read-gbps', 'mapping.write-gbps', 'c.memcpy-write-gbps', 'guest.read-gbps');
+  return ids;
+}
+
+/** Results sorted into report order; ids not listed keep their relative order at the end. */
+export function sortForReport(results) {
+  const order = new Map(reportOrder().map((id, i) => [id, i]));
+  const rank = (id) => order.get(id) ?? order.size;
+  return results.map((r, i) => [r, i]).sort((a, b) => rank(a[0].id) - rank(b[0].id) || a[1] - b[1]).map(([r]) => r);
+}
+
+/** Ids required but absent from the results (a bug in the runner, never acceptable in a report). */
+export function missingIds(results) {
+  const have = new Set(results.map((r) => r.id));
+  return requiredIds().filter((id) => !have.has(id));
+}
+
+/** Median of a list of numbers. */
+export function median(xs) {
+  if (xs.length === 0) throw new RangeError('median of nothing');
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
