@@ -27,6 +27,8 @@ export interface Difference {
   profile: Shown;
   /** Where the two outcomes part, as paths into them (at most a few). */
   where: string[];
+  /** The two values at each of those paths. */
+  details: PathDiff[];
 }
 
 /** A result as a reader needs it: the outcome when the case ran, else its status and why. */
@@ -78,18 +80,29 @@ export function shown(r: CaseResult | undefined): Shown {
   return { status: r.status, reason: r.reason ?? '' };
 }
 
-/** Paths where a and b differ, e.g. ".share.error.code"; the whole value when the shapes differ. */
-export function differingPaths(a: Json | undefined, b: Json | undefined, path = '', out: string[] = [], limit = 4): string[] {
+export interface PathDiff {
+  path: string;
+  kernel: Json | undefined;
+  profile: Json | undefined;
+}
+
+/** Where a and b differ, with both values there; descends while the shapes agree. */
+export function diffs(a: Json | undefined, b: Json | undefined, path = '', out: PathDiff[] = [], limit = 4): PathDiff[] {
   if (out.length >= limit || canonical(a) === canonical(b)) return out;
   const isObj = (v: unknown): v is Record<string, Json> => v !== null && typeof v === 'object' && !Array.isArray(v);
   if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
-    a.forEach((x, i) => differingPaths(x, b[i], `${path}[${i}]`, out, limit));
+    a.forEach((x, i) => diffs(x, b[i], `${path}[${i}]`, out, limit));
   } else if (isObj(a) && isObj(b) && canonical(Object.keys(a).sort()) === canonical(Object.keys(b).sort())) {
-    for (const k of Object.keys(a).sort()) differingPaths(a[k], b[k], `${path}.${k}`, out, limit);
+    for (const k of Object.keys(a).sort()) diffs(a[k], b[k], `${path}.${k}`, out, limit);
   } else {
-    out.push(path || '.');
+    out.push({ path: path || '.', kernel: a, profile: b });
   }
   return out;
+}
+
+/** Paths where a and b differ, e.g. ".share.error.code"; the whole value when the shapes differ. */
+export function differingPaths(a: Json | undefined, b: Json | undefined): string[] {
+  return diffs(a, b).map((d) => d.path);
 }
 
 export function computeVerdict(rows: Row[], profileNames: string[]): Verdict {
@@ -100,8 +113,8 @@ export function computeVerdict(rows: Row[], profileNames: string[]): Verdict {
       .map((r) => {
         const k = shown(r.kernel);
         const p = shown(r.cells[name]!.result);
-        const where = k.status === 'ran' && p.status === 'ran' ? differingPaths(k.outcome, p.outcome) : ['status'];
-        return { id: r.id, group: r.group, title: r.title, kernel: k, profile: p, where };
+        const details = k.status === 'ran' && p.status === 'ran' ? diffs(k.outcome, p.outcome) : [{ path: 'status', kernel: k.status, profile: p.status }];
+        return { id: r.id, group: r.group, title: r.title, kernel: k, profile: p, where: details.map((d) => d.path), details };
       });
   }
   const compared = rows.filter((r) => r.kernel.status !== 'n/s').length;
@@ -125,9 +138,12 @@ export function computeVerdict(rows: Row[], profileNames: string[]): Verdict {
 
 const SYMBOL: Record<Mark, string> = { match: '✓', differ: '✗', 'n/s': 'n/s', error: '!' };
 
-function oneLine(s: Shown, max = 160): string {
-  const text = s.status === 'ran' ? canonical(s.outcome ?? null) : `${s.status}: ${s.reason ?? ''}`;
+function clip(text: string, max = 150): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+function oneLine(s: Shown): string {
+  return clip(s.status === 'ran' ? canonical(s.outcome ?? null) : `${s.status}: ${s.reason ?? ''}`);
 }
 
 /** The matrix as text: one row per case under its group, one column per profile, then the verdict. */
@@ -162,9 +178,16 @@ export function formatReport(rows: Row[], verdict: Verdict, profileNames: string
     lines.push('', `differences from '${name}' (${ds.length}):`);
     for (const d of ds) {
       lines.push(`  ${d.id} (${d.group}): ${d.title}`);
-      lines.push(`    differs at: ${d.where.join(', ')}`);
-      lines.push(`    ${kernelLabel}: ${oneLine(d.kernel)}`);
-      lines.push(`    ${name}: ${oneLine(d.profile)}`);
+      if (d.kernel.status === 'ran' && d.profile.status === 'ran') {
+        for (const x of d.details) {
+          lines.push(`    at ${clip(x.path, 100)}:`);
+          lines.push(`      ${kernelLabel}: ${clip(canonical(x.kernel))}`);
+          lines.push(`      ${name}: ${clip(canonical(x.profile))}`);
+        }
+      } else {
+        lines.push(`    ${kernelLabel}: ${oneLine(d.kernel)}`);
+        lines.push(`    ${name}: ${oneLine(d.profile)}`);
+      }
     }
   }
   return lines.join('\n');

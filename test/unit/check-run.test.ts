@@ -17,10 +17,12 @@ describeKvm('kvm-gmem check on this host', () => {
     expect(r.ms).toBeLessThan(60_000);
   });
 
-  it('--only narrows the run to one group and exits 0 when the kernel matches', async () => {
+  it('--only narrows the run to one group, where every profile models fallocate alike', async () => {
     const r = await check({ only: ['fallocate'] });
     expect(new Set(r.rows.map((x) => x.group))).toEqual(new Set(['fallocate']));
-    expect(r.verdict.verdict).toBe('linux-6.18');
+    expect(r.verdict.matches).toEqual(['rfc-v5', 'inplace-v8', 'linux-6.18']);
+    const conv = await check({ only: ['conversion'] });
+    expect(conv.verdict.matches).toEqual(['linux-6.18']);
   });
 
   it('exits 2 naming the reason when /dev/kvm cannot be used, and 2 on an unknown group', async () => {
