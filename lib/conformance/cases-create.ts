@@ -144,4 +144,22 @@ export const createCases: Case[] = [
       };
     },
   },
+  {
+    id: 'create.private-vm-type',
+    group,
+    title: 'a VM with private memory (type 1, SW_PROTECTED): the flags it offers and which files it accepts',
+    requires: (kvm) => (kvm.vmTypes().includes(1) ? null : 'not supported here: VM type 1 (KVM_X86_SW_PROTECTED_VM, KVM_CAP_VM_TYPES bit 1)'),
+    run: (kvm) =>
+      withVm(
+        kvm,
+        async (vm) => ({
+          type: vm.type,
+          flags: vm.guestMemfdFlags(),
+          mmap: await attempt(() => vm.createGuestMemfd({ size: PAGE, mmap: true }).flags),
+          initShared: await attempt(() => vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true }).flags),
+          attributes: await attempt(() => vm.setMemoryAttributes(0, PAGE, { private: true })),
+        }),
+        1,
+      ),
+  },
 ];

@@ -83,4 +83,12 @@ export const slotCases: Case[] = [
     g.close();
     return { set: await set(vm, { slot: 0, guestPhysAddr: MIB, size: PAGE, guestMemfd: g }) };
   }),
+  withFile('slot.memory-attributes', 'KVM_SET_MEMORY_ATTRIBUTES on a VM without private memory', async (vm, g) => {
+    await set(vm, { slot: 0, guestPhysAddr: MIB, size: 16 * PAGE, guestMemfd: g });
+    return {
+      cap: vm.checkExtension('MEMORY_ATTRIBUTES'),
+      toPrivate: await attempt(() => vm.setMemoryAttributes(MIB, PAGE, { private: true })),
+      toShared: await attempt(() => vm.setMemoryAttributes(MIB, PAGE, { private: false })),
+    };
+  }),
 ];
