@@ -13,6 +13,7 @@
         "native/guest_memfd.cc",
         "native/mapping.cc",
         "native/vcpu.cc",
+        "native/guest_regs.cc",
         "native/extent_map.cc",
         "native/extent_map_binding.cc"
       ],

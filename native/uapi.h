@@ -155,3 +155,26 @@ static_assert(KG_GMEM_CONVERT_SHARED == 0xC040AF41, "KVM_GMEM_CONVERT_SHARED");
 static_assert(KG_GMEM_CONVERT_PRIVATE == 0xC040AF42, "KVM_GMEM_CONVERT_PRIVATE");
 static_assert(KVM_RUN == 0xAE80, "KVM_RUN");
 static_assert(KVM_CHECK_EXTENSION == 0xAE03, "KVM_CHECK_EXTENSION");
+
+// kvm_run.memory_fault (6.8+): the union member at the same offset as kvm_run.io; the 6.1 header
+// lacks it, so the vCPU code reads it through this overlay.
+struct kg_run_memory_fault {
+  __u64 flags;
+  __u64 gpa;
+  __u64 size;
+};
+static_assert(sizeof(kg_run_memory_fault) == 24, "kvm_run.memory_fault is 24 bytes");
+
+// kvm_cpuid2's header. <asm/kvm.h> declares its entries with __DECLARE_FLEX_ARRAY, which in C++
+// adds a one-byte empty struct: sizeof becomes 12 and the ioctl numbers built from it are wrong.
+// Entries (struct kvm_cpuid_entry2, 40 bytes) follow this header directly.
+struct kg_cpuid2_header {
+  __u32 nent;
+  __u32 padding;
+};
+static_assert(sizeof(kg_cpuid2_header) == 8, "kvm_cpuid2 header is 8 bytes");
+static_assert(sizeof(struct kvm_cpuid_entry2) == 40, "kvm_cpuid_entry2 is 40 bytes");
+#define KG_GET_SUPPORTED_CPUID _IOWR(KVMIO, 0x05, struct kg_cpuid2_header)
+#define KG_SET_CPUID2 _IOW(KVMIO, 0x90, struct kg_cpuid2_header)
+static_assert(KG_GET_SUPPORTED_CPUID == 0xC008AE05, "KVM_GET_SUPPORTED_CPUID");
+static_assert(KG_SET_CPUID2 == 0x4008AE90, "KVM_SET_CPUID2");

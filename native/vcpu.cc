@@ -1,15 +1,512 @@
 #include "vcpu.h"
 
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
 #include "errors.h"
+#include "guest_regs.h"
+#include "kvm.h"
+#include "uapi.h"
+#include "vm.h"
 
 namespace kg {
 
-Napi::Function InitVcpu(Napi::Env env) {
-  return Napi::Function::New(env, [](const Napi::CallbackInfo&) {});
+// The run handshake between the JS thread and the vCPU's own thread. Shared (shared_ptr) by the
+// VcpuObject and the threadsafe function, so whichever goes last frees it.
+enum RunState : int { kIdle = 0, kRunning = 1, kDone = 2, kAsync = 3 };
+
+struct Runner {
+  int fd = -1;
+  kvm_run* run = nullptr;
+  std::thread thread;
+  pthread_t tid{};
+  bool started = false;
+  bool joined = false;
+  std::atomic<uint32_t> req{0};  // bumped per request; also the futex word the thread sleeps on
+  std::atomic<int> sleeping{0};
+  std::atomic<int> state{kIdle};
+  std::atomic<bool> stop{false};
+  std::atomic<bool> kicked{false};
+  std::atomic<int64_t> idleSpinNs{50000};
+  long result = 0;  // exit reason or -errno; published by state = kDone
+  // JS-thread only:
+  napi_threadsafe_function tsfn = nullptr;
+  bool tsfnGone = false;
+  bool teardown = false;
+  VcpuObject* owner = nullptr;
+  napi_deferred deferred = nullptr;
+};
+
+namespace {
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-Napi::Value CreateVcpuFor(Napi::Env env, VmObject*, Napi::Object, uint32_t) {
-  ThrowUnsupported(env, "vcpu", "not built yet");
+inline void CpuRelax() { __builtin_ia32_pause(); }
+
+long Futex(std::atomic<uint32_t>* word, int op, uint32_t val) {
+  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op | FUTEX_PRIVATE_FLAG, val, nullptr, nullptr, 0);
+}
+
+// A realtime signal with a no-op handler: delivering it to the vCPU thread makes KVM_RUN return
+// EINTR. Chosen once, among the ones nobody else handles.
+int KickSignal() {
+  static int sig = 0;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (int s = SIGRTMIN + 4; s <= SIGRTMAX - 4; s++) {
+      struct sigaction old;
+      if (sigaction(s, nullptr, &old) != 0 || old.sa_handler != SIG_DFL) continue;
+      struct sigaction sa;
+      memset(&sa, 0, sizeof(sa));
+      sa.sa_handler = [](int) {};
+      sigemptyset(&sa.sa_mask);
+      if (sigaction(s, &sa, nullptr) == 0) {
+        sig = s;
+        return;
+      }
+    }
+  });
+  return sig;
+}
+
+// One KVM_RUN: the exit reason, or -errno. EINTR is retried unless a kick asked for it, in which
+// case it comes back as KVM_EXIT_INTR; a memory fault exit comes back although KVM_RUN "failed".
+long RunOnce(int fd, kvm_run* run, std::atomic<bool>& kicked) {
+  for (;;) {
+    if (ioctl(fd, KVM_RUN, 0) == 0) return run->exit_reason;
+    int e = errno;
+    if (e == EINTR) {
+      if (kicked.exchange(false)) {
+        __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+        return KVM_EXIT_INTR;
+      }
+      continue;
+    }
+    if ((e == EFAULT || e == EHWPOISON) && run->exit_reason == KVM_EXIT_MEMORY_FAULT) return KVM_EXIT_MEMORY_FAULT;
+    return -e;
+  }
+}
+
+void KickRunner(Runner* r) {
+  r->kicked.store(true);
+  // immediate_exit covers the window before the thread enters KVM_RUN; the signal the time inside.
+  __atomic_store_n(&r->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+  if (r->started && !r->joined && KickSignal() != 0) pthread_kill(r->tid, KickSignal());
+}
+
+void StopRunner(Runner* r) {
+  if (!r->started || r->joined) return;
+  r->stop.store(true);
+  KickRunner(r);
+  r->req.fetch_add(1);
+  Futex(&r->req, FUTEX_WAKE, 1);
+  r->thread.join();
+  r->joined = true;
+  r->kicked.store(false);
+  __atomic_store_n(&r->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+}
+
+void ThreadMain(Runner* r) {
+  sigset_t set;
+  sigemptyset(&set);
+  if (KickSignal() != 0) sigaddset(&set, KickSignal());
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  uint32_t seen = 0;
+  for (;;) {
+    // Spin a little before sleeping: the JS side usually asks again within microseconds.
+    int64_t deadline = NowNs() + r->idleSpinNs.load(std::memory_order_relaxed);
+    uint32_t cur;
+    unsigned spins = 0;
+    while ((cur = r->req.load(std::memory_order_acquire)) == seen && !r->stop.load(std::memory_order_relaxed)) {
+      if ((++spins & 63) == 0 && NowNs() > deadline) {
+        r->sleeping.store(1);
+        if (r->req.load() == seen && !r->stop.load()) Futex(&r->req, FUTEX_WAIT, seen);
+        r->sleeping.store(0);
+      } else {
+        CpuRelax();
+      }
+    }
+    if (r->stop.load()) return;
+    seen = cur;
+    r->result = RunOnce(r->fd, r->run, r->kicked);
+    if (r->state.exchange(kDone, std::memory_order_acq_rel) == kAsync) {
+      napi_call_threadsafe_function(r->tsfn, nullptr, napi_tsfn_nonblocking);
+    }
+  }
+}
+
+void CallJs(napi_env env, napi_value, void* context, void*) {
+  if (env == nullptr) return;
+  Runner* r = static_cast<std::shared_ptr<Runner>*>(context)->get();
+  if (r->owner != nullptr) r->owner->Settle(Napi::Env(env));
+}
+
+void TsfnFinalize(napi_env, void* data, void*) {
+  auto* holder = static_cast<std::shared_ptr<Runner>*>(data);
+  (*holder)->tsfnGone = true;
+  delete holder;
+}
+
+// Registered after the threadsafe function, so it runs before Node tears that down.
+void RunnerCleanup(void* arg) {
+  auto* r = static_cast<Runner*>(arg);
+  r->teardown = true;
+  StopRunner(r);
+}
+
+Napi::Value ErrnoErrorValue(Napi::Env env, int err) {
+  try {
+    ThrowErrno(env, err, "ioctl", "KVM_RUN");
+  } catch (const Napi::Error& e) {
+    return e.Value();
+  }
+}
+
+Napi::Value ClosedErrorValue(Napi::Env env) {
+  try {
+    ThrowClosed(env, "Vcpu");
+  } catch (const Napi::Error& e) {
+    return e.Value();
+  }
+}
+
+Napi::Value RunResult(Napi::Env env, long res) {
+  if (res < 0) ThrowErrno(env, static_cast<int>(-res), "ioctl", "KVM_RUN");
+  return Napi::Number::New(env, static_cast<double>(res));
+}
+
+}  // namespace
+
+Napi::Function VcpuObject::Init(Napi::Env env) {
+  return DefineClass(env, "NativeVcpu",
+                     {
+                         InstanceAccessor<&VcpuObject::GetId>("id"),
+                         InstanceAccessor<&VcpuObject::GetFd>("fd"),
+                         InstanceMethod<&VcpuObject::Area>("area"),
+                         InstanceMethod<&VcpuObject::GetRegs>("getRegs"),
+                         InstanceMethod<&VcpuObject::SetRegs>("setRegs"),
+                         InstanceMethod<&VcpuObject::GetSregs>("getSregs"),
+                         InstanceMethod<&VcpuObject::SetSregs>("setSregs"),
+                         InstanceMethod<&VcpuObject::RunSync>("runSync"),
+                         InstanceMethod<&VcpuObject::Run>("run"),
+                         InstanceMethod<&VcpuObject::Kick>("kick"),
+                         InstanceMethod<&VcpuObject::SetSpin>("setSpin"),
+                         InstanceMethod<&VcpuObject::BenchRunLoop>("benchRunLoop"),
+                         InstanceMethod<&VcpuObject::CloseJs>("close"),
+                         StaticValue("layout", VcpuLayout(env)),
+                     });
+}
+
+// ChildInit: fd = vCPU fd, a = id, b = kvm_run mmap size, c = the /dev/kvm fd (for CPUID).
+VcpuObject::VcpuObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VcpuObject>(info) {
+  Napi::Env env = info.Env();
+  ChildInit& init = TakeChildInit(info, "Vcpu");
+  TagObject(env, info.This().As<Napi::Object>(), Kind::Vcpu);
+  env_ = env;
+  id_ = static_cast<uint32_t>(init.a);
+  runSize_ = static_cast<size_t>(init.b);
+  SetSupportedCpuid(env, static_cast<int>(init.c), init.fd);
+  void* p = mmap(nullptr, runSize_, PROT_READ | PROT_WRITE, MAP_SHARED, init.fd, 0);
+  if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  run_ = static_cast<kvm_run*>(p);
+  runner_ = std::make_shared<Runner>();
+  runner_->fd = init.fd;
+  runner_->run = run_;
+  runner_->owner = this;
+  Attach(env, init.owner, init.ownerObject);
+  fd_ = init.fd;
+  init.fd = -1;
+}
+
+VcpuObject::~VcpuObject() { FinalizeOwned(); }
+
+void VcpuObject::Release() {
+  if (runner_) {
+    Runner* r = runner_.get();
+    StopRunner(r);
+    napi_deferred d = r->deferred;
+    r->deferred = nullptr;
+    r->owner = nullptr;
+    if (r->started && !r->teardown) {
+      // Closed while a run was pending: the promise settles now, with ClosedError.
+      if (d != nullptr) {
+        try {
+          Napi::HandleScope scope(env_);
+          napi_reject_deferred(env_, d, ClosedErrorValue(Napi::Env(env_)));
+        } catch (...) {
+        }
+        Unref();
+      }
+      if (!r->tsfnGone) napi_release_threadsafe_function(r->tsfn, napi_tsfn_abort);
+      napi_remove_env_cleanup_hook(env_, RunnerCleanup, r);
+    }
+    runner_.reset();
+  }
+  if (!area_.IsEmpty()) {
+    if (!(data_ != nullptr && data_->tearingDown)) {
+      try {
+        Napi::ArrayBuffer ab = area_.Value();
+        if (!ab.IsEmpty() && !ab.IsDetached()) ab.Detach();
+      } catch (...) {
+      }
+      area_.Reset();
+    } else {
+      area_.SuppressDestruct();
+    }
+  }
+  if (run_ != nullptr) munmap(run_, runSize_);
+  run_ = nullptr;
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
+Napi::Value VcpuObject::GetId(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), id_); }
+Napi::Value VcpuObject::GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+
+// The kvm_run mmap as an ArrayBuffer (zero-copy); detached when the vCPU closes.
+Napi::Value VcpuObject::Area(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vcpu");
+  if (area_.IsEmpty()) {
+    area_ = Napi::Persistent(Napi::ArrayBuffer::New(env, run_, runSize_));
+  }
+  return area_.Value();
+}
+
+static uint64_t* RegWords(Napi::Env env, Napi::Value v) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array ||
+      v.As<Napi::TypedArray>().ElementLength() != kRegWords) {
+    ThrowTypeError(env, "regs must be a BigUint64Array of 18 words");
+  }
+  return v.As<Napi::TypedArrayOf<uint64_t>>().Data();
+}
+
+Napi::Value VcpuObject::GetRegs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vcpu");
+  EnsureIdle(env);
+  uint64_t* out = RegWords(env, info[0]);
+  kvm_regs regs;
+  if (IoctlRetry(fd_, KVM_GET_REGS, &regs) < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_REGS");
+  memcpy(out, &regs, sizeof(regs));
+  return env.Undefined();
+}
+
+Napi::Value VcpuObject::SetRegs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vcpu");
+  EnsureIdle(env);
+  uint64_t* in = RegWords(env, info[0]);
+  kvm_regs regs;
+  memcpy(&regs, in, sizeof(regs));
+  if (IoctlRetry(fd_, KVM_SET_REGS, &regs) < 0) ThrowErrno(env, errno, "ioctl", "KVM_SET_REGS");
+  return env.Undefined();
+}
+
+Napi::Value VcpuObject::GetSregs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vcpu");
+  EnsureIdle(env);
+  kvm_sregs s;
+  if (IoctlRetry(fd_, KVM_GET_SREGS, &s) < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_SREGS");
+  return SregsToJs(env, s);
+}
+
+Napi::Value VcpuObject::SetSregs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vcpu");
+  EnsureIdle(env);
+  if (!info[0].IsObject()) ThrowTypeError(env, "sregs must be an object");
+  kvm_sregs s;
+  if (IoctlRetry(fd_, KVM_GET_SREGS, &s) < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_SREGS");
+  SregsFromJs(env, info[0].As<Napi::Object>(), s);
+  if (IoctlRetry(fd_, KVM_SET_SREGS, &s) < 0) ThrowErrno(env, errno, "ioctl", "KVM_SET_SREGS");
+  return env.Undefined();
+}
+
+void VcpuObject::EnsureIdle(Napi::Env env) {
+  if (runner_->state.load() != kIdle) {
+    Napi::Error e = Napi::Error::New(env, "Vcpu " + std::to_string(id_) + " is running: one run at a time per vCPU");
+    e.Value().Set("code", "ERR_KVM_VCPU_BUSY");
+    throw e;
+  }
+}
+
+Napi::Value VcpuObject::RunSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vcpu");
+  EnsureIdle(env);
+  return RunResult(env, RunOnce(fd_, run_, runner_->kicked));
+}
+
+void VcpuObject::StartRunner(Napi::Env env) {
+  const std::shared_ptr<Runner>& r = runner_;
+  auto* holder = new std::shared_ptr<Runner>(r);
+  napi_status st = napi_create_threadsafe_function(env, nullptr, nullptr, Napi::String::New(env, "kvm-gmem:vcpu"), 0, 1,
+                                                   holder, TsfnFinalize, holder, CallJs, &r->tsfn);
+  if (st != napi_ok) {
+    delete holder;
+    NAPI_THROW_IF_FAILED_VOID(env, st);
+  }
+  napi_unref_threadsafe_function(env, r->tsfn);
+  napi_add_env_cleanup_hook(env, RunnerCleanup, r.get());
+  KickSignal();
+  try {
+    r->thread = std::thread(ThreadMain, r.get());
+  } catch (const std::system_error& e) {
+    ThrowErrno(env, e.code().value(), "pthread_create");
+  }
+  r->tid = r->thread.native_handle();
+  r->started = true;
+}
+
+// run(): the exit reason when the vCPU thread finished within the spin window, else a Promise.
+Napi::Value VcpuObject::Run(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vcpu");
+  EnsureIdle(env);
+  if (!runner_->started) StartRunner(env);
+  Runner* r = runner_.get();
+  r->state.store(kRunning);
+  r->req.fetch_add(1);
+  if (r->sleeping.load()) Futex(&r->req, FUTEX_WAKE, 1);
+  // A bounded wait on the JS thread saves the two cross-thread wakeups of the async path.
+  if (runSpinNs_ > 0) {
+    int64_t deadline = NowNs() + runSpinNs_;
+    unsigned spins = 0;
+    while (r->state.load(std::memory_order_acquire) != kDone) {
+      if ((++spins & 63) == 0 && NowNs() > deadline) break;
+      CpuRelax();
+    }
+  }
+  if (r->state.exchange(kAsync, std::memory_order_acq_rel) == kDone) {
+    r->state.store(kIdle);
+    return RunResult(env, r->result);
+  }
+  napi_value promise;
+  napi_status st = napi_create_promise(env, &r->deferred, &promise);
+  NAPI_THROW_IF_FAILED(env, st, Napi::Value());
+  Ref();
+  napi_ref_threadsafe_function(env, r->tsfn);
+  return Napi::Value(env, promise);
+}
+
+void VcpuObject::Settle(Napi::Env env) {
+  Runner* r = runner_.get();
+  if (r == nullptr || r->deferred == nullptr || r->state.load(std::memory_order_acquire) != kDone) return;
+  napi_deferred d = r->deferred;
+  r->deferred = nullptr;
+  long res = r->result;
+  r->state.store(kIdle);
+  napi_unref_threadsafe_function(env, r->tsfn);
+  Napi::HandleScope scope(env);
+  if (res >= 0) {
+    napi_resolve_deferred(env, d, Napi::Number::New(env, static_cast<double>(res)));
+  } else {
+    napi_reject_deferred(env, d, ErrnoErrorValue(env, static_cast<int>(-res)));
+  }
+  Unref();
+}
+
+// The current run (or, when none is in flight, the next one) comes back as KVM_EXIT_INTR.
+Napi::Value VcpuObject::Kick(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vcpu");
+  KickRunner(runner_.get());
+  return env.Undefined();
+}
+
+// setSpin(runSpinNs, idleSpinNs): how long run() waits on the JS thread before going async, and
+// how long the vCPU thread polls for the next request before sleeping.
+Napi::Value VcpuObject::SetSpin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vcpu");
+  runSpinNs_ = static_cast<int64_t>(GetU64(env, info[0], "runSpinNs"));
+  idleSpinNs_ = static_cast<int64_t>(GetU64(env, info[1], "idleSpinNs"));
+  runner_->idleSpinNs.store(idleSpinNs_);
+  return env.Undefined();
+}
+
+// benchRunLoop(n): n KVM_RUNs back to back in C on this thread (the guest loops on an OUT): the
+// baseline that bench/io-exit.mjs compares run() with. Returns elapsed nanoseconds.
+Napi::Value VcpuObject::BenchRunLoop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vcpu");
+  EnsureIdle(env);
+  uint64_t n = GetU64(env, info[0], "n");
+  std::atomic<bool> none{false};
+  int64_t t0 = NowNs();
+  for (uint64_t i = 0; i < n; i++) {
+    long res = RunOnce(fd_, run_, none);
+    if (res != KVM_EXIT_IO) return RunResult(env, res < 0 ? res : -EPROTO);
+  }
+  return Napi::Number::New(env, static_cast<double>(NowNs() - t0));
+}
+
+Napi::Value VcpuObject::CloseJs(const Napi::CallbackInfo& info) {
+  Close();
+  return info.Env().Undefined();
+}
+
+Napi::Object VcpuLayout(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  const size_t u = offsetof(kvm_run, io);
+#define OFF(name, value) o.Set(name, Napi::Number::New(env, static_cast<double>(value)))
+  OFF("immediateExit", offsetof(kvm_run, immediate_exit));
+  OFF("exitReason", offsetof(kvm_run, exit_reason));
+  OFF("ioDirection", u + offsetof(decltype(kvm_run::io), direction));
+  OFF("ioSize", u + offsetof(decltype(kvm_run::io), size));
+  OFF("ioPort", u + offsetof(decltype(kvm_run::io), port));
+  OFF("ioCount", u + offsetof(decltype(kvm_run::io), count));
+  OFF("ioDataOffset", u + offsetof(decltype(kvm_run::io), data_offset));
+  OFF("mmioPhysAddr", offsetof(kvm_run, mmio.phys_addr));
+  OFF("mmioData", offsetof(kvm_run, mmio.data));
+  OFF("mmioLen", offsetof(kvm_run, mmio.len));
+  OFF("mmioIsWrite", offsetof(kvm_run, mmio.is_write));
+  OFF("failEntryReason", offsetof(kvm_run, fail_entry.hardware_entry_failure_reason));
+  OFF("failEntryCpu", offsetof(kvm_run, fail_entry.cpu));
+  OFF("internalSuberror", offsetof(kvm_run, internal.suberror));
+  OFF("internalNdata", offsetof(kvm_run, internal.ndata));
+  OFF("internalData", offsetof(kvm_run, internal.data));
+  OFF("hwExitReason", offsetof(kvm_run, hw.hardware_exit_reason));
+  OFF("memoryFaultFlags", u + offsetof(kg_run_memory_fault, flags));
+  OFF("memoryFaultGpa", u + offsetof(kg_run_memory_fault, gpa));
+  OFF("memoryFaultSize", u + offsetof(kg_run_memory_fault, size));
+#undef OFF
+  o.Set("memoryFaultFlagPrivate", Napi::Number::New(env, static_cast<double>(KVM_MEMORY_EXIT_FLAG_PRIVATE)));
+  o.Set("ioIn", Napi::Number::New(env, KVM_EXIT_IO_IN));
+  return o;
+}
+
+Napi::Function InitVcpu(Napi::Env env) { return VcpuObject::Init(env); }
+
+Napi::Value CreateVcpuFor(Napi::Env env, VmObject* vm, Napi::Object vmObject, uint32_t id) {
+  // A VM is only ever made by a Kvm object, so its owner is one.
+  auto* kvm = static_cast<KvmObject*>(vm->owner());
+  if (kvm == nullptr || kvm->closed()) ThrowClosed(env, "Kvm");
+  long size = IoctlRetry(kvm->fd(), KVM_GET_VCPU_MMAP_SIZE, 0UL);
+  if (size < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_VCPU_MMAP_SIZE");
+  long fd = IoctlRetry(vm->fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));
+  if (fd < 0) ThrowErrno(env, errno, "ioctl", "KVM_CREATE_VCPU");
+  ChildInit init{static_cast<int>(fd), id, static_cast<uint64_t>(size), static_cast<uint64_t>(kvm->fd()), vm, vmObject};
+  return NewChild(env, GetData(env)->vcpuCtor, init);
 }
 
 }  // namespace kg

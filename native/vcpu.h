@@ -1,15 +1,62 @@
-// vCPUs: KVM_RUN, registers and decoded exits.
+// vCPUs: KVM_RUN (on the JS thread, or on a per-vCPU thread for run()), registers, and the
+// kvm_run area that lib/ decodes exits from.
 #pragma once
 
 #include <napi.h>
 
+#include <memory>
+
 #include "owned.h"
+
+struct kvm_run;
 
 namespace kg {
 
 class VmObject;
+struct Runner;
+
+class VcpuObject : public Napi::ObjectWrap<VcpuObject>, public Owned {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit VcpuObject(const Napi::CallbackInfo& info);
+  ~VcpuObject() override;
+  // On the JS thread, when the vCPU thread finished a run that went asynchronous.
+  void Settle(Napi::Env env);
+
+ protected:
+  void Release() override;
+
+ private:
+  Napi::Value GetId(const Napi::CallbackInfo& info);
+  Napi::Value GetFd(const Napi::CallbackInfo& info);
+  Napi::Value Area(const Napi::CallbackInfo& info);
+  Napi::Value GetRegs(const Napi::CallbackInfo& info);
+  Napi::Value SetRegs(const Napi::CallbackInfo& info);
+  Napi::Value GetSregs(const Napi::CallbackInfo& info);
+  Napi::Value SetSregs(const Napi::CallbackInfo& info);
+  Napi::Value RunSync(const Napi::CallbackInfo& info);
+  Napi::Value Run(const Napi::CallbackInfo& info);
+  Napi::Value Kick(const Napi::CallbackInfo& info);
+  Napi::Value SetSpin(const Napi::CallbackInfo& info);
+  Napi::Value BenchRunLoop(const Napi::CallbackInfo& info);
+  Napi::Value CloseJs(const Napi::CallbackInfo& info);
+  void EnsureIdle(Napi::Env env);
+  void StartRunner(Napi::Env env);
+
+  napi_env env_ = nullptr;
+  int fd_ = -1;
+  uint32_t id_ = 0;
+  kvm_run* run_ = nullptr;
+  size_t runSize_ = 0;
+  int64_t runSpinNs_ = 25000;
+  int64_t idleSpinNs_ = 50000;
+  std::shared_ptr<Runner> runner_;
+  Napi::Reference<Napi::ArrayBuffer> area_;
+};
 
 Napi::Function InitVcpu(Napi::Env env);
 Napi::Value CreateVcpuFor(Napi::Env env, VmObject* vm, Napi::Object vmObject, uint32_t id);
+// Offsets of the kvm_run fields lib/ decodes (from the compiled struct, never retyped).
+Napi::Object VcpuLayout(Napi::Env env);
 
 }  // namespace kg

@@ -1,51 +1,279 @@
-// Vcpu on the real backend (being built: see issue 6).
-import { UnsupportedError } from '../errors.js';
+// Vcpu on the real backend. KVM_RUN happens natively (runSync on this thread, run() on the vCPU's
+// own thread); exits are decoded here straight from the mmapped kvm_run area, so a round trip
+// costs no more native calls than the run itself.
+import { ClosedError, argRangeError, argTypeError } from '../errors.js';
 import type { Regs, Sregs, Vcpu, VcpuExit } from '../types.js';
+import { describe, ensureOpen, num, options, u64 } from '../validate.js';
+import { native } from '../native.js';
 
 export interface NativeVcpu {
+  readonly id: number;
+  readonly fd: number;
+  area(): ArrayBuffer;
+  getRegs(out: BigUint64Array): void;
+  setRegs(regs: BigUint64Array): void;
+  getSregs(): Sregs;
+  setSregs(sregs: Partial<Sregs>): void;
+  runSync(): number;
+  run(): number | Promise<number>;
+  kick(): void;
+  setSpin(runSpinNs: number, idleSpinNs: number): void;
+  benchRunLoop(n: number): number;
   close(): void;
+}
+
+interface Layout {
+  immediateExit: number; exitReason: number;
+  ioDirection: number; ioSize: number; ioPort: number; ioCount: number; ioDataOffset: number;
+  mmioPhysAddr: number; mmioData: number; mmioLen: number; mmioIsWrite: number;
+  failEntryReason: number; failEntryCpu: number;
+  internalSuberror: number; internalNdata: number; internalData: number;
+  hwExitReason: number;
+  memoryFaultFlags: number; memoryFaultGpa: number; memoryFaultSize: number;
+  memoryFaultFlagPrivate: number; ioIn: number;
+}
+
+let L: Layout;
+const EXITS: Record<string, number> = native.constants.exits;
+
+/** kvm_regs field order (the struct is 18 u64 words). */
+export const REG_NAMES = [
+  'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp',
+  'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags',
+] as const satisfies readonly (keyof Regs)[];
+
+const SEGMENTS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
+const SEG_FIELDS: Record<string, number> = {
+  base: -1, limit: 0xffffffff, selector: 0xffff, type: 0xff, present: 1, dpl: 3, db: 1, s: 1, l: 1, g: 1, avl: 1, unusable: 1,
+};
+const SREG_SCALARS = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer', 'apicBase'] as const;
+
+function busyError(id: number): Error {
+  return Object.assign(new Error(`Vcpu ${id} is running: one run at a time per vCPU`), { code: 'ERR_KVM_VCPU_BUSY' });
 }
 
 export class KvmVcpu implements Vcpu {
   #closed = false;
+  #running = false;
+  #view: DataView;
+  #bytes: Uint8Array;
+  #regs = new BigUint64Array(18);
+  /** The reply to an io 'in' / mmio read: copied into kvm_run just before the next run. */
+  #reply: { at: number; data: Uint8Array } | null = null;
+  readonly id: number;
+
   constructor(
     readonly native: NativeVcpu,
     private readonly onClose: (v: KvmVcpu) => void,
-  ) {}
-  get id(): number {
-    return 0;
+  ) {
+    this.id = native.id;
+    // The offsets hang off the native class (its constructor), read once.
+    L ??= (native as unknown as { constructor: { layout: Layout } }).constructor.layout;
+    const area = native.area();
+    this.#view = new DataView(area);
+    this.#bytes = new Uint8Array(area);
   }
+
   get closed(): boolean {
     return this.#closed;
   }
+
+  #check(): void {
+    ensureOpen(this.#closed, 'Vcpu');
+    if (this.#running) throw busyError(this.id);
+  }
+
   getRegs(): Regs {
-    throw new UnsupportedError('vcpu');
+    this.#check();
+    this.native.getRegs(this.#regs);
+    const out = {} as Regs;
+    for (let i = 0; i < REG_NAMES.length; i++) out[REG_NAMES[i]!] = this.#regs[i]!;
+    return out;
   }
-  setRegs(_: Partial<Regs>): void {
-    throw new UnsupportedError('vcpu');
+
+  /** Sets the named registers; the others keep their values. */
+  setRegs(regs: Partial<Regs>): void {
+    this.#check();
+    const r = options<Record<string, unknown>>('regs', regs, true);
+    for (const k of Object.keys(r)) {
+      if (!(REG_NAMES as readonly string[]).includes(k)) throw argTypeError(`regs has no register named ${JSON.stringify(k)}`);
+    }
+    const values = REG_NAMES.map((n) => (r[n] === undefined ? undefined : u64(`regs.${n}`, r[n])));
+    this.native.getRegs(this.#regs);
+    values.forEach((v, i) => {
+      if (v !== undefined) this.#regs[i] = v;
+    });
+    this.native.setRegs(this.#regs);
   }
+
   getSregs(): Sregs {
-    throw new UnsupportedError('vcpu');
+    this.#check();
+    return this.native.getSregs();
   }
-  setSregs(_: Partial<Sregs>): void {
-    throw new UnsupportedError('vcpu');
+
+  /** Sets the given fields (a segment may be partial too); the others keep their values. */
+  setSregs(sregs: Partial<Sregs>): void {
+    this.#check();
+    const s = options<Record<string, unknown>>('sregs', sregs, true);
+    for (const [k, v] of Object.entries(s)) {
+      if ((SEGMENTS as readonly string[]).includes(k)) {
+        const seg = options<Record<string, unknown>>(`sregs.${k}`, v, true);
+        for (const [f, x] of Object.entries(seg)) {
+          const max = SEG_FIELDS[f];
+          if (max === undefined) throw argTypeError(`sregs.${k} has no field ${JSON.stringify(f)}`);
+          checkField(`sregs.${k}.${f}`, x, max);
+        }
+      } else if (k === 'gdt' || k === 'idt') {
+        const t = options<Record<string, unknown>>(`sregs.${k}`, v, true);
+        for (const [f, x] of Object.entries(t)) {
+          if (f !== 'base' && f !== 'limit') throw argTypeError(`sregs.${k} has no field ${JSON.stringify(f)}`);
+          checkField(`sregs.${k}.${f}`, x, f === 'base' ? -1 : 0xffff);
+        }
+      } else if ((SREG_SCALARS as readonly string[]).includes(k)) {
+        u64(`sregs.${k}`, v);
+      } else {
+        throw argTypeError(`sregs has no field ${JSON.stringify(k)}`);
+      }
+    }
+    this.native.setSregs(s as Partial<Sregs>);
   }
-  run(): Promise<VcpuExit> {
-    return Promise.reject(new UnsupportedError('vcpu'));
-  }
+
+  /** KVM_RUN on this thread (blocks it until the vCPU exits). */
   runSync(): VcpuExit {
-    throw new UnsupportedError('vcpu');
+    this.#check();
+    this.#flushReply();
+    return this.#decode(this.native.runSync());
   }
+
+  /** KVM_RUN on the vCPU's own thread; the event loop keeps going. */
+  run(): Promise<VcpuExit> {
+    try {
+      this.#check();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.#flushReply();
+    let r: number | Promise<number>;
+    try {
+      r = this.native.run();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (typeof r === 'number') return Promise.resolve(this.#decode(r));
+    this.#running = true;
+    return r.then(
+      (code) => {
+        this.#running = false;
+        return this.#decode(code);
+      },
+      (e: unknown) => {
+        this.#running = false;
+        throw e;
+      },
+    );
+  }
+
+  /** Makes the run in flight (or else the next one) return `{ reason: 'intr' }` promptly. */
+  kick(): void {
+    ensureOpen(this.#closed, 'Vcpu');
+    this.native.kick();
+  }
+
+  /**
+   * Tuning for run(): how long it waits on the calling thread for a quick exit before going
+   * asynchronous (default 25 us), and how long the vCPU thread polls for the next run before
+   * sleeping (default 50 us). 0 and 0 give a purely asynchronous run() that never spins.
+   */
+  setSpin(runSpinMicros: number, idleSpinMicros: number): void {
+    ensureOpen(this.#closed, 'Vcpu');
+    for (const [n, v] of [['runSpinMicros', runSpinMicros], ['idleSpinMicros', idleSpinMicros]] as const) {
+      if (typeof v !== 'number') throw argTypeError(`${n} must be a number, got ${describe(v)}`);
+      u64(n, v);
+    }
+    this.native.setSpin(runSpinMicros * 1000, idleSpinMicros * 1000);
+  }
+
+  #flushReply(): void {
+    const r = this.#reply;
+    if (r === null) return;
+    this.#reply = null;
+    this.#bytes.set(r.data, r.at);
+  }
+
+  #decode(code: number): VcpuExit {
+    if (this.#closed) throw new ClosedError('Vcpu');
+    const v = this.#view;
+    switch (code) {
+      case EXITS.IO: {
+        const size = v.getUint8(L.ioSize);
+        const count = v.getUint32(L.ioCount, true);
+        const at = Number(v.getBigUint64(L.ioDataOffset, true));
+        const port = v.getUint16(L.ioPort, true);
+        if (v.getUint8(L.ioDirection) === L.ioIn) {
+          const data = Buffer.alloc(size * count);
+          this.#reply = { at, data };
+          return { reason: 'io', port, direction: 'in', size, count, data };
+        }
+        return { reason: 'io', port, direction: 'out', size, count, data: Buffer.from(this.#bytes.subarray(at, at + size * count)) };
+      }
+      case EXITS.MMIO: {
+        const length = v.getUint32(L.mmioLen, true);
+        const address = num(v.getBigUint64(L.mmioPhysAddr, true));
+        if (v.getUint8(L.mmioIsWrite) !== 0) {
+          return { reason: 'mmio', address, length, isWrite: true, data: Buffer.from(this.#bytes.subarray(L.mmioData, L.mmioData + length)) };
+        }
+        const data = Buffer.alloc(length);
+        this.#reply = { at: L.mmioData, data };
+        return { reason: 'mmio', address, length, isWrite: false, data };
+      }
+      case EXITS.HLT:
+        return { reason: 'hlt' };
+      case EXITS.SHUTDOWN:
+        return { reason: 'shutdown' };
+      case EXITS.INTR:
+        return { reason: 'intr' };
+      case EXITS.MEMORY_FAULT: {
+        const flags = v.getBigUint64(L.memoryFaultFlags, true);
+        return {
+          reason: 'memory_fault',
+          gpa: num(v.getBigUint64(L.memoryFaultGpa, true)),
+          size: num(v.getBigUint64(L.memoryFaultSize, true)),
+          private: (flags & BigInt(L.memoryFaultFlagPrivate)) !== 0n,
+          flags: Number(flags),
+        };
+      }
+      case EXITS.FAIL_ENTRY:
+        return { reason: 'fail_entry', hardwareEntryFailureReason: v.getBigUint64(L.failEntryReason, true), cpu: v.getUint32(L.failEntryCpu, true) };
+      case EXITS.INTERNAL_ERROR: {
+        const n = Math.min(v.getUint32(L.internalNdata, true), 16);
+        const data: bigint[] = [];
+        for (let i = 0; i < n; i++) data.push(v.getBigUint64(L.internalData + 8 * i, true));
+        return { reason: 'internal_error', suberror: v.getUint32(L.internalSuberror, true), data };
+      }
+      default:
+        return { reason: 'unknown', exitReason: code, hardwareExitReason: v.getBigUint64(L.hwExitReason, true) };
+    }
+  }
+
+  /** The owner closed the native side already. */
   markClosed(): void {
     this.#closed = true;
+    this.#reply = null;
   }
+
   close(): void {
     if (this.#closed) return;
     this.native.close();
-    this.#closed = true;
+    this.markClosed();
     this.onClose(this);
   }
+
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+function checkField(name: string, v: unknown, max: number): void {
+  const b = u64(name, v);
+  if (max >= 0 && b > BigInt(max)) throw argRangeError(`${name} must be at most ${max}, got ${b}`);
 }
