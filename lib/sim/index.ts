@@ -1,7 +1,19 @@
-// The simulated backend (being built: see issue 3).
-import { UnsupportedError } from '../errors.js';
+// The simulated backend: the kernel's guest_memfd/KVM memory model in TypeScript, for hosts
+// without /dev/kvm and for kernels that do not exist yet (profiles in ./profiles.ts).
+import { argRangeError } from '../errors.js';
 import type { Kvm, Profile } from '../types.js';
+import { describe } from '../validate.js';
+import { SimKvm } from './kvm.js';
+import { PROFILES } from './profiles.js';
 
-export function openSim(_profile: Profile): Kvm {
-  throw new UnsupportedError('simulator');
+export function openSim(profile: Profile): Kvm {
+  const model = Object.hasOwn(PROFILES, profile) ? PROFILES[profile] : undefined;
+  if (!model) throw argRangeError(`profile must be one of ${Object.keys(PROFILES).join(', ')}, got ${describe(profile)}`);
+  return new SimKvm(model);
 }
+
+export { SimKvm } from './kvm.js';
+export { SimVm } from './vm.js';
+export { SimGuestMemfd } from './guest-memfd.js';
+export { SimMapping } from './mapping.js';
+export { PROFILES } from './profiles.js';

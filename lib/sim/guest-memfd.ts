@@ -1,0 +1,276 @@
+// GuestMemfd in the simulator: sparse contents, per-page conversion states and host holds in
+// extent maps (cost follows the number of runs, not the range length), and the errno the kernel
+// gives for every bad create/mmap/fallocate call (measured on Linux 6.18; see lib/sim/profiles.ts).
+import { ConversionBusyError, UnsupportedError, argRangeError, kvmError } from '../errors.js';
+import { PENDING, PRIVATE, SHARED, StateMap, newExtentMap, pageRange, type NativeExtentMap } from '../state-map.js';
+import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
+import { PAGE_SIZE, ensureOpen, i64, num, options, optBool, rangeEnd, u64 } from '../validate.js';
+import { SimMapping } from './mapping.js';
+import { PageStore } from './pages.js';
+import { LIMITS, type SimProfile } from './profiles.js';
+
+const P = BigInt(PAGE_SIZE);
+const ATTRS2 = 'KVM_SET_MEMORY_ATTRIBUTES2';
+let nextIno = 1000;
+
+export class SimGuestMemfd implements GuestMemfd {
+  readonly fd = -1;
+  readonly size: number;
+  readonly flags: GuestMemfdFlags;
+  readonly rawFlags: bigint;
+  readonly pages = new PageStore();
+  /** Slots bound to page ranges of this file (kvm_gmem_bind refuses overlaps). */
+  readonly bindings = new Set<{ first: bigint; end: bigint }>();
+  #closed = false;
+  readonly #size: bigint;
+  readonly #pageCount: bigint;
+  readonly #ino = nextIno++;
+  #states: StateMap | undefined;
+  #holds: NativeExtentMap | undefined;
+  #mappings = new Set<SimMapping>();
+
+  constructor(
+    readonly profile: SimProfile,
+    /** The VM that created the file (a slot of another VM may not bind it). */
+    readonly owner: object,
+    size: bigint,
+    rawFlags: bigint,
+    private readonly onClose: (g: SimGuestMemfd) => void,
+  ) {
+    this.#size = size;
+    this.#pageCount = size / P;
+    this.size = num(size);
+    this.rawFlags = rawFlags;
+    this.flags = { mmap: (rawFlags & 1n) !== 0n, initShared: (rawFlags & 2n) !== 0n };
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get sizeBig(): bigint {
+    return this.#size;
+  }
+  /** Pages whose contents take memory (not part of the public API: for tests and benchmarks). */
+  get storedPages(): number {
+    return this.pages.count;
+  }
+
+  /** Conversion states (made on first use; a file without conversions keeps its initial state). */
+  get stateMap(): StateMap {
+    if (!this.#states) this.#states = new StateMap(this.#pageCount, this.flags.initShared ? SHARED : PRIVATE);
+    return this.#states;
+  }
+
+  #holdMap(): NativeExtentMap {
+    if (!this.#holds) this.#holds = newExtentMap(this.#pageCount, 0);
+    return this.#holds;
+  }
+
+  /** First byte of [offset, offset+length) the host may not touch (not shared, or past i_size), or -1n. */
+  hostFault(offset: bigint, length: bigint): bigint {
+    if (length === 0n) return -1n;
+    const [first, end] = pageRange(offset, length);
+    const inFile = end < this.#pageCount ? end : this.#pageCount;
+    if (first < inFile) {
+      const bad = this.flags.initShared && !this.#states ? -1n : this.stateMap.firstNotIn(first, inFile, SHARED);
+      if (bad >= 0n) return bad * P > offset ? bad * P : offset;
+    }
+    if (end > this.#pageCount) return this.#size > offset ? this.#size : offset;
+    return -1n;
+  }
+
+  /** First page in [first, end) the guest may not map in this profile, or -1n. */
+  guestFault(first: bigint, end: bigint): bigint {
+    // A type-0 VM on 6.18 has no private memory: a private page is not memory to its guest (MMIO exit).
+    if (this.profile.conversion === null) return this.flags.initShared ? -1n : first;
+    if (!this.#states) return -1n;
+    return this.stateMap.firstIn(first, end, PENDING);
+  }
+
+  map(offset: U64 = 0, length?: U64, opts?: MapOptions): Mapping {
+    ensureOpen(this.#closed, 'GuestMemfd');
+    const off = i64('offset', offset);
+    let len: bigint;
+    if (length === undefined) {
+      if (off > this.#size) throw argRangeError(`offset ${off} is beyond the file (size ${this.#size}); give a length`);
+      len = this.#size - off;
+    } else {
+      len = u64('length', length);
+    }
+    rangeEnd(off, len);
+    const priv = optBool('options.private', options<MapOptions>('options', opts).private);
+    // The kernel's order: the syscall's alignment check, do_mmap's length checks, the address
+    // space, file_mmap_ok's size limit, then guest_memfd's own mmap handler.
+    if (off % P !== 0n) throw kvmError('EINVAL', 'mmap');
+    if (len === 0n) throw kvmError('EINVAL', 'mmap');
+    const rounded = ((len + P - 1n) / P) * P;
+    if (rounded > LIMITS.maxMapBytes) throw kvmError('ENOMEM', 'mmap');
+    if (off + rounded > LIMITS.maxFileBytes) throw kvmError('EOVERFLOW', 'mmap');
+    if (!this.flags.mmap) throw kvmError('ENODEV', 'mmap');
+    if (priv) throw kvmError('EINVAL', 'mmap');
+    const m = new SimMapping(this, off, len, (x) => this.#mappings.delete(x));
+    this.#mappings.add(m);
+    return m;
+  }
+
+  #checkRange(offset: U64, length: U64): [bigint, bigint] {
+    ensureOpen(this.#closed, 'GuestMemfd');
+    const off = u64('offset', offset);
+    const len = u64('length', length);
+    const end = rangeEnd(off, len);
+    if (end > this.#size) throw argRangeError(`range [${off}, ${end}) is beyond the file (size ${this.#size})`);
+    return [off, len];
+  }
+
+  // The conversion call of the series profiles: page-aligned and non-empty, as KVM_SET_MEMORY_ATTRIBUTES2.
+  #convertRange(offset: U64, length: U64): [bigint, bigint] {
+    const [off, len] = this.#checkRange(offset, length);
+    if (this.profile.conversion === null) {
+      throw new UnsupportedError(
+        'in-place conversion',
+        'in-place conversion is not supported by this kernel (the simulator\'s linux-6.18 profile has no KVM_SET_MEMORY_ATTRIBUTES2 or KVM_GMEM_CONVERT_*)',
+      );
+    }
+    if (len === 0n || off % P !== 0n || len % P !== 0n) throw kvmError('EINVAL', 'ioctl', ATTRS2);
+    return [off / P, (off + len) / P];
+  }
+
+  share(offset: U64, length: U64): void {
+    const [first, end] = this.#convertRange(offset, length);
+    // Shared cancels a pending to-private conversion (rfc-v5) and never checks holds.
+    this.stateMap.set(first, end, SHARED);
+  }
+
+  unshare(offset: U64, length: U64): ConversionResult {
+    const [first, end] = this.#convertRange(offset, length);
+    const result = this.#unshare(first, end);
+    // As on the real backend: a view over any page that left the shared state is detached.
+    for (const m of this.#mappings) {
+      const mf = BigInt(m.offset) / P;
+      if (mf < end && first < mf + (BigInt(m.length) + P - 1n) / P) m.detachViews();
+    }
+    return result;
+  }
+
+  #unshare(first: bigint, end: bigint): ConversionResult {
+    const held = this.#holds ? this.#holds.findFirst(first, end, 0, false) : -1;
+    if (this.profile.conversion === 'inplace-v8') {
+      if (held >= 0) throw new ConversionBusyError(num(BigInt(held) * P), undefined, ATTRS2);
+      this.stateMap.set(first, end, PRIVATE);
+      return { pending: [] };
+    }
+    const states = this.stateMap;
+    states.set(first, end, PRIVATE);
+    if (held < 0) return { pending: [] };
+    // Held pages wait (pending) until their last hold goes.
+    const runs = this.#holds!.query(BigInt(held), end);
+    for (let i = 0; i < runs.length; i += 3) {
+      if (runs[i + 2]! > 0) states.set(BigInt(runs[i]!), BigInt(runs[i + 1]!), PENDING);
+    }
+    return { pending: states.extents(first * P, (end - first) * P).filter((e) => e.state === 'pending') };
+  }
+
+  states(offset: U64 = 0, length?: U64): Extent[] {
+    ensureOpen(this.#closed, 'GuestMemfd');
+    const off = u64('offset', offset);
+    if (length === undefined && off > this.#size) throw argRangeError(`offset ${off} is beyond the file`);
+    const [o, l] = this.#checkRange(off, length === undefined ? this.#size - off : length);
+    return this.stateMap.extents(o, l);
+  }
+
+  // vfs_fallocate's checks, then guest_memfd's: EINVAL for an empty or unaligned range, EFBIG past
+  // the largest file, and (allocate only) EINVAL for pages past i_size.
+  #fallocate(offset: U64, length: U64, punch: boolean): [bigint, bigint] {
+    ensureOpen(this.#closed, 'GuestMemfd');
+    const off = i64('offset', offset);
+    const len = i64('length', length);
+    if (len === 0n) throw kvmError('EINVAL', 'fallocate');
+    if (off + len > LIMITS.maxFileBytes) throw kvmError('EFBIG', 'fallocate');
+    if (off % P !== 0n || len % P !== 0n) throw kvmError('EINVAL', 'fallocate');
+    if (!punch && off + len > this.#size) throw kvmError('EINVAL', 'fallocate');
+    return [off / P, (off + len) / P];
+  }
+
+  allocate(offset: U64, length: U64): void {
+    // Allocation is not observable here (the kernel's st_blocks stays 0 and new pages read zero).
+    this.#fallocate(offset, length, false);
+  }
+
+  punchHole(offset: U64, length: U64): void {
+    const [first, end] = this.#fallocate(offset, length, true);
+    const last = end < this.#pageCount ? end : this.#pageCount;
+    // Contents go; the conversion state stays (a private page refaults as zero).
+    if (first < last) this.pages.drop(Number(first), Number(last));
+  }
+
+  hold(offset: U64, length: U64): Hold {
+    const [off, len] = this.#checkRange(offset, length);
+    if (this.profile.conversion === null) {
+      throw new UnsupportedError('hold', 'hold() models a host page reference; the linux-6.18 profile, like that kernel, offers no way to pin guest_memfd pages from userspace');
+    }
+    const [first, end] = len === 0n ? [0n, 0n] : pageRange(off, len);
+    if (first < end) this.#holdMap().add(first, end, 1);
+    return new SimHold(num(off), num(len), () => {
+      if (first < end && !this.#closed) this.#release(first, end);
+    });
+  }
+
+  #release(first: bigint, end: bigint): void {
+    const holds = this.#holdMap();
+    holds.add(first, end, -1);
+    if (this.profile.conversion !== 'rfc-v5' || !this.#states) return;
+    // A pending page whose last hold went completes its conversion (kvm_gmem_handle_folio_put).
+    const states = this.#states;
+    const pending = states.map.query(first, end);
+    for (let i = 0; i < pending.length; i += 3) {
+      if (pending[i + 2] !== PENDING) continue;
+      const counts = holds.query(pending[i]!, pending[i + 1]!);
+      for (let j = 0; j < counts.length; j += 3) {
+        if (counts[j + 2] === 0) states.set(BigInt(counts[j]!), BigInt(counts[j + 1]!), PRIVATE);
+      }
+    }
+  }
+
+  stat(): FileStat {
+    ensureOpen(this.#closed, 'GuestMemfd');
+    // As 6.18 reports a guest_memfd: a 0600 regular file, st_blocks always 0.
+    return { size: this.size, blksize: PAGE_SIZE, blocks: 0, ino: this.#ino, dev: 0, mode: 0o100600 };
+  }
+
+  markClosed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const m of this.#mappings) m.markClosed();
+    this.#mappings.clear();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.markClosed();
+    this.onClose(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+class SimHold implements Hold {
+  #released = false;
+  constructor(
+    readonly offset: number,
+    readonly length: number,
+    private readonly onRelease: () => void,
+  ) {}
+  get released(): boolean {
+    return this.#released;
+  }
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.onRelease();
+  }
+  [Symbol.dispose](): void {
+    this.release();
+  }
+}

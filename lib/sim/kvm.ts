@@ -1,0 +1,56 @@
+// Kvm in the simulator: the profile's answers in place of /dev/kvm.
+import { CAPS, bitsOf, capNumber } from '../constants.js';
+import { kvmError } from '../errors.js';
+import type { Kvm, Profile, Vm } from '../types.js';
+import { ensureOpen, options, u32 } from '../validate.js';
+import type { SimProfile } from './profiles.js';
+import { SimVm } from './vm.js';
+
+export class SimKvm implements Kvm {
+  readonly backend = 'sim' as const;
+  readonly apiVersion: number;
+  #closed = false;
+  #vms = new Set<SimVm>();
+
+  constructor(readonly model: SimProfile) {
+    this.apiVersion = model.apiVersion;
+  }
+
+  get profile(): Profile {
+    return this.model.name;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  checkExtension(cap: number | string): number {
+    ensureOpen(this.#closed, 'Kvm');
+    return this.model.caps.get(capNumber(cap)) ?? 0;
+  }
+
+  vmTypes(): number[] {
+    const mask = this.checkExtension(CAPS.VM_TYPES!);
+    return mask === 0 ? [0] : bitsOf(mask);
+  }
+
+  createVm(opts?: { type?: number }): Vm {
+    ensureOpen(this.#closed, 'Kvm');
+    const o = options<{ type?: number }>('options', opts);
+    const type = o.type === undefined ? 0 : u32('type', o.type);
+    if (!this.vmTypes().includes(type)) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_VM');
+    const vm = new SimVm(this.model, type, (x) => this.#vms.delete(x));
+    this.#vms.add(vm);
+    return vm;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const vm of this.#vms) vm.markClosed();
+    this.#vms.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

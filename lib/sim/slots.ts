@@ -1,0 +1,120 @@
+// Memory slots in the simulator, judged in the order __kvm_set_memory_region (Linux 6.18) does;
+// every answer below was measured on the real kernel through the kvm backend:
+//   flags (READONLY or LOG_DIRTY_PAGES with GUEST_MEMFD) -> EINVAL; address space (slot >> 16) != 0
+//   or id >= 32764 -> EINVAL; size, gpa, userspace address or guest_memfd offset not page-aligned,
+//   gpa + size or offset + size wrapping, size >= 2^43 -> EINVAL; delete (size 0) of a missing slot
+//   -> EINVAL; any change to a guest_memfd slot (even setting it again unchanged) -> EINVAL; a change
+//   of size, userspace address or READONLY -> EINVAL; the same region again -> no-op; a create or
+//   move overlapping another slot -> EEXIST; a slot ending past 2^52 -> EINVAL; guest_memfd of
+//   another VM, a range past the file's end, or pages bound to another slot -> EINVAL.
+import { kvmError } from '../errors.js';
+import { PAGE_SIZE } from '../validate.js';
+import type { SimGuestMemfd } from './guest-memfd.js';
+import type { SimMapping } from './mapping.js';
+import { LIMITS } from './profiles.js';
+
+const P = BigInt(PAGE_SIZE);
+const IOCTL = 'KVM_SET_USER_MEMORY_REGION2';
+export const MEM_LOG_DIRTY_PAGES = 1;
+export const MEM_READONLY = 2;
+export const MEM_GUEST_MEMFD = 4;
+
+export interface SlotRequest {
+  slot: number;
+  flags: number;
+  gpa: bigint;
+  size: bigint;
+  mapping?: SimMapping;
+  userspaceOffset: bigint;
+  gmem?: SimGuestMemfd;
+  gmemOffset: bigint;
+}
+
+export interface SimSlot extends SlotRequest {
+  /** This slot's binding in its guest_memfd (released on delete). */
+  binding?: { first: bigint; end: bigint };
+}
+
+function einval(): Error {
+  return kvmError('EINVAL', 'ioctl', IOCTL);
+}
+
+function sameUserspace(a: SlotRequest, b: SlotRequest): boolean {
+  // A slot's userspace address is (mapping, offset); no mapping is address 0.
+  if (!a.mapping || !b.mapping) return !a.mapping && !b.mapping && a.userspaceOffset === b.userspaceOffset;
+  return a.mapping === b.mapping && a.userspaceOffset === b.userspaceOffset;
+}
+
+export class SlotTable {
+  readonly slots = new Map<number, SimSlot>();
+
+  constructor(private readonly vm: object) {}
+
+  set(r: SlotRequest): void {
+    const gmemFlag = (r.flags & MEM_GUEST_MEMFD) !== 0;
+    if (gmemFlag && (r.flags & (MEM_READONLY | MEM_LOG_DIRTY_PAGES)) !== 0) throw einval();
+    if (r.slot >>> 16 >= LIMITS.addressSpaces || (r.slot & 0xffff) >= LIMITS.userSlots) throw einval();
+    if (r.size % P !== 0n || r.gpa % P !== 0n || r.userspaceOffset % P !== 0n) throw einval();
+    if (gmemFlag && (r.gmemOffset % P !== 0n || r.gmemOffset + r.size >= 1n << 64n)) throw einval();
+    if (r.gpa + r.size >= 1n << 64n) throw einval();
+    const npages = r.size / P;
+    if (npages > LIMITS.maxSlotPages) throw einval();
+    const old = this.slots.get(r.slot);
+    if (r.size === 0n) {
+      if (!old) throw einval();
+      this.#delete(old);
+      return;
+    }
+    if (old) {
+      // guest_memfd slots are immutable: they can only be deleted.
+      if (gmemFlag || old.gmem) throw einval();
+      if (!sameUserspace(r, old) || r.size !== old.size || ((r.flags ^ old.flags) & MEM_READONLY) !== 0) throw einval();
+      if (r.gpa === old.gpa) {
+        old.flags = r.flags;
+        return;
+      }
+    }
+    this.#checkOverlap(r);
+    if (r.gpa + r.size > LIMITS.maxGpaEnd) throw einval();
+    let binding: SimSlot['binding'];
+    if (gmemFlag) binding = this.#bind(r.gmem!, r.gmemOffset, npages);
+    if (old) this.slots.delete(r.slot);
+    this.slots.set(r.slot, { ...r, binding });
+  }
+
+  #checkOverlap(r: SlotRequest): void {
+    const end = r.gpa + r.size;
+    for (const s of this.slots.values()) {
+      if (s.slot === r.slot) continue;
+      if (r.gpa < s.gpa + s.size && s.gpa < end) throw kvmError('EEXIST', 'ioctl', IOCTL);
+    }
+  }
+
+  #bind(g: SimGuestMemfd, offset: bigint, npages: bigint): { first: bigint; end: bigint } {
+    if (g.owner !== this.vm) throw einval();
+    if (offset + npages * P > g.sizeBig) throw einval();
+    const first = offset / P;
+    const end = first + npages;
+    for (const b of g.bindings) if (first < b.end && b.first < end) throw einval();
+    const binding = { first, end };
+    g.bindings.add(binding);
+    return binding;
+  }
+
+  #delete(s: SimSlot): void {
+    if (s.binding) s.gmem!.bindings.delete(s.binding);
+    this.slots.delete(s.slot);
+  }
+
+  clear(): void {
+    for (const s of [...this.slots.values()]) this.#delete(s);
+  }
+
+  /** The slot holding gpa in address space 0, if any. */
+  find(gpa: bigint): SimSlot | undefined {
+    for (const s of this.slots.values()) {
+      if (gpa >= s.gpa && gpa < s.gpa + s.size) return s;
+    }
+    return undefined;
+  }
+}
