@@ -5,6 +5,7 @@ import { PRIVATE, SHARED, StateMap, pageRange } from '../state-map.js';
 import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
 import { PAGE_SIZE, ensureOpen, i64, num, options, optBool, rangeEnd, u64 } from '../validate.js';
 import { KvmMapping, type NativeMapping } from './mapping.js';
+import { Children } from './children.js';
 
 export interface NativeGuestMemfd {
   readonly fd: number;
@@ -23,7 +24,7 @@ export class KvmGuestMemfd implements GuestMemfd {
   #closed = false;
   #size: bigint;
   #mirror: StateMap | undefined;
-  #mappings = new Set<KvmMapping>();
+  #mappings = new Children<KvmMapping>();
   #mechanism: 'attributes2' | 'gmem-convert' | null | undefined;
 
   constructor(
@@ -149,8 +150,7 @@ export class KvmGuestMemfd implements GuestMemfd {
   markClosed(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const m of this.#mappings) m.markClosed();
-    this.#mappings.clear();
+    for (const m of this.#mappings.drain()) m.markClosed();
   }
 
   close(): void {

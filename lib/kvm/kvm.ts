@@ -5,6 +5,7 @@ import type { ConversionMechanism, Kvm, Vm } from '../types.js';
 import { ensureOpen, options, u32 } from '../validate.js';
 import type { NativeVm } from './vm.js';
 import { KvmVm } from './vm.js';
+import { Children } from './children.js';
 
 export interface NativeKvm {
   readonly fd: number;
@@ -20,7 +21,7 @@ export class KvmSystem implements Kvm {
   readonly apiVersion: number;
   readonly native: NativeKvm;
   #closed = false;
-  #vms = new Set<KvmVm>();
+  #vms = new Children<KvmVm>();
   #mechanism: ConversionMechanism | undefined;
 
   constructor(readonly path: string = '/dev/kvm') {
@@ -68,8 +69,7 @@ export class KvmSystem implements Kvm {
     if (this.#closed) return;
     this.#closed = true;
     this.native.close();
-    for (const vm of this.#vms) vm.markClosed();
-    this.#vms.clear();
+    for (const vm of this.#vms.drain()) vm.markClosed();
   }
 
   [Symbol.dispose](): void {

@@ -7,6 +7,7 @@ import { KvmGuestMemfd, type NativeGuestMemfd } from './guest-memfd.js';
 import { KvmMapping } from './mapping.js';
 import { KvmGuestAccess } from './guest.js';
 import { KvmVcpu, type NativeVcpu } from './vcpu.js';
+import { Children } from './children.js';
 
 export interface NativeVm {
   readonly fd: number;
@@ -34,8 +35,8 @@ export interface SlotInfo {
 
 export class KvmVm implements Vm {
   #closed = false;
-  #files = new Set<KvmGuestMemfd>();
-  #vcpus = new Set<KvmVcpu>();
+  #files = new Children<KvmGuestMemfd>();
+  #vcpus = new Children<KvmVcpu>();
   #guest: KvmGuestAccess | undefined;
   /** Slots set through this object, by slot id. */
   readonly slots = new Map<number, SlotInfo>();
@@ -136,10 +137,8 @@ export class KvmVm implements Vm {
   markClosed(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const f of this.#files) f.markClosed();
-    for (const v of this.#vcpus) v.markClosed();
-    this.#files.clear();
-    this.#vcpus.clear();
+    for (const f of this.#files.drain()) f.markClosed();
+    for (const v of this.#vcpus.drain()) v.markClosed();
     this.slots.clear();
     this.#guest?.markClosed();
   }
