@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { Progress, compileBaselines, machineInfo } from './lib/harness.mjs';
 import { applyRatios, applyValueGoals, formatRatio, formatTable, missingIds, sortForReport } from './lib/report.mjs';
 import { conversionChartSvg } from './lib/svg.mjs';
-import { convertSteps, fragmentedSteps, kvmSteps } from './lib/suites.mjs';
+import { kvmSteps } from './lib/kvm-suite.mjs';
+import { convertSteps, fragmentedSteps } from './lib/suites.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');

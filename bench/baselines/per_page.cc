@@ -125,6 +125,12 @@ double Median(std::vector<double> v) {
 // Enough repetitions of a tiny range that one timed sample lasts well above the clock's resolution.
 uint64_t InnerReps(uint64_t pages) { return std::max<uint64_t>(1, (1u << 16) / pages); }
 
+// At least `reps` samples, and more while they are cheap (up to ~50 ms), so a busy machine's
+// hiccups fall outside the median.
+bool MoreSamples(const std::vector<double>& s, int reps, uint64_t started) {
+  return int(s.size()) < reps || (s.size() < 101 && NowNs() - started < 50000000u);
+}
+
 double TimeRadix(uint64_t total_pages, uint64_t measured, int reps) {
   // The measured window sits at the top of the range so the tree has the full range's height.
   uint64_t first = total_pages - measured;
@@ -133,7 +139,7 @@ double TimeRadix(uint64_t total_pages, uint64_t measured, int reps) {
   for (uint64_t i = first; i < total_pages; i++) tree.Store(i, kAllMappable);
   uint64_t inner = InnerReps(measured);
   std::vector<double> samples;
-  for (int r = 0; r < reps; r++) {
+  for (uint64_t started = NowNs(); MoreSamples(samples, reps, started);) {
     uint64_t t0 = NowNs();
     for (uint64_t k = 0; k < inner; k++) {
       for (uint64_t i = first; i < total_pages; i++) tree.Store(i, kAllMappable);    // share
@@ -151,7 +157,7 @@ double TimeFloor(uint64_t measured, int reps) {
   uint8_t* a = states.data();
   uint64_t inner = InnerReps(measured);
   std::vector<double> samples;
-  for (int r = 0; r < reps; r++) {
+  for (uint64_t started = NowNs(); MoreSamples(samples, reps, started);) {
     uint64_t t0 = NowNs();
     for (uint64_t k = 0; k < inner; k++) {
       for (uint64_t i = 0; i < measured; i++) a[i] = 0;

@@ -95,8 +95,8 @@ export function runJsonLines(exe, args, timeoutMs = 300_000) {
  * Median time of one op in ns, measured with tinybench: each sample runs `batch` ops so that the
  * timer's own cost stays out of sub-microsecond figures.
  */
-export async function timeOp(name, fn, { batch = 1, time = 500, iterations = 10, warmupTime = 100 } = {}) {
-  const bench = new Bench({ time, iterations, warmupTime, warmupIterations: 2, timestampProvider: hrtimeNowTimestampProvider, throws: true });
+export async function timeOp(name, fn, { batch = 1, time = 500, iterations = 10, warmupTime = 100, warmupIterations = 2 } = {}) {
+  const bench = new Bench({ time, iterations, warmupTime, warmupIterations, timestampProvider: hrtimeNowTimestampProvider, throws: true });
   const task = batch === 1 ? fn : () => {
     for (let i = 0; i < batch; i++) fn();
   };
@@ -108,8 +108,8 @@ export async function timeOp(name, fn, { batch = 1, time = 500, iterations = 10,
 }
 
 /** Same, for async ops (each sample awaits `batch` ops in sequence). */
-export async function timeAsyncOp(name, fn, { batch = 1, time = 500, iterations = 10, warmupTime = 100 } = {}) {
-  const bench = new Bench({ time, iterations, warmupTime, warmupIterations: 2, timestampProvider: hrtimeNowTimestampProvider, throws: true });
+export async function timeAsyncOp(name, fn, { batch = 1, time = 500, iterations = 10, warmupTime = 100, warmupIterations = 2 } = {}) {
+  const bench = new Bench({ time, iterations, warmupTime, warmupIterations, timestampProvider: hrtimeNowTimestampProvider, throws: true });
   bench.add(name, async () => {
     for (let i = 0; i < batch; i++) await fn();
   });

@@ -74,7 +74,7 @@ export function formatValue(value, unit) {
       [1e6, 'ms'],
       [1e3, 'us'],
     ];
-    for (const [f, u] of steps) if (Math.abs(value) >= f) return `${sig(value / f)} ${u}`;
+    for (const [f, u] of steps) if (Math.abs(value) >= f * 0.9995) return `${sig(value / f)} ${u}`;
     return `${sig(value)} ns`;
   }
   return `${sig(value)} ${unit}`;
@@ -89,10 +89,8 @@ export function formatRatio(ratio) {
 function sig(x) {
   if (x === 0) return '0';
   const a = Math.abs(x);
-  if (a >= 1000) return Math.round(x).toLocaleString('en-US');
-  if (a >= 100) return x.toFixed(0);
-  if (a >= 10) return x.toFixed(1);
-  return x.toFixed(2);
+  if (a >= 999.5) return Math.round(x).toLocaleString('en-US');
+  return x.toPrecision(3);
 }
 
 /** The printed table: one row per result; ratios say what they divide. */

@@ -90,6 +90,8 @@ describe('bench report: ids and table', () => {
     expect(formatValue(8.2e9, 'ns')).toBe('8.20 s');
     expect(formatValue(null, 'ns')).toBe('skipped');
     expect(formatValue(5.65, 'GB/s')).toBe('5.65 GB/s');
+    expect(formatValue(9.9996e9, 'ns')).toBe('10.0 s');
+    expect(formatValue(999.7, 'ns')).toBe('1.00 us');
   });
   it('prints one row per result with its ratio and skip reason', () => {
     const rows = applyRatios([

@@ -60,7 +60,7 @@ describe('bench chart (SVG)', () => {
   });
 
   it('writes the 1 TiB headline ratio on the chart', () => {
-    expect(conversionChartSvg(fullResults())).toContain('per-page / extent map = 1,000,000x');
+    expect(conversionChartSvg(fullResults())).toContain('per-page loop / extent map = 1,000,000x');
   });
 
   it('leaves skipped figures out and says a design was not measured', () => {
@@ -69,7 +69,7 @@ describe('bench chart (SVG)', () => {
     const svg = conversionChartSvg(rs);
     expect(polylines(svg)).toHaveLength(2);
     expect(svg).toContain('(not measured)');
-    expect(svg).not.toContain('per-page / extent map =');
+    expect(svg).not.toContain('per-page loop / extent map =');
     expect(seriesPoints(rs, 'convert.extent-map.')).toEqual([]);
   });
 

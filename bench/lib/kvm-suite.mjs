@@ -1,0 +1,184 @@
+// The real kernel: one ioctl, the KVM_RUN loop and guest_memfd copies, JS against C doing the same.
+// C and JS rounds alternate so a busy neighbour slows both sides alike; each side's figure is the
+// median of its rounds.
+import { median, skipped } from './report.mjs';
+import { runJsonLines, timeAsyncOp, timeOp } from './harness.mjs';
+import { reason } from './suites.mjs';
+
+const GMEM_FLAGS_CAP = 244; // KVM_CAP_GUEST_MEMFD_FLAGS, the cap the C baseline asks for too
+const COPY_BYTES = 64 * 1024 * 1024;
+// Real mode at gpa 0: `out 0x10, al` then a jump back to it, so every KVM_RUN is one io exit.
+const OUT_LOOP = Uint8Array.from([0xe6, 0x10, 0xeb, 0xfc]);
+
+export function kvmSteps(ctx) {
+  return [
+    { label: 'kvm.check-extension vs c.check-extension', run: () => checkExtension(ctx) },
+    { label: 'kvm.io-exit-roundtrip vs c.io-exit-roundtrip', run: () => ioExit(ctx) },
+    { label: 'mapping.read/write-gbps vs c.memcpy-*-gbps', run: () => copies(ctx) },
+    { label: 'guest.read-gbps', run: () => guestRead(ctx) },
+  ];
+}
+
+/**
+ * Runs each side `rounds` times, alternating; a side returns { id: value }. Gives per id the median,
+ * the round count, or the first error of that side.
+ */
+async function alternate(rounds, sides) {
+  const out = sides.map(() => ({ values: {}, error: null }));
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < sides.length; i++) {
+      if (out[i].error) continue;
+      try {
+        for (const [id, v] of Object.entries(await sides[i]())) (out[i].values[id] ??= []).push(v);
+      } catch (e) {
+        out[i].error = e;
+      }
+    }
+  }
+  return out.map((o) => ({ error: o.error, value: Object.fromEntries(Object.entries(o.values).map(([id, vs]) => [id, median(vs)])) }));
+}
+
+/** Pushes a measured figure or, when its side failed, the skip with the reason. */
+function record(ctx, side, spec, why = '') {
+  const v = side.value[spec.id];
+  if (side.error || v === undefined) {
+    ctx.results.push(skipped(spec.id, spec.unit, `${why}${reason(side.error)}`, spec.baseline ? { baseline: spec.baseline } : {}));
+  } else {
+    ctx.results.push({ ...spec, value: v });
+  }
+}
+
+function cSide(ctx, args, pick) {
+  return () => {
+    if (!ctx.bin.kvm_c) throw new Error(`kvm_c baseline did not compile: ${ctx.binErrors.kvm_c}`);
+    return pick(runJsonLines(ctx.bin.kvm_c, args));
+  };
+}
+
+function skipAll(ctx, specs, why) {
+  for (const s of specs) ctx.results.push(skipped(s.id, s.unit, why, s.baseline ? { baseline: s.baseline } : {}));
+}
+
+let kvmSystem;
+function realKvm(ctx) {
+  kvmSystem ??= ctx.lib.open({ backend: 'kvm' });
+  return kvmSystem;
+}
+
+async function checkExtension(ctx) {
+  const calls = ctx.quick ? 100_000 : 500_000;
+  const c = { id: 'c.check-extension', unit: 'ns', note: `ioctl(/dev/kvm fd, KVM_CHECK_EXTENSION, ${GMEM_FLAGS_CAP}) in C, median of batches of ${calls}` };
+  const js = { id: 'kvm.check-extension', unit: 'ns', baseline: c.id, goal: '<= 1.3', note: `kvm.checkExtension(${GMEM_FLAGS_CAP}) on the system fd, median of batches of 1000` };
+  if (ctx.kvmReason) return skipAll(ctx, [js, c], ctx.kvmReason);
+  const [cs, jss] = await alternate(3, [
+    cSide(ctx, ['check', String(calls), '3'], (l) => ({ [c.id]: l[0].ns })),
+    async () => {
+      const kvm = realKvm(ctx);
+      return { [js.id]: await timeOp(js.id, () => kvm.checkExtension(GMEM_FLAGS_CAP), { batch: 1000, time: ctx.quick ? 150 : 600 }) };
+    },
+  ]);
+  record(ctx, jss, js);
+  record(ctx, cs, c);
+}
+
+async function ioExit(ctx) {
+  const runs = ctx.quick ? 10_000 : 40_000;
+  const c = { id: 'c.io-exit-roundtrip', unit: 'ns', note: `KVM_RUN loop in C, guest doing out 0x10 in a loop, median of batches of ${runs}` };
+  const js = { id: 'kvm.io-exit-roundtrip', unit: 'ns', baseline: c.id, goal: '<= 1.3', note: 'await vcpu.run() per io exit, same guest' };
+  const jsSync = { id: 'kvm.io-exit-roundtrip-sync', unit: 'ns', baseline: c.id, goal: '<= 1.3', note: 'vcpu.runSync() per io exit, same guest' };
+  if (ctx.kvmReason) return skipAll(ctx, [js, jsSync, c], ctx.kvmReason);
+  let vm;
+  let vcpu;
+  let setupError = null;
+  try {
+    vm = realKvm(ctx).createVm();
+    const gm = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+    const m = gm.map();
+    m.write(0, OUT_LOOP);
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: 0x10000, guestMemfd: gm, userspace: m });
+    vcpu = vm.createVcpu(0);
+    const sregs = vcpu.getSregs();
+    vcpu.setSregs({ cs: { ...sregs.cs, base: 0n, selector: 0 } });
+    vcpu.setRegs({ rip: 0n, rflags: 2n });
+    const first = await vcpu.run();
+    if (first.reason !== 'io' || first.port !== 0x10) throw new Error(`the guest did not exit on io: ${JSON.stringify(first)}`);
+  } catch (e) {
+    setupError = e;
+  }
+  const opts = { batch: 200, time: ctx.quick ? 200 : 800 };
+  const [cs, jss, syncs] = await alternate(3, [
+    cSide(ctx, ['ioexit', String(runs), '3'], (l) => ({ [c.id]: l[0].ns })),
+    async () => {
+      if (setupError) throw setupError;
+      return { [js.id]: await timeAsyncOp(js.id, () => vcpu.run(), opts) };
+    },
+    async () => {
+      if (setupError) throw setupError;
+      return { [jsSync.id]: await timeOp(jsSync.id, () => vcpu.runSync(), opts) };
+    },
+  ]);
+  vm?.close();
+  record(ctx, jss, js, 'vCPU path unavailable: ');
+  record(ctx, syncs, jsSync, 'vCPU path unavailable: ');
+  record(ctx, cs, c);
+}
+
+async function copies(ctx) {
+  const reps = ctx.quick ? 5 : 11;
+  const cr = { id: 'c.memcpy-read-gbps', unit: 'GB/s', note: 'memcpy of 64 MiB from a MMAP|INIT_SHARED guest_memfd mmap to a buffer, in C' };
+  const cw = { id: 'c.memcpy-write-gbps', unit: 'GB/s', note: 'memcpy of 64 MiB from a buffer to a MMAP|INIT_SHARED guest_memfd mmap, in C' };
+  const rd = { id: 'mapping.read-gbps', unit: 'GB/s', baseline: cr.id, goal: '>= 0.8', note: 'mapping.readInto(0, 64 MiB Buffer): the SIGBUS-guarded copy' };
+  const wr = { id: 'mapping.write-gbps', unit: 'GB/s', baseline: cw.id, goal: '>= 0.8', note: 'mapping.write(0, 64 MiB Buffer): the SIGBUS-guarded copy' };
+  if (ctx.kvmReason) return skipAll(ctx, [rd, wr, cr, cw], ctx.kvmReason);
+  let vm;
+  let m;
+  let buf;
+  let setupError = null;
+  try {
+    vm = realKvm(ctx).createVm();
+    const gm = vm.createGuestMemfd({ size: COPY_BYTES, mmap: true, initShared: true });
+    m = gm.map();
+    m.fill(0, COPY_BYTES, 0xa5); // faults every page in before timing, as the C side does
+    buf = Buffer.alloc(COPY_BYTES, 0x5a);
+  } catch (e) {
+    setupError = e;
+  }
+  const opts = { time: 0, iterations: reps, warmupTime: 0, warmupIterations: 1 };
+  const [cs, jss] = await alternate(3, [
+    cSide(ctx, ['memcpy', String(COPY_BYTES), String(reps)], (l) => Object.fromEntries(l.map((x) => [x.id, x.gbps]))),
+    async () => {
+      if (setupError) throw setupError;
+      const r = COPY_BYTES / (await timeOp(rd.id, () => m.readInto(0, buf), opts));
+      const w = COPY_BYTES / (await timeOp(wr.id, () => m.write(0, buf), opts));
+      return { [rd.id]: r, [wr.id]: w };
+    },
+  ]);
+  vm?.close();
+  for (const spec of [rd, wr]) record(ctx, jss, spec);
+  for (const spec of [cr, cw]) record(ctx, cs, spec);
+}
+
+async function guestRead(ctx) {
+  const spec = { id: 'guest.read-gbps', unit: 'GB/s', note: '' };
+  if (ctx.kvmReason) return skipAll(ctx, [spec], ctx.kvmReason);
+  let vm;
+  try {
+    vm = realKvm(ctx).createVm();
+    const gm = vm.createGuestMemfd({ size: COPY_BYTES, mmap: true, initShared: true });
+    const m = gm.map();
+    m.fill(0, COPY_BYTES, 0x3c);
+    // Above the low memory vm.guest's own program may use.
+    const gpa = 0x40000000;
+    vm.setMemoryRegion({ slot: 1, guestPhysAddr: gpa, size: COPY_BYTES, guestMemfd: gm, userspace: m });
+    const check = await vm.guest.read(gpa, 4096);
+    if (check.length !== 4096 || check[0] !== 0x3c || check[4095] !== 0x3c) throw new Error('vm.guest.read returned other bytes than the host wrote');
+    const n = ctx.quick ? 2 : 5;
+    const ns = await timeAsyncOp(spec.id, () => vm.guest.read(gpa, COPY_BYTES), { time: 0, iterations: n, warmupTime: 0, warmupIterations: 1 });
+    spec.note = `await vm.guest.read(gpa, 64 MiB) of a guest_memfd slot (the built-in guest program copies), median of ${n}`;
+    ctx.results.push({ ...spec, value: COPY_BYTES / ns });
+  } catch (e) {
+    ctx.results.push(skipped(spec.id, spec.unit, `vm.guest.read unavailable: ${reason(e)}`));
+  } finally {
+    vm?.close();
+  }
+}
