@@ -1,5 +1,7 @@
 // Mapping on the real backend: a thin shell over the native mapping, whose copies run under the
 // SIGBUS guard (a private page gives HostAccessError, never a dead process).
+import { kMaxLength } from 'node:buffer';
+import { argRangeError } from '../errors.js';
 import type { Mapping, U64 } from '../types.js';
 import { byteValue, bytes } from '../validate.js';
 
@@ -34,6 +36,10 @@ export class KvmMapping implements Mapping {
   }
 
   read(offset: U64, length: U64): Buffer {
+    // Larger than any Buffer: say so as a range error, not Node's untyped allocation failure.
+    if ((typeof length === 'number' || typeof length === 'bigint') && length > kMaxLength) {
+      throw argRangeError(`length ${length} is larger than the largest Buffer (${kMaxLength}); use readInto in pieces`);
+    }
     return this.native.read(offset, length);
   }
   readInto(offset: U64, target: Uint8Array): number {
