@@ -10,11 +10,15 @@ const PROFILES: readonly Profile[] = ['rfc-v5', 'inplace-v8', 'linux-6.18'];
 export function open(opts?: OpenOptions): Kvm {
   const o = options<OpenOptions>('options', opts);
   const backend = o.backend ?? 'auto';
+  if (typeof backend !== 'string') throw argTypeError(`backend must be a string, got ${describe(backend)}`);
   if (backend !== 'auto' && backend !== 'kvm' && backend !== 'sim') {
     throw argRangeError(`backend must be 'auto', 'kvm' or 'sim', got ${describe(backend)}`);
   }
   const path = o.path ?? '/dev/kvm';
   if (typeof path !== 'string') throw argTypeError(`path must be a string, got ${describe(path)}`);
+  if (o.profile !== undefined && typeof o.profile !== 'string') {
+    throw argTypeError(`profile must be a string, got ${describe(o.profile)}`);
+  }
   if (o.profile !== undefined && !PROFILES.includes(o.profile)) {
     throw argRangeError(`profile must be one of ${PROFILES.join(', ')}, got ${describe(o.profile)}`);
   }
