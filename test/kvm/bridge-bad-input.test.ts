@@ -167,6 +167,7 @@ const cases: Case[] = [
   ...numberArg('m.read(offset, length)', (c, v) => c.m.read(0, v as number), { required: true }),
   { name: 'm.read past the end', run: (c) => c.m.read(TOTAL - 1, 2), want: RANGE },
   { name: 'm.read from past the end', run: (c) => c.m.read(TOTAL + 1, 0), want: RANGE },
+  { name: 'm.read of more than the largest Buffer', run: (c) => c.vm.createGuestMemfd({ size: 2 ** 33, mmap: true, initShared: true }).map().read(0, 2 ** 32 + 1), want: RANGE },
   { name: 'm.read with offset + length past 2^64', run: (c) => c.m.read((1n << 64n) - 1n, 2), want: RANGE },
   ...numberArg('m.readInto(offset)', (c, v) => c.m.readInto(v as number, new Uint8Array(1)), { required: true }),
   ...[...WRONG_TYPES, ['undefined', undefined] as [string, unknown], ['a number', 5] as [string, unknown]].map(([label, v]) => ({
@@ -245,7 +246,7 @@ for (const [when, close, kinds] of closers) {
     }
   }
 }
-// Closed objects still reject bad types first? No: a closed object says so whatever the arguments.
+// A closed object passed as an argument counts as closed too.
 cases.push({ name: 'vm.setMemoryRegion with a closed guestMemfd', run: (c) => { const g = c.vm.createGuestMemfd({ size: PAGE }); g.close(); return c.vm.setMemoryRegion({ slot: 1, guestPhysAddr: 0, size: PAGE, guestMemfd: g }); }, want: { kind: 'closed' } });
 cases.push({ name: 'vm.setMemoryRegion with an unmapped userspace mapping', run: (c) => { c.m.unmap(); return region(c, {}); }, want: { kind: 'closed' } });
 
