@@ -155,7 +155,7 @@ export class SimGuestMemfd implements GuestMemfd {
   #unshare(first: bigint, end: bigint): ConversionResult {
     const held = this.#holds ? this.#holds.findFirst(first, end, 0, false) : -1;
     if (this.profile.conversion === 'inplace-v8') {
-      if (held >= 0) throw new ConversionBusyError(num(BigInt(held) * P), undefined, ATTRS2);
+      if (held >= 0) throw new ConversionBusyError(Number(BigInt(held) * P), undefined, ATTRS2);
       this.stateMap.set(first, end, PRIVATE);
       return { pending: [] };
     }

@@ -46,7 +46,8 @@ export class SimMapping implements Mapping {
 
   #check(at: bigint, length: bigint, access: 'read' | 'write'): void {
     const fault = this.file.hostFault(at, length);
-    if (fault >= 0n) throw new HostAccessError(num(fault), access);
+    // Number() as the native error factory does, also past 2^53.
+    if (fault >= 0n) throw new HostAccessError(Number(fault), access);
   }
 
   read(offset: U64, length: U64): Buffer {

@@ -103,6 +103,7 @@ describe('linux-6.18: mmap', () => {
     expectSigbus(() => m.read(100, 10), 100, 'read');
     expectSigbus(() => m.write(5000, Buffer.alloc(10)), 5000, 'write');
     expectSigbus(() => m.fill(8191, 10, 3), 8191, 'write');
+    expectSigbus(() => m.readInto(3 * PAGE + 5, new Uint8Array(4)), 3 * PAGE + 5, 'read');
     const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true });
     expectSigbus(() => g.map(2 * PAGE, 2 * PAGE).read(10, 1), 2 * PAGE + 10);
   });
