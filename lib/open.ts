@@ -16,21 +16,22 @@ export function open(opts?: OpenOptions): Kvm {
   }
   const path = o.path ?? '/dev/kvm';
   if (typeof path !== 'string') throw argTypeError(`path must be a string, got ${describe(path)}`);
-  if (o.profile !== undefined && typeof o.profile !== 'string') {
-    throw argTypeError(`profile must be a string, got ${describe(o.profile)}`);
+  const profile = o.profile ?? undefined; // null means the default, as for backend and path
+  if (profile !== undefined && typeof profile !== 'string') {
+    throw argTypeError(`profile must be a string, got ${describe(profile)}`);
   }
-  if (o.profile !== undefined && !PROFILES.includes(o.profile)) {
-    throw argRangeError(`profile must be one of ${PROFILES.join(', ')}, got ${describe(o.profile)}`);
+  if (profile !== undefined && !PROFILES.includes(profile)) {
+    throw argRangeError(`profile must be one of ${PROFILES.join(', ')}, got ${describe(profile)}`);
   }
-  if (o.profile !== undefined && backend === 'kvm') {
+  if (profile !== undefined && backend === 'kvm') {
     throw argRangeError('profile applies to the simulator only (backend: sim)');
   }
-  if (backend === 'sim') return openSim(o.profile ?? 'rfc-v5');
+  if (backend === 'sim') return openSim(profile ?? 'rfc-v5');
   if (backend === 'kvm') return new KvmSystem(path);
   try {
     return new KvmSystem(path);
   } catch (e) {
-    if (e instanceof KvmError) return openSim(o.profile ?? 'rfc-v5');
+    if (e instanceof KvmError) return openSim(profile ?? 'rfc-v5');
     throw e;
   }
 }
