@@ -36,11 +36,9 @@ struct Runner {
   bool started = false;
   bool joined = false;
   std::atomic<uint32_t> req{0};  // bumped per request; also the futex word the thread sleeps on
-  std::atomic<int> sleeping{0};
   std::atomic<int> state{kIdle};
   std::atomic<bool> stop{false};
   std::atomic<bool> kicked{false};
-  std::atomic<int64_t> idleSpinNs{50000};
   long result = 0;  // exit reason or -errno; published by state = kDone
   // JS-thread only:
   napi_threadsafe_function tsfn = nullptr;
@@ -58,7 +56,6 @@ int64_t NowNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-inline void CpuRelax() { __builtin_ia32_pause(); }
 
 long Futex(std::atomic<uint32_t>* word, int op, uint32_t val) {
   return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), op | FUTEX_PRIVATE_FLAG, val, nullptr, nullptr, 0);
@@ -76,6 +73,8 @@ int KickSignal() {
       struct sigaction sa;
       memset(&sa, 0, sizeof(sa));
       sa.sa_handler = [](int) {};
+      // KVM_RUN returns EINTR regardless; other calls a late timer signal lands in just restart.
+      sa.sa_flags = SA_RESTART;
       sigemptyset(&sa.sa_mask);
       if (sigaction(s, &sa, nullptr) == 0) {
         sig = s;
@@ -130,25 +129,15 @@ void ThreadMain(Runner* r) {
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   uint32_t seen = 0;
   for (;;) {
-    // Spin a little before sleeping: the JS side usually asks again within microseconds.
-    int64_t deadline = NowNs() + r->idleSpinNs.load(std::memory_order_relaxed);
     uint32_t cur;
-    unsigned spins = 0;
-    while ((cur = r->req.load(std::memory_order_acquire)) == seen && !r->stop.load(std::memory_order_relaxed)) {
-      if ((++spins & 63) == 0 && NowNs() > deadline) {
-        r->sleeping.store(1);
-        if (r->req.load() == seen && !r->stop.load()) Futex(&r->req, FUTEX_WAIT, seen);
-        r->sleeping.store(0);
-      } else {
-        CpuRelax();
-      }
+    while ((cur = r->req.load(std::memory_order_acquire)) == seen && !r->stop.load()) {
+      Futex(&r->req, FUTEX_WAIT, seen);
     }
     if (r->stop.load()) return;
     seen = cur;
     r->result = RunOnce(r->fd, r->run, r->kicked);
-    if (r->state.exchange(kDone, std::memory_order_acq_rel) == kAsync) {
-      napi_call_threadsafe_function(r->tsfn, nullptr, napi_tsfn_nonblocking);
-    }
+    r->state.store(kDone, std::memory_order_release);
+    napi_call_threadsafe_function(r->tsfn, nullptr, napi_tsfn_nonblocking);
   }
 }
 
@@ -207,7 +196,7 @@ Napi::Function VcpuObject::Init(Napi::Env env) {
                          InstanceMethod<&VcpuObject::RunSync>("runSync"),
                          InstanceMethod<&VcpuObject::Run>("run"),
                          InstanceMethod<&VcpuObject::Kick>("kick"),
-                         InstanceMethod<&VcpuObject::SetSpin>("setSpin"),
+                         InstanceMethod<&VcpuObject::SetRunInline>("setRunInline"),
                          InstanceMethod<&VcpuObject::BenchRunLoop>("benchRunLoop"),
                          InstanceMethod<&VcpuObject::CloseJs>("close"),
                          StaticValue("layout", VcpuLayout(env)),
@@ -271,6 +260,8 @@ void VcpuObject::Release() {
       area_.SuppressDestruct();
     }
   }
+  if (timerReady_) timer_delete(timer_);
+  timerReady_ = false;
   if (run_ != nullptr) munmap(run_, runSize_);
   run_ = nullptr;
   if (fd_ >= 0) close(fd_);
@@ -377,35 +368,64 @@ void VcpuObject::StartRunner(Napi::Env env) {
   r->started = true;
 }
 
-// run(): the exit reason when the vCPU thread finished within the spin window, else a Promise.
+// run(): KVM_RUN starts on this thread under a one-shot timer; an exit before it fires comes back
+// at once as the exit reason (no thread handoff: the cost of runSync). When the timer fires first,
+// the run moves to the vCPU's own thread and a Promise is returned, so the event loop is held for
+// at most the window.
 Napi::Value VcpuObject::Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Vcpu");
   EnsureIdle(env);
-  if (!runner_->started) StartRunner(env);
   Runner* r = runner_.get();
-  r->state.store(kRunning);
-  r->req.fetch_add(1);
-  if (r->sleeping.load()) Futex(&r->req, FUTEX_WAKE, 1);
-  // A bounded wait on the JS thread saves the two cross-thread wakeups of the async path.
-  if (runSpinNs_ > 0) {
-    int64_t deadline = NowNs() + runSpinNs_;
-    unsigned spins = 0;
-    while (r->state.load(std::memory_order_acquire) != kDone) {
-      if ((++spins & 63) == 0 && NowNs() > deadline) break;
-      CpuRelax();
+  if (inlineNs_ > 0) {
+    if (!timerReady_) CreateTimer(env);
+    // Arming a timer costs microseconds here (nested virtualization), so one arming covers many
+    // runs: each run starts with between a tenth of the window and the whole window left.
+    int64_t now = NowNs();
+    if (timerExpiry_ - now < inlineNs_ / 10) {
+      itimerspec arm{};
+      arm.it_value.tv_sec = inlineNs_ / 1000000000;
+      arm.it_value.tv_nsec = inlineNs_ % 1000000000;
+      timer_settime(timer_, 0, &arm, nullptr);
+      timerExpiry_ = now + inlineNs_;
     }
+    int rc = ioctl(fd_, KVM_RUN, 0);
+    int e = errno;
+    if (rc == 0) return Napi::Number::New(env, run_->exit_reason);
+    if (e == EINTR && r->kicked.exchange(false)) {
+      __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
+      return Napi::Number::New(env, KVM_EXIT_INTR);
+    }
+    if (e != EINTR) return RunResult(env, (e == EFAULT || e == EHWPOISON) && run_->exit_reason == KVM_EXIT_MEMORY_FAULT ? KVM_EXIT_MEMORY_FAULT : -e);
+    // The window passed (or another signal came): the vCPU thread carries on from here.
+    timerExpiry_ = 0;
   }
-  if (r->state.exchange(kAsync, std::memory_order_acq_rel) == kDone) {
-    r->state.store(kIdle);
-    return RunResult(env, r->result);
-  }
+  if (!r->started) StartRunner(env);
   napi_value promise;
   napi_status st = napi_create_promise(env, &r->deferred, &promise);
   NAPI_THROW_IF_FAILED(env, st, Napi::Value());
+  r->state.store(kRunning);
   Ref();
   napi_ref_threadsafe_function(env, r->tsfn);
+  r->req.fetch_add(1);
+  Futex(&r->req, FUTEX_WAKE, 1);
   return Napi::Value(env, promise);
+}
+
+// A timer that signals this (the JS) thread with the kick signal, which must not be blocked here.
+void VcpuObject::CreateTimer(Napi::Env env) {
+  int sig = KickSignal();
+  if (sig == 0) ThrowErrno(env, EAGAIN, "sigaction");
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  sigevent ev{};
+  ev.sigev_notify = SIGEV_THREAD_ID;
+  ev.sigev_signo = sig;
+  ev._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));
+  if (timer_create(CLOCK_MONOTONIC, &ev, &timer_) != 0) ThrowErrno(env, errno, "timer_create");
+  timerReady_ = true;
 }
 
 void VcpuObject::Settle(Napi::Env env) {
@@ -433,14 +453,15 @@ Napi::Value VcpuObject::Kick(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// setSpin(runSpinNs, idleSpinNs): how long run() waits on the JS thread before going async, and
-// how long the vCPU thread polls for the next request before sleeping.
-Napi::Value VcpuObject::SetSpin(const Napi::CallbackInfo& info) {
+// setRunInline(ns): how long run() keeps KVM_RUN on the JS thread before moving it to the vCPU
+// thread; 0 sends every run() to the vCPU thread.
+Napi::Value VcpuObject::SetRunInline(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Vcpu");
-  runSpinNs_ = static_cast<int64_t>(GetU64(env, info[0], "runSpinNs"));
-  idleSpinNs_ = static_cast<int64_t>(GetU64(env, info[1], "idleSpinNs"));
-  runner_->idleSpinNs.store(idleSpinNs_);
+  uint64_t ns = GetU64(env, info[0], "ns");
+  if (ns > 10000000000ULL) ThrowRangeError(env, "the inline window must be at most 10 s");
+  inlineNs_ = static_cast<int64_t>(ns);
+  timerExpiry_ = 0;
   return env.Undefined();
 }
 

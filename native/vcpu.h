@@ -4,6 +4,8 @@
 
 #include <napi.h>
 
+#include <time.h>
+
 #include <memory>
 
 #include "owned.h"
@@ -37,19 +39,22 @@ class VcpuObject : public Napi::ObjectWrap<VcpuObject>, public Owned {
   Napi::Value RunSync(const Napi::CallbackInfo& info);
   Napi::Value Run(const Napi::CallbackInfo& info);
   Napi::Value Kick(const Napi::CallbackInfo& info);
-  Napi::Value SetSpin(const Napi::CallbackInfo& info);
+  Napi::Value SetRunInline(const Napi::CallbackInfo& info);
   Napi::Value BenchRunLoop(const Napi::CallbackInfo& info);
   Napi::Value CloseJs(const Napi::CallbackInfo& info);
   void EnsureIdle(Napi::Env env);
   void StartRunner(Napi::Env env);
+  void CreateTimer(Napi::Env env);
 
   napi_env env_ = nullptr;
   int fd_ = -1;
   uint32_t id_ = 0;
   kvm_run* run_ = nullptr;
   size_t runSize_ = 0;
-  int64_t runSpinNs_ = 25000;
-  int64_t idleSpinNs_ = 50000;
+  int64_t inlineNs_ = 500000;
+  int64_t timerExpiry_ = 0;
+  timer_t timer_{};
+  bool timerReady_ = false;
   std::shared_ptr<Runner> runner_;
   Napi::Reference<Napi::ArrayBuffer> area_;
 };

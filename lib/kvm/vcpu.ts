@@ -17,7 +17,7 @@ export interface NativeVcpu {
   runSync(): number;
   run(): number | Promise<number>;
   kick(): void;
-  setSpin(runSpinNs: number, idleSpinNs: number): void;
+  setRunInline(ns: number): void;
   benchRunLoop(n: number): number;
   close(): void;
 }
@@ -180,17 +180,16 @@ export class KvmVcpu implements Vcpu {
   }
 
   /**
-   * Tuning for run(): how long it waits on the calling thread for a quick exit before going
-   * asynchronous (default 25 us), and how long the vCPU thread polls for the next run before
-   * sleeping (default 50 us). 0 and 0 give a purely asynchronous run() that never spins.
+   * How long run() may keep KVM_RUN on the calling thread (under a one-shot timer) before the run
+   * moves to the vCPU's own thread: quick exits cost what runSync() costs, and the event loop is
+   * held for at most the window (at least a tenth of it is left for each run, since one timer
+   * arming covers many runs). Default 500 us; 0 sends every run() to the vCPU thread.
    */
-  setSpin(runSpinMicros: number, idleSpinMicros: number): void {
+  setRunInline(micros: number): void {
     ensureOpen(this.#closed, 'Vcpu');
-    for (const [n, v] of [['runSpinMicros', runSpinMicros], ['idleSpinMicros', idleSpinMicros]] as const) {
-      if (typeof v !== 'number') throw argTypeError(`${n} must be a number, got ${describe(v)}`);
-      u64(n, v);
-    }
-    this.native.setSpin(runSpinMicros * 1000, idleSpinMicros * 1000);
+    if (typeof micros !== 'number') throw argTypeError(`micros must be a number, got ${describe(micros)}`);
+    if (!Number.isInteger(micros) || micros < 0 || micros > 10_000_000) throw argRangeError(`micros must be an integer from 0 to 10000000, got ${micros}`);
+    this.native.setRunInline(micros * 1000);
   }
 
   #flushReply(): void {
