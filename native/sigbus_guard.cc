@@ -80,6 +80,8 @@ bool InstallSigbusGuard() {
 }
 
 GuardResult GuardedCopy(CopyKind kind, uint8_t* guest, uint8_t* host, size_t len, int byte) {
+  // An empty Buffer has no data pointer, and memcpy/memset with null is undefined even for 0 bytes.
+  if (len == 0) return GuardResult{true, 0};
   sigjmp_buf jb;
   if (sigsetjmp(jb, 1) != 0) {
     std::atomic_signal_fence(std::memory_order_seq_cst);
