@@ -1,5 +1,5 @@
 // Vm on the real backend: guest_memfd files, memory slots, attributes, vCPUs.
-import { argTypeError } from '../errors.js';
+import { attributesArgs, createMemfdArgs, memfdFlagsOf, regionArgs } from '../args.js';
 import { FLAGS, CAPS, capNumber } from '../constants.js';
 import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfd, GuestMemfdFlags, MemoryRegion, U64, Vcpu, Vm } from '../types.js';
 import { describe, ensureOpen, optBool, options, u32, u64 } from '../validate.js';
@@ -63,17 +63,12 @@ export class KvmVm implements Vm {
   }
 
   guestMemfdFlags(): GuestMemfdFlags {
-    const mask = this.checkExtension(CAPS.GUEST_MEMFD_FLAGS!);
-    return { mmap: (mask & FLAGS.GUEST_MEMFD_FLAG_MMAP!) !== 0, initShared: (mask & FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!) !== 0 };
+    return memfdFlagsOf(this.checkExtension(CAPS.GUEST_MEMFD_FLAGS!));
   }
 
   createGuestMemfd(opts: CreateGuestMemfdOptions): GuestMemfd {
     ensureOpen(this.#closed, 'Vm');
-    const o = options<CreateGuestMemfdOptions>('options', opts, true);
-    const size = u64('size', o.size);
-    let flags = o.flags === undefined ? 0n : u64('flags', o.flags);
-    if (optBool('mmap', o.mmap)) flags |= BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP!);
-    if (optBool('initShared', o.initShared)) flags |= BigInt(FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!);
+    const { size, flags } = createMemfdArgs(opts);
     const n = this.native.createGuestMemfd(size, flags);
     const g = new KvmGuestMemfd(n, size, flags, (x) => this.#files.delete(x));
     this.#files.add(g);
@@ -82,28 +77,9 @@ export class KvmVm implements Vm {
 
   setMemoryRegion(region: MemoryRegion): void {
     ensureOpen(this.#closed, 'Vm');
-    const r = options<MemoryRegion>('region', region, true);
-    const slot = u32('slot', r.slot);
-    const gpa = u64('guestPhysAddr', r.guestPhysAddr);
-    const size = u64('size', r.size);
-    let flags = 0;
-    if (optBool('readonly', r.readonly)) flags |= FLAGS.KVM_MEM_READONLY!;
-    if (optBool('logDirtyPages', r.logDirtyPages)) flags |= FLAGS.KVM_MEM_LOG_DIRTY_PAGES!;
-    let gmem: KvmGuestMemfd | undefined;
-    if (r.guestMemfd !== undefined) {
-      if (!(r.guestMemfd instanceof KvmGuestMemfd)) throw argTypeError(`guestMemfd must be a GuestMemfd of the kvm backend, got ${describe(r.guestMemfd)}`);
-      gmem = r.guestMemfd;
-      ensureOpen(gmem.closed, 'GuestMemfd');
-      flags |= FLAGS.KVM_MEM_GUEST_MEMFD!;
-    }
-    const gmemOffset = r.guestMemfdOffset === undefined ? 0n : u64('guestMemfdOffset', r.guestMemfdOffset);
-    let mapping: KvmMapping | undefined;
-    if (r.userspace !== undefined) {
-      if (!(r.userspace instanceof KvmMapping)) throw argTypeError(`userspace must be a Mapping of the kvm backend, got ${describe(r.userspace)}`);
-      mapping = r.userspace;
-      ensureOpen(mapping.closed, 'Mapping');
-    }
-    const uOffset = r.userspaceOffset === undefined ? 0n : u64('userspaceOffset', r.userspaceOffset);
+    const { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset: uOffset } = regionArgs(region, KvmGuestMemfd, KvmMapping, 'kvm');
+    // vm.guest's helper region moves if this slot would collide with it.
+    this.#guest?.makeRoom(slot, gpa, size);
     this.native.setUserMemoryRegion2(slot, flags, gpa, size, mapping?.native ?? null, uOffset, gmem?.native ?? null, gmemOffset);
     if (size === 0n) {
       this.slots.delete(slot);
@@ -121,9 +97,8 @@ export class KvmVm implements Vm {
 
   setMemoryAttributes(gpa: U64, size: U64, attributes: { private: boolean }): void {
     ensureOpen(this.#closed, 'Vm');
-    const a = options<{ private: boolean }>('attributes', attributes, true);
-    const priv = optBool('attributes.private', a.private);
-    this.native.setMemoryAttributes(u64('gpa', gpa), u64('size', size), priv ? BigInt(FLAGS.KVM_MEMORY_ATTRIBUTE_PRIVATE!) : 0n);
+    const a = attributesArgs(gpa, size, attributes);
+    this.native.setMemoryAttributes(a.gpa, a.size, a.private ? BigInt(FLAGS.KVM_MEMORY_ATTRIBUTE_PRIVATE!) : 0n);
   }
 
   createVcpu(id: number = 0): Vcpu {
