@@ -79,9 +79,11 @@ bool InstallSigbusGuard() {
   return true;
 }
 
-GuardResult GuardedCopy(CopyKind kind, uint8_t* guest, uint8_t* host, size_t len, int byte) {
-  // An empty Buffer has no data pointer, and memcpy/memset with null is undefined even for 0 bytes.
-  if (len == 0) return GuardResult{true, 0};
+namespace {
+
+// The copy itself, kept apart so no early return sits beside sigsetjmp (GCC's -Wclobbered).
+__attribute__((noinline)) GuardResult CopyUnderGuard(CopyKind kind, uint8_t* guest, uint8_t* host, size_t len,
+                                                     int byte) {
   sigjmp_buf jb;
   if (sigsetjmp(jb, 1) != 0) {
     std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -104,6 +106,14 @@ GuardResult GuardedCopy(CopyKind kind, uint8_t* guest, uint8_t* host, size_t len
   std::atomic_signal_fence(std::memory_order_seq_cst);
   tlJump = nullptr;
   return GuardResult{true, 0};
+}
+
+}  // namespace
+
+GuardResult GuardedCopy(CopyKind kind, uint8_t* guest, uint8_t* host, size_t len, int byte) {
+  // An empty Buffer has no data pointer, and memcpy/memset with null is undefined even for 0 bytes.
+  if (len == 0) return GuardResult{true, 0};
+  return CopyUnderGuard(kind, guest, host, len, byte);
 }
 
 }  // namespace kg
