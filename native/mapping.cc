@@ -36,6 +36,9 @@ MappingObject::MappingObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   Attach(env, init.owner, init.ownerObject);
   addr_ = reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(init.c));
   init.c = 0;  // ours now
+  range_ = std::make_shared<MappedRange>();
+  range_->addr = addr_;
+  range_->length = length_;
 }
 
 MappingObject::~MappingObject() { FinalizeOwned(); }
@@ -58,24 +61,26 @@ void MappingObject::DetachAll() {
 void MappingObject::Release() {
   DetachAll();
   if (addr_ == nullptr) return;
-  if (slots_ > 0) {
+  uint8_t* addr = addr_;
+  addr_ = nullptr;
+  if (range_->slots > 0) {
     // Replace the pages, keep the addresses: the guest_memfd reference is dropped now.
-    void* p = mmap(addr_, length_, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* p = mmap(addr, length_, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p != MAP_FAILED) {
-      reserved_ = true;
+      range_->reserved = true;
       return;
     }
   }
-  munmap(addr_, length_);
-  addr_ = nullptr;
+  munmap(addr, length_);
+  range_->addr = nullptr;
 }
 
-void MappingObject::SlotUnbound() {
-  if (slots_ > 0) slots_--;
-  if (slots_ == 0 && reserved_ && addr_ != nullptr) {
-    munmap(addr_, length_);
-    addr_ = nullptr;
-    reserved_ = false;
+void MappedRange::Unbind() {
+  if (slots > 0) slots--;
+  if (slots == 0 && reserved && addr != nullptr) {
+    munmap(addr, length);
+    addr = nullptr;
+    reserved = false;
   }
 }
 

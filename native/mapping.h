@@ -4,11 +4,24 @@
 
 #include <napi.h>
 
+#include <memory>
 #include <vector>
 
 #include "owned.h"
 
 namespace kg {
+
+// A mapping's address range, shared with the memory slots that point into it. Whichever goes
+// last gives the addresses back, so a slot never reaches memory mapped there afterwards, and a
+// slot never keeps the mapping's JS object (and through it its VM) alive.
+struct MappedRange {
+  uint8_t* addr = nullptr;
+  uint64_t length = 0;
+  uint32_t slots = 0;
+  bool reserved = false;  // the mapping is gone; a PROT_NONE placeholder holds the addresses
+  // A slot stopped pointing here.
+  void Unbind();
+};
 
 class MappingObject : public Napi::ObjectWrap<MappingObject>, public Owned {
  public:
@@ -17,10 +30,9 @@ class MappingObject : public Napi::ObjectWrap<MappingObject>, public Owned {
   ~MappingObject() override;
   uint8_t* address() const { return addr_; }
   uint64_t length() const { return length_; }
-  // A memory slot points into this mapping; while any does, unmapping leaves the range reserved
-  // (PROT_NONE) so the slot can never reach whatever the kernel would map there next.
-  void SlotBound() { slots_++; }
-  void SlotUnbound();
+  // Memory slots that point into this mapping bind its range; while any does, unmapping leaves
+  // the range reserved (PROT_NONE) so the slot can never reach whatever is mapped there next.
+  std::shared_ptr<MappedRange> range() const { return range_; }
 
  protected:
   void Release() override;
@@ -42,8 +54,7 @@ class MappingObject : public Napi::ObjectWrap<MappingObject>, public Owned {
   uint8_t* addr_ = nullptr;
   uint64_t offset_ = 0;
   uint64_t length_ = 0;
-  uint32_t slots_ = 0;
-  bool reserved_ = false;
+  std::shared_ptr<MappedRange> range_;
   std::vector<Napi::Reference<Napi::ArrayBuffer>> views_;
 };
 

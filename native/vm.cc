@@ -52,9 +52,7 @@ void VmObject::Release() {
 void VmObject::DropSlotUse(uint32_t slot) {
   auto it = slotUses_.find(slot);
   if (it == slotUses_.end()) return;
-  it->second.mapping->SlotUnbound();
-  if (!(data_ != nullptr && data_->tearingDown)) it->second.ref.Reset();
-  else it->second.ref.SuppressDestruct();
+  it->second.range->Unbind();
   slotUses_.erase(it);
 }
 
@@ -117,9 +115,9 @@ Napi::Value VmObject::SetUserMemoryRegion2(const Napi::CallbackInfo& info) {
     DropSlotUse(r.slot);
   } else if (mapping != nullptr) {
     DropSlotUse(r.slot);
-    mapping->SlotBound();
-    SlotUse use{mapping, Napi::Persistent(info[4].As<Napi::Object>())};
-    slotUses_.emplace(r.slot, std::move(use));
+    std::shared_ptr<MappedRange> range = mapping->range();
+    range->slots++;
+    slotUses_.emplace(r.slot, SlotUse{std::move(range)});
   }
   return env.Undefined();
 }

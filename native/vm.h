@@ -4,12 +4,14 @@
 #include <napi.h>
 
 #include <map>
+#include <memory>
 
 #include "owned.h"
 
 namespace kg {
 
 class MappingObject;
+struct MappedRange;
 
 class VmObject : public Napi::ObjectWrap<VmObject>, public Owned {
  public:
@@ -23,8 +25,7 @@ class VmObject : public Napi::ObjectWrap<VmObject>, public Owned {
 
  private:
   struct SlotUse {
-    MappingObject* mapping;
-    Napi::ObjectReference ref;  // keeps the mapping's memory reserved while the slot points at it
+    std::shared_ptr<MappedRange> range;  // keeps the mapping's addresses reserved while the slot points at them
   };
   Napi::Value GetFd(const Napi::CallbackInfo& info);
   Napi::Value GetType(const Napi::CallbackInfo& info);
