@@ -147,7 +147,7 @@ describeKvm('no leaks', () => {
     });
   });
 
-  const child = (mode: 'all' | 'keep-kvm') => {
+  const child = (mode: 'all' | 'keep-kvm' | 'slot') => {
     const { module, env } = libBundle();
     const r = spawnSync(process.execPath, ['--expose-gc', fixture('finalizer-child.mjs'), module, mode, String(N)], {
       env,
@@ -169,6 +169,12 @@ describeKvm('no leaks', () => {
   it('objects dropped without close() under a Kvm that stays open are closed by finalizers', () => {
     const r = child('keep-kvm');
     expect(r.during.fds).toBeGreaterThanOrEqual(r.before.fds + 2 * N);
+    expect(r.after).toEqual(r.before);
+  });
+
+  it('VMs dropped without close() while a memory slot points into their mapping are finalized too', () => {
+    const r = child('slot');
+    expect(r.during.fds).toBeGreaterThanOrEqual(r.before.fds + 3 * N);
     expect(r.after).toEqual(r.before);
   });
 });
