@@ -3,7 +3,6 @@
 // RangeError (ERR_OUT_OF_RANGE). Values the kernel itself judges (alignment, size 0, beyond the
 // file) are passed on so the kernel's own errno comes back.
 import { argRangeError, argTypeError, ClosedError } from './errors.js';
-import type { U64 } from './types.js';
 
 export const PAGE_SIZE = 4096;
 export const U64_MAX = (1n << 64n) - 1n;

@@ -1,9 +1,10 @@
 // GuestMemfd on the real backend: mmap, fallocate, and conversion through whichever ioctl this
 // kernel has, with a mirror of the states this process set so states() answers here too.
-import { UnsupportedError, argRangeError } from '../errors.js';
+import { fileRange, mapArgs, statesRange } from '../args.js';
+import { UnsupportedError } from '../errors.js';
 import { PRIVATE, SHARED, StateMap, pageRange } from '../state-map.js';
 import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
-import { PAGE_SIZE, ensureOpen, i64, num, options, optBool, rangeEnd, u64 } from '../validate.js';
+import { PAGE_SIZE, ensureOpen, i64, num } from '../validate.js';
 import { KvmMapping, type NativeMapping } from './mapping.js';
 import { Children } from './children.js';
 
@@ -57,28 +58,15 @@ export class KvmGuestMemfd implements GuestMemfd {
 
   map(offset: U64 = 0, length?: U64, opts?: MapOptions): Mapping {
     ensureOpen(this.#closed, 'GuestMemfd');
-    const off = i64('offset', offset);
-    let len: bigint;
-    if (length === undefined) {
-      if (off > this.#size) throw argRangeError(`offset ${off} is beyond the file (size ${this.#size}); give a length`);
-      len = this.#size - off;
-    } else {
-      len = u64('length', length);
-    }
-    rangeEnd(off, len);
-    const o = options<MapOptions>('options', opts);
-    const m = new KvmMapping(this.native.map(off, len, optBool('options.private', o.private)), (x) => this.#mappings.delete(x));
+    const { offset: off, length: len, private: priv } = mapArgs(this.#size, offset, length, opts);
+    const m = new KvmMapping(this.native.map(off, len, priv), (x) => this.#mappings.delete(x));
     this.#mappings.add(m);
     return m;
   }
 
   #checkRange(offset: U64, length: U64): [bigint, bigint] {
     ensureOpen(this.#closed, 'GuestMemfd');
-    const off = u64('offset', offset);
-    const len = u64('length', length);
-    const end = rangeEnd(off, len);
-    if (end > this.#size) throw argRangeError(`range [${off}, ${end}) is beyond the file (size ${this.#size})`);
-    return [off, len];
+    return fileRange(this.#size, offset, length);
   }
 
   #mechanismFound(): 'attributes2' | 'gmem-convert' | null {
@@ -117,9 +105,7 @@ export class KvmGuestMemfd implements GuestMemfd {
 
   states(offset: U64 = 0, length?: U64): Extent[] {
     ensureOpen(this.#closed, 'GuestMemfd');
-    const off = u64('offset', offset);
-    if (length === undefined && off > this.#size) throw argRangeError(`offset ${off} is beyond the file`);
-    const [o, l] = this.#checkRange(off, length === undefined ? this.#size - off : length);
+    const [o, l] = statesRange(this.#size, offset, length);
     return this.#states().extents(o, l);
   }
 

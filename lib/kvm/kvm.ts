@@ -1,8 +1,9 @@
 // Kvm on the real backend: /dev/kvm.
+import { vmTypeArg } from '../args.js';
 import { CAPS, bitsOf, capNumber } from '../constants.js';
 import { native } from '../native.js';
 import type { ConversionMechanism, Kvm, Vm } from '../types.js';
-import { ensureOpen, options, u32 } from '../validate.js';
+import { ensureOpen } from '../validate.js';
 import type { NativeVm } from './vm.js';
 import { KvmVm } from './vm.js';
 import { Children } from './children.js';
@@ -58,8 +59,7 @@ export class KvmSystem implements Kvm {
 
   createVm(opts?: { type?: number }): Vm {
     ensureOpen(this.#closed, 'Kvm');
-    const o = options<{ type?: number }>('options', opts);
-    const type = o.type === undefined ? 0 : u32('type', o.type);
+    const type = vmTypeArg(opts);
     const vm = new KvmVm(this.native.createVm(type), (x) => this.#vms.delete(x));
     this.#vms.add(vm);
     return vm;

@@ -2,7 +2,7 @@
 import { attributesArgs, createMemfdArgs, memfdFlagsOf, regionArgs } from '../args.js';
 import { FLAGS, CAPS, capNumber } from '../constants.js';
 import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfd, GuestMemfdFlags, MemoryRegion, U64, Vcpu, Vm } from '../types.js';
-import { describe, ensureOpen, optBool, options, u32, u64 } from '../validate.js';
+import { ensureOpen, u32 } from '../validate.js';
 import { KvmGuestMemfd, type NativeGuestMemfd } from './guest-memfd.js';
 import { KvmMapping } from './mapping.js';
 import { KvmGuestAccess } from './guest.js';

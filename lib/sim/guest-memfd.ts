@@ -1,10 +1,11 @@
 // GuestMemfd in the simulator: sparse contents, per-page conversion states and host holds in
 // extent maps (cost follows the number of runs, not the range length), and the errno the kernel
 // gives for every bad create/mmap/fallocate call (measured on Linux 6.18; see lib/sim/profiles.ts).
-import { ConversionBusyError, UnsupportedError, argRangeError, kvmError } from '../errors.js';
+import { fileRange, mapArgs, statesRange } from '../args.js';
+import { ConversionBusyError, UnsupportedError, kvmError } from '../errors.js';
 import { PENDING, PRIVATE, SHARED, StateMap, newExtentMap, pageRange, type NativeExtentMap } from '../state-map.js';
 import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
-import { PAGE_SIZE, ensureOpen, i64, num, options, optBool, rangeEnd, u64 } from '../validate.js';
+import { PAGE_SIZE, ensureOpen, i64, num } from '../validate.js';
 import { SimMapping } from './mapping.js';
 import { PageStore } from './pages.js';
 import { LIMITS, type SimProfile } from './profiles.js';
@@ -89,16 +90,7 @@ export class SimGuestMemfd implements GuestMemfd {
 
   map(offset: U64 = 0, length?: U64, opts?: MapOptions): Mapping {
     ensureOpen(this.#closed, 'GuestMemfd');
-    const off = i64('offset', offset);
-    let len: bigint;
-    if (length === undefined) {
-      if (off > this.#size) throw argRangeError(`offset ${off} is beyond the file (size ${this.#size}); give a length`);
-      len = this.#size - off;
-    } else {
-      len = u64('length', length);
-    }
-    rangeEnd(off, len);
-    const priv = optBool('options.private', options<MapOptions>('options', opts).private);
+    const { offset: off, length: len, private: priv } = mapArgs(this.#size, offset, length, opts);
     // The kernel's order: the syscall's alignment check, do_mmap's length checks, the address
     // space, file_mmap_ok's size limit, then guest_memfd's own mmap handler.
     if (off % P !== 0n) throw kvmError('EINVAL', 'mmap');
@@ -115,11 +107,7 @@ export class SimGuestMemfd implements GuestMemfd {
 
   #checkRange(offset: U64, length: U64): [bigint, bigint] {
     ensureOpen(this.#closed, 'GuestMemfd');
-    const off = u64('offset', offset);
-    const len = u64('length', length);
-    const end = rangeEnd(off, len);
-    if (end > this.#size) throw argRangeError(`range [${off}, ${end}) is beyond the file (size ${this.#size})`);
-    return [off, len];
+    return fileRange(this.#size, offset, length);
   }
 
   // The conversion call of the series profiles: page-aligned and non-empty, as KVM_SET_MEMORY_ATTRIBUTES2.
@@ -172,9 +160,7 @@ export class SimGuestMemfd implements GuestMemfd {
 
   states(offset: U64 = 0, length?: U64): Extent[] {
     ensureOpen(this.#closed, 'GuestMemfd');
-    const off = u64('offset', offset);
-    if (length === undefined && off > this.#size) throw argRangeError(`offset ${off} is beyond the file`);
-    const [o, l] = this.#checkRange(off, length === undefined ? this.#size - off : length);
+    const [o, l] = statesRange(this.#size, offset, length);
     return this.stateMap.extents(o, l);
   }
 

@@ -1,8 +1,9 @@
 // Kvm in the simulator: the profile's answers in place of /dev/kvm.
+import { vmTypeArg } from '../args.js';
 import { CAPS, bitsOf, capNumber } from '../constants.js';
 import { kvmError } from '../errors.js';
 import type { Kvm, Profile, Vm } from '../types.js';
-import { ensureOpen, options, u32 } from '../validate.js';
+import { ensureOpen } from '../validate.js';
 import type { SimProfile } from './profiles.js';
 import { SimVm } from './vm.js';
 
@@ -35,8 +36,7 @@ export class SimKvm implements Kvm {
 
   createVm(opts?: { type?: number }): Vm {
     ensureOpen(this.#closed, 'Kvm');
-    const o = options<{ type?: number }>('options', opts);
-    const type = o.type === undefined ? 0 : u32('type', o.type);
+    const type = vmTypeArg(opts);
     if (!this.vmTypes().includes(type)) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_VM');
     const vm = new SimVm(this.model, type, (x) => this.#vms.delete(x));
     this.#vms.add(vm);

@@ -1,14 +1,15 @@
 // Vm in the simulator: guest_memfd files, memory slots, attributes and guest access, with the
 // same argument checks as the kvm backend and the kernel's errno where the kernel judges.
-import { CAPS, FLAGS, capNumber } from '../constants.js';
-import { UnsupportedError, argRangeError, argTypeError, kvmError } from '../errors.js';
+import { attributesArgs, createMemfdArgs, memfdFlagsOf, regionArgs } from '../args.js';
+import { CAPS, capNumber } from '../constants.js';
+import { UnsupportedError, kvmError } from '../errors.js';
 import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfd, GuestMemfdFlags, MemoryRegion, U64, Vcpu, Vm } from '../types.js';
-import { PAGE_SIZE, describe, ensureOpen, optBool, options, u32, u64 } from '../validate.js';
+import { PAGE_SIZE, ensureOpen, u32 } from '../validate.js';
 import { SimGuestAccess } from './guest.js';
 import { SimGuestMemfd } from './guest-memfd.js';
 import { SimMapping } from './mapping.js';
 import type { SimProfile } from './profiles.js';
-import { MEM_GUEST_MEMFD, MEM_LOG_DIRTY_PAGES, MEM_READONLY, SlotTable } from './slots.js';
+import { SlotTable } from './slots.js';
 
 const P = BigInt(PAGE_SIZE);
 
@@ -39,17 +40,12 @@ export class SimVm implements Vm {
   }
 
   guestMemfdFlags(): GuestMemfdFlags {
-    const mask = this.checkExtension(CAPS.GUEST_MEMFD_FLAGS!);
-    return { mmap: (mask & FLAGS.GUEST_MEMFD_FLAG_MMAP!) !== 0, initShared: (mask & FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!) !== 0 };
+    return memfdFlagsOf(this.checkExtension(CAPS.GUEST_MEMFD_FLAGS!));
   }
 
   createGuestMemfd(opts: CreateGuestMemfdOptions): GuestMemfd {
     ensureOpen(this.#closed, 'Vm');
-    const o = options<CreateGuestMemfdOptions>('options', opts, true);
-    const size = u64('size', o.size);
-    let flags = o.flags === undefined ? 0n : u64('flags', o.flags);
-    if (optBool('mmap', o.mmap)) flags |= BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP!);
-    if (optBool('initShared', o.initShared)) flags |= BigInt(FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!);
+    const { size, flags } = createMemfdArgs(opts);
     // KVM_CREATE_GUEST_MEMFD: unknown flag bits, then a size that is 0, unaligned or negative as a loff_t.
     if ((flags & ~this.profile.gmemFlags) !== 0n) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD');
     if (size === 0n || size % P !== 0n || size >= 1n << 63n) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD');
@@ -60,29 +56,7 @@ export class SimVm implements Vm {
 
   setMemoryRegion(region: MemoryRegion): void {
     ensureOpen(this.#closed, 'Vm');
-    const r = options<MemoryRegion>('region', region, true);
-    const slot = u32('slot', r.slot);
-    const gpa = u64('guestPhysAddr', r.guestPhysAddr);
-    const size = u64('size', r.size);
-    let flags = 0;
-    if (optBool('readonly', r.readonly)) flags |= MEM_READONLY;
-    if (optBool('logDirtyPages', r.logDirtyPages)) flags |= MEM_LOG_DIRTY_PAGES;
-    let gmem: SimGuestMemfd | undefined;
-    if (r.guestMemfd !== undefined) {
-      if (!(r.guestMemfd instanceof SimGuestMemfd)) throw argTypeError(`guestMemfd must be a GuestMemfd of the sim backend, got ${describe(r.guestMemfd)}`);
-      gmem = r.guestMemfd;
-      ensureOpen(gmem.closed, 'GuestMemfd');
-      flags |= MEM_GUEST_MEMFD;
-    }
-    const gmemOffset = r.guestMemfdOffset === undefined ? 0n : u64('guestMemfdOffset', r.guestMemfdOffset);
-    let mapping: SimMapping | undefined;
-    if (r.userspace !== undefined) {
-      if (!(r.userspace instanceof SimMapping)) throw argTypeError(`userspace must be a Mapping of the sim backend, got ${describe(r.userspace)}`);
-      mapping = r.userspace;
-      ensureOpen(mapping.closed, 'Mapping');
-    }
-    const userspaceOffset = r.userspaceOffset === undefined ? 0n : u64('userspaceOffset', r.userspaceOffset);
-    if (mapping && userspaceOffset > BigInt(mapping.length)) throw argRangeError('userspaceOffset is beyond the mapping');
+    const { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset } = regionArgs(region, SimGuestMemfd, SimMapping, 'sim');
     this.slotTable.set({ slot, flags, gpa, size, mapping, userspaceOffset, gmem, gmemOffset: gmem ? gmemOffset : 0n });
   }
 
@@ -93,10 +67,7 @@ export class SimVm implements Vm {
 
   setMemoryAttributes(gpa: U64, size: U64, attributes: { private: boolean }): void {
     ensureOpen(this.#closed, 'Vm');
-    const a = options<{ private: boolean }>('attributes', attributes, true);
-    optBool('attributes.private', a.private);
-    u64('gpa', gpa);
-    u64('size', size);
+    attributesArgs(gpa, size, attributes);
     // No profile gives a type-0 VM VM-level attributes (KVM_CAP_MEMORY_ATTRIBUTES is 0), as on 6.18.
     throw kvmError('ENOTTY', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
   }

@@ -1,0 +1,118 @@
+// Argument shaping shared by both backends: each public call's options turned into the values
+// its ioctl or syscall takes, checked once (lib/validate.ts has the checks themselves).
+import { argRangeError, argTypeError } from './errors.js';
+import { FLAGS } from './constants.js';
+import type { CreateGuestMemfdOptions, GuestMemfdFlags, MapOptions, MemoryRegion, U64 } from './types.js';
+import { describe, ensureOpen, i64, optBool, options, rangeEnd, u32, u64 } from './validate.js';
+
+/** The flag mask of KVM_CAP_GUEST_MEMFD_FLAGS as named booleans. */
+export function memfdFlagsOf(mask: number | bigint): GuestMemfdFlags {
+  const m = BigInt(mask);
+  return {
+    mmap: (m & BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP!)) !== 0n,
+    initShared: (m & BigInt(FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!)) !== 0n,
+  };
+}
+
+/** createVm({ type }) -> the KVM_CREATE_VM argument. */
+export function vmTypeArg(opts: unknown): number {
+  const o = options<{ type?: number }>('options', opts);
+  return o.type === undefined ? 0 : u32('type', o.type);
+}
+
+/** createGuestMemfd options -> struct kvm_create_guest_memfd's size and flags. */
+export function createMemfdArgs(opts: unknown): { size: bigint; flags: bigint } {
+  const o = options<CreateGuestMemfdOptions>('options', opts, true);
+  const size = u64('size', o.size);
+  let flags = o.flags === undefined ? 0n : u64('flags', o.flags);
+  if (optBool('mmap', o.mmap)) flags |= BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP!);
+  if (optBool('initShared', o.initShared)) flags |= BigInt(FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!);
+  return { size, flags };
+}
+
+/** map(offset, length, options) -> mmap's offset, length and MAP_PRIVATE. */
+export function mapArgs(fileSize: bigint, offset: U64, length: U64 | undefined, opts: unknown): { offset: bigint; length: bigint; private: boolean } {
+  const off = i64('offset', offset);
+  let len: bigint;
+  if (length === undefined) {
+    if (off > fileSize) throw argRangeError(`offset ${off} is beyond the file (size ${fileSize}); give a length`);
+    len = fileSize - off;
+  } else {
+    len = u64('length', length);
+  }
+  rangeEnd(off, len);
+  const priv = optBool('options.private', options<MapOptions>('options', opts).private);
+  return { offset: off, length: len, private: priv };
+}
+
+/** A byte range that must lie inside a file of `fileSize` (states, share, unshare, hold). */
+export function fileRange(fileSize: bigint, offset: U64, length: U64): [bigint, bigint] {
+  const off = u64('offset', offset);
+  const len = u64('length', length);
+  const end = rangeEnd(off, len);
+  if (end > fileSize) throw argRangeError(`range [${off}, ${end}) is beyond the file (size ${fileSize})`);
+  return [off, len];
+}
+
+/** states(offset = 0, length = size - offset): the range it reports. */
+export function statesRange(fileSize: bigint, offset: U64, length: U64 | undefined): [bigint, bigint] {
+  const off = u64('offset', offset);
+  if (length === undefined && off > fileSize) throw argRangeError(`offset ${off} is beyond the file`);
+  return fileRange(fileSize, off, length === undefined ? fileSize - off : length);
+}
+
+export interface RegionArgs<G, M> {
+  slot: number;
+  flags: number;
+  gpa: bigint;
+  size: bigint;
+  gmem?: G;
+  gmemOffset: bigint;
+  mapping?: M;
+  userspaceOffset: bigint;
+}
+
+type Ctor<T> = abstract new (...args: never[]) => T;
+
+/**
+ * setMemoryRegion's object -> struct kvm_userspace_memory_region2's fields. The file and the
+ * mapping must be of this backend (`Gmem`, `Map`) and open.
+ */
+export function regionArgs<G extends { closed: boolean }, M extends { closed: boolean; length: number }>(
+  region: unknown,
+  Gmem: Ctor<G>,
+  Map: Ctor<M>,
+  backend: string,
+): RegionArgs<G, M> {
+  const r = options<MemoryRegion>('region', region, true);
+  const slot = u32('slot', r.slot);
+  const gpa = u64('guestPhysAddr', r.guestPhysAddr);
+  const size = u64('size', r.size);
+  let flags = 0;
+  if (optBool('readonly', r.readonly)) flags |= FLAGS.KVM_MEM_READONLY!;
+  if (optBool('logDirtyPages', r.logDirtyPages)) flags |= FLAGS.KVM_MEM_LOG_DIRTY_PAGES!;
+  let gmem: G | undefined;
+  if (r.guestMemfd !== undefined) {
+    if (!(r.guestMemfd instanceof Gmem)) throw argTypeError(`guestMemfd must be a GuestMemfd of the ${backend} backend, got ${describe(r.guestMemfd)}`);
+    gmem = r.guestMemfd;
+    ensureOpen(gmem.closed, 'GuestMemfd');
+    flags |= FLAGS.KVM_MEM_GUEST_MEMFD!;
+  }
+  const gmemOffset = r.guestMemfdOffset === undefined ? 0n : u64('guestMemfdOffset', r.guestMemfdOffset);
+  let mapping: M | undefined;
+  if (r.userspace !== undefined) {
+    if (!(r.userspace instanceof Map)) throw argTypeError(`userspace must be a Mapping of the ${backend} backend, got ${describe(r.userspace)}`);
+    mapping = r.userspace;
+    ensureOpen(mapping.closed, 'Mapping');
+  }
+  const userspaceOffset = r.userspaceOffset === undefined ? 0n : u64('userspaceOffset', r.userspaceOffset);
+  if (mapping && userspaceOffset > BigInt(mapping.length)) throw argRangeError('userspaceOffset is beyond the mapping');
+  return { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset };
+}
+
+/** setMemoryAttributes' arguments -> struct kvm_memory_attributes' address, size and PRIVATE bit. */
+export function attributesArgs(gpa: U64, size: U64, attributes: unknown): { gpa: bigint; size: bigint; private: boolean } {
+  const a = options<{ private: boolean }>('attributes', attributes, true);
+  const priv = optBool('attributes.private', a.private);
+  return { gpa: u64('gpa', gpa), size: u64('size', size), private: priv };
+}
