@@ -42,7 +42,7 @@ const PTE_TABLE = 0x03n; // present | writable
 const lo = PORT & 0xff;
 const hi = PORT >> 8;
 // Args: rdx = window VA of the first page to probe, r8 = pages to probe, r9 = VA of the abort flag,
-// rsi/rdi/rcx = rep movsb source, destination, count.
+// rsi/rdi = copy source and destination, rcx = length / 8 (rep movsq), r10 = length % 8.
 const PROGRAM = Buffer.from([
   0x0f, 0x20, 0xd8, //             0x00 mov rax, cr3
   0x0f, 0x22, 0xd8, //             0x03 mov cr3, rax        ; drop the old window's TLB entries
@@ -50,19 +50,21 @@ const PROGRAM = Buffer.from([
   0x74, 0x14, //                   0x09 jz copy (0x1f)
   0x8a, 0x02, //                   0x0b mov al, [rdx]       ; touch one byte of the page
   0x41, 0x80, 0x39, 0x00, //       0x0d cmp byte [r9], 0    ; did the host flag a fault?
-  0x75, 0x16, //                   0x11 jne abort (0x29)
+  0x75, 0x1c, //                   0x11 jne abort (0x2f)
   0x48, 0x81, 0xc2, 0x00, 0x10, 0x00, 0x00, // 0x13 add rdx, 4096
   0x49, 0xff, 0xc8, //             0x1a dec r8
   0xeb, 0xe7, //                   0x1d jmp probe (0x06)
-  0xf3, 0xa4, //                   0x1f copy: rep movsb
-  0xb0, 0x00, //                   0x21 mov al, 0           ; status: done
-  0x66, 0xba, lo, hi, //           0x23 mov dx, PORT
-  0xee, //                         0x27 out dx, al
-  0xf4, //                         0x28 hlt
-  0xb0, 0x01, //                   0x29 abort: mov al, 1     ; status: aborted
-  0x66, 0xba, lo, hi, //           0x2b mov dx, PORT
-  0xee, //                         0x2f out dx, al
-  0xf4, //                         0x30 hlt
+  0xf3, 0x48, 0xa5, //             0x1f copy: rep movsq     ; rcx = length / 8
+  0x4c, 0x89, 0xd1, //             0x22 mov rcx, r10        ; r10 = length % 8
+  0xf3, 0xa4, //                   0x25 rep movsb
+  0xb0, 0x00, //                   0x27 mov al, 0           ; status: done
+  0x66, 0xba, lo, hi, //           0x29 mov dx, PORT
+  0xee, //                         0x2d out dx, al
+  0xf4, //                         0x2e hlt
+  0xb0, 0x01, //                   0x2f abort: mov al, 1     ; status: aborted
+  0x66, 0xba, lo, hi, //           0x31 mov dx, PORT
+  0xee, //                         0x35 out dx, al
+  0xf4, //                         0x36 hlt
 ]);
 
 interface Helper {
@@ -177,7 +179,7 @@ export class KvmGuestAccess implements GuestAccess {
       h.vcpu.setRegs({
         rip: 0n, rflags: 2n,
         rdx: WINDOW_VA + (firstPage - base), r8: pages / PAGE, r9: BigInt(FLAG),
-        rsi: write ? BOUNCE : winAt, rdi: write ? winAt : BOUNCE, rcx: n,
+        rsi: write ? BOUNCE : winAt, rdi: write ? winAt : BOUNCE, rcx: n >> 3n, r10: n & 7n,
       });
       await this.#runChunk(h);
       if (!write) h.map.readInto(Number(BOUNCE), slice);
