@@ -1,13 +1,16 @@
 #!/usr/bin/env node
-// The cost of one KVM_EXIT_IO round trip (KVM_RUN -> guest `out` -> back), three ways, in the same
-// process on the same vCPU: a C loop in the addon, vcpu.runSync(), and `await vcpu.run()` (with
-// its default inline window, and always on the vCPU thread). Needs /dev/kvm and the compiled package
-// (`npx tsc -p tsconfig.json`). run() keeps KVM_RUN on the JS thread for up to 500 us, then hands
-// it to the vCPU's own thread (woken by a futex, completing through a threadsafe function); the
-// second run() figure forces that handoff every time. Usage: node bench/io-exit.mjs [iterations]
+// The cost of one KVM_EXIT_IO round trip (KVM_RUN -> guest `out` -> back), in the same process on
+// the same vCPU: a C loop in the addon (vcpu.native.benchRunLoop), vcpu.runSync(), `await
+// vcpu.run()` as shipped (KVM_RUN starts on the JS thread and moves to the vCPU's own thread only
+// past a 500 us window), and `await vcpu.run()` after setRunInline(0) (every run on the vCPU
+// thread: futex wake there, threadsafe-function completion back). Many short rounds, interleaved,
+// so load from other processes hits every variant alike; the median and the best round are shown.
+// Needs /dev/kvm and the compiled package (`npx tsc -p tsconfig.json`).
+// Usage: node bench/io-exit.mjs [rounds] [iterations per round]
 import { open } from 'kvm-gmem';
 
-const N = Number(process.argv[2] ?? 20000);
+const ROUNDS = Number(process.argv[2] ?? 30);
+const N = Number(process.argv[3] ?? 2000);
 const kvm = open({ backend: 'kvm' });
 const vm = kvm.createVm();
 const gmem = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
@@ -16,49 +19,49 @@ vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: 0x10000, guestMemfd: gmem,
 // Real mode at 0x1000: an endless OUT loop, so every KVM_RUN is exactly one io exit.
 map.write(0x1000, Buffer.from([
   0xba, 0x10, 0x00, // mov dx, 0x10
-  0xee,             // l: out dx, al
-  0xeb, 0xfd,       // jmp l
+  0xee, //             l: out dx, al
+  0xeb, 0xfd, //       jmp l
 ]));
 const vcpu = vm.createVcpu(0);
 vcpu.setSregs({ cs: { base: 0n, selector: 0 } });
 vcpu.setRegs({ rip: 0x1000n, rflags: 2n });
 
-const perOp = (ns) => ns / N / 1000;
-async function timeAsync() {
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < N; i++) {
-    const e = await vcpu.run();
-    if (e.reason !== 'io') throw new Error(`unexpected exit ${e.reason}`);
-  }
-  return perOp(Number(process.hrtime.bigint() - t0));
-}
-function timeSync() {
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < N; i++) {
-    const e = vcpu.runSync();
-    if (e.reason !== 'io') throw new Error(`unexpected exit ${e.reason}`);
-  }
-  return perOp(Number(process.hrtime.bigint() - t0));
-}
-const timeC = () => perOp(vcpu.native.benchRunLoop(N));
-
-// Warm up every path, then interleave rounds so drift hits all alike; report medians.
-timeC(); timeSync(); await timeAsync();
-const rounds = { c: [], sync: [], run: [], runAsync: [] };
-for (let r = 0; r < 5; r++) {
-  rounds.c.push(timeC());
-  rounds.sync.push(timeSync());
-  vcpu.setRunInline(500);
-  rounds.run.push(await timeAsync());
-  vcpu.setRunInline(0);
-  rounds.runAsync.push(await timeAsync());
-}
-const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-const c = median(rounds.c);
-const row = (name, us) => console.log(`${name.padEnd(50)} ${us.toFixed(2).padStart(7)} us   ${(us / c).toFixed(2)}x C`);
-console.log(`io-exit round trip, ${N} iterations x 5 rounds (median), vCPU thread + JS thread on this host`);
-row('C loop (KVM_RUN in the addon)', c);
-row('vcpu.runSync()', median(rounds.sync));
-row('await vcpu.run() (default: inline window 500 us)', median(rounds.run));
-row('await vcpu.run() (setRunInline(0): vCPU thread)', median(rounds.runAsync));
+const us = (t0) => Number(process.hrtime.bigint() - t0) / N / 1000;
+const variants = {
+  'C loop (KVM_RUN in the addon)': () => vcpu.native.benchRunLoop(N) / N / 1000,
+  'vcpu.runSync()': () => {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < N; i++) if (vcpu.runSync().reason !== 'io') throw new Error('unexpected exit');
+    return us(t0);
+  },
+  'await vcpu.run() (default)': async () => {
+    vcpu.setRunInline(500);
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < N; i++) if ((await vcpu.run()).reason !== 'io') throw new Error('unexpected exit');
+    return us(t0);
+  },
+  'await vcpu.run() (setRunInline(0))': async () => {
+    vcpu.setRunInline(0);
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < N; i++) if ((await vcpu.run()).reason !== 'io') throw new Error('unexpected exit');
+    return us(t0);
+  },
+};
+const results = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+for (const f of Object.values(variants)) await f(); // warm-up
+for (let r = 0; r < ROUNDS; r++) for (const [k, f] of Object.entries(variants)) results[k].push(await f());
 kvm.close();
+
+const sorted = (a) => [...a].sort((x, y) => x - y);
+const median = (a) => sorted(a)[Math.floor(a.length / 2)];
+const best = (a) => sorted(a)[0];
+const [cName] = Object.keys(variants);
+const cMed = median(results[cName]);
+const cBest = best(results[cName]);
+console.log(`io-exit round trip: ${ROUNDS} interleaved rounds x ${N} exits; load average ${(await import('node:os')).loadavg()[0].toFixed(2)}`);
+console.log(`${''.padEnd(38)} ${'median'.padStart(9)} ${'vs C'.padStart(6)} ${'best'.padStart(9)} ${'vs C'.padStart(6)}`);
+for (const [k, v] of Object.entries(results)) {
+  const m = median(v);
+  const b = best(v);
+  console.log(`${k.padEnd(38)} ${m.toFixed(2).padStart(6)} us ${(m / cMed).toFixed(2).padStart(5)}x ${b.toFixed(2).padStart(6)} us ${(b / cBest).toFixed(2).padStart(5)}x`);
+}

@@ -199,6 +199,19 @@ export class KvmVcpu implements Vcpu {
     this.#bytes.set(r.data, r.at);
   }
 
+  // A copy of exit data (the area is rewritten by the next run). Most exits carry a few bytes,
+  // where a plain loop beats creating a subarray to copy from.
+  #copyOut(at: number, n: number): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    if (n <= 16) {
+      const b = this.#bytes;
+      for (let i = 0; i < n; i++) out[i] = b[at + i]!;
+    } else {
+      out.set(this.#bytes.subarray(at, at + n));
+    }
+    return out;
+  }
+
   #decode(code: number): VcpuExit {
     if (this.#closed) throw new ClosedError('Vcpu');
     const v = this.#view;
@@ -206,20 +219,21 @@ export class KvmVcpu implements Vcpu {
       case EXITS.IO: {
         const size = v.getUint8(L.ioSize);
         const count = v.getUint32(L.ioCount, true);
-        const at = Number(v.getBigUint64(L.ioDataOffset, true));
+        // data_offset is a u64, but always within the mmapped area: its low word is the value.
+        const at = v.getUint32(L.ioDataOffset, true);
         const port = v.getUint16(L.ioPort, true);
         if (v.getUint8(L.ioDirection) === L.ioIn) {
           const data = Buffer.alloc(size * count);
           this.#reply = { at, data };
           return { reason: 'io', port, direction: 'in', size, count, data };
         }
-        return { reason: 'io', port, direction: 'out', size, count, data: Buffer.from(this.#bytes.subarray(at, at + size * count)) };
+        return { reason: 'io', port, direction: 'out', size, count, data: this.#copyOut(at, size * count) };
       }
       case EXITS.MMIO: {
         const length = v.getUint32(L.mmioLen, true);
         const address = num(v.getBigUint64(L.mmioPhysAddr, true));
         if (v.getUint8(L.mmioIsWrite) !== 0) {
-          return { reason: 'mmio', address, length, isWrite: true, data: Buffer.from(this.#bytes.subarray(L.mmioData, L.mmioData + length)) };
+          return { reason: 'mmio', address, length, isWrite: true, data: this.#copyOut(L.mmioData, length) };
         }
         const data = Buffer.alloc(length);
         this.#reply = { at: L.mmioData, data };
