@@ -14,6 +14,7 @@
         "native/mapping.cc",
         "native/vcpu.cc",
         "native/guest_regs.cc",
+        "native/guest_runner.cc",
         "native/extent_map.cc",
         "native/extent_map_binding.cc"
       ],
