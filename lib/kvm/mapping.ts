@@ -3,7 +3,7 @@
 import { kMaxLength } from 'node:buffer';
 import { argRangeError } from '../errors.js';
 import type { Mapping, U64 } from '../types.js';
-import { byteValue, bytes } from '../validate.js';
+import { byteValue, bytes, ensureOpen, u64 } from '../validate.js';
 
 export interface NativeMapping {
   readonly offset: number;
@@ -36,8 +36,12 @@ export class KvmMapping implements Mapping {
   }
 
   read(offset: U64, length: U64): Buffer {
-    // Larger than any Buffer: say so as a range error, not Node's untyped allocation failure.
+    // Larger than any Buffer: say so as a range error, not Node's untyped allocation failure; in
+    // the native order (argument types, then closed, then ranges) so both backends agree.
     if ((typeof length === 'number' || typeof length === 'bigint') && length > kMaxLength) {
+      u64('offset', offset);
+      u64('length', length);
+      ensureOpen(this.#closed, 'Mapping');
       throw argRangeError(`length ${length} is larger than the largest Buffer (${kMaxLength}); use readInto in pieces`);
     }
     return this.native.read(offset, length);

@@ -4,6 +4,7 @@
 // real copy may or may not have stored the bytes before the fault; nothing should rely on them).
 // view() hands out one ArrayBuffer that backs the mapping's pages while it lives (see pages.ts);
 // like the real view it is detached on unmap and when any byte under it turns private.
+import { kMaxLength } from 'node:buffer';
 import { HostAccessError, UnsupportedError, argRangeError } from '../errors.js';
 import type { Mapping, U64 } from '../types.js';
 import { PAGE_SIZE, byteValue, bytes, ensureOpen, num, u64 } from '../validate.js';
@@ -54,6 +55,8 @@ export class SimMapping implements Mapping {
     const off = u64('offset', offset);
     const len = u64('length', length);
     const at = this.#range(off, len);
+    // As the kvm backend: larger than any Buffer is a RangeError, before any page is looked at.
+    if (len > BigInt(kMaxLength)) throw argRangeError(`length ${len} is larger than the largest Buffer (${kMaxLength}); use readInto in pieces`);
     this.#check(at, len, 'read');
     const buf = Buffer.alloc(Number(len));
     this.file.pages.read(at, buf);
