@@ -8,6 +8,7 @@ import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, H
 import { PAGE_SIZE, ensureOpen, i64, num } from '../validate.js';
 import { SimMapping } from './mapping.js';
 import { PageStore } from './pages.js';
+import { privateCommitRefused } from './commit.js';
 import { LIMITS, type SimProfile } from './profiles.js';
 
 const P = BigInt(PAGE_SIZE);
@@ -98,6 +99,8 @@ export class SimGuestMemfd implements GuestMemfd {
     const rounded = ((len + P - 1n) / P) * P;
     if (rounded > LIMITS.maxMapBytes) throw kvmError('ENOMEM', 'mmap');
     if (off + rounded > LIMITS.maxFileBytes) throw kvmError('EOVERFLOW', 'mmap');
+    // mmap_region charges a private writable mapping before guest_memfd's handler runs.
+    if (priv && privateCommitRefused(rounded)) throw kvmError('ENOMEM', 'mmap');
     if (!this.flags.mmap) throw kvmError('ENODEV', 'mmap');
     if (priv) throw kvmError('EINVAL', 'mmap');
     const m = new SimMapping(this, off, len, (x) => this.#mappings.delete(x));
