@@ -6,7 +6,8 @@
 //   -> EINVAL; any change to a guest_memfd slot (even setting it again unchanged) -> EINVAL; a change
 //   of size, userspace address or READONLY -> EINVAL; the same region again -> no-op; a create or
 //   move overlapping another slot -> EEXIST; a slot ending past 2^52 -> EINVAL; guest_memfd of
-//   another VM, a range past the file's end, or pages bound to another slot -> EINVAL.
+//   another VM, a range past the file's end (unless offset + size reaches 2^63: the kernel's
+//   signed sum wraps and it accepts), or pages bound to another slot -> EINVAL.
 import { kvmError } from '../errors.js';
 import { PAGE_SIZE } from '../validate.js';
 import type { SimGuestMemfd } from './guest-memfd.js';
@@ -92,7 +93,10 @@ export class SlotTable {
 
   #bind(g: SimGuestMemfd, offset: bigint, npages: bigint): { first: bigint; end: bigint } {
     if (g.owner !== this.vm) throw einval();
-    if (offset + npages * P > g.sizeBig) throw einval();
+    // kvm_gmem_bind compares offset + size with i_size as loff_t: a negative offset is refused,
+    // but a sum of 2^63 or more wraps negative and passes (found by the fuzzer; the kernel's answer).
+    const last = offset + npages * P;
+    if (offset >= 1n << 63n || (last < 1n << 63n && last > g.sizeBig)) throw einval();
     const first = offset / P;
     const end = first + npages;
     for (const b of g.bindings) if (first < b.end && b.first < end) throw einval();
