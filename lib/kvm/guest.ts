@@ -160,6 +160,17 @@ export class KvmGuestAccess implements GuestAccess {
     }
   }
 
+  // Whether the guest_memfd page behind a gpa is private (as far as this process knows its states).
+  #isPrivate(gpa: bigint): boolean {
+    for (const s of this.vm.slots.values()) {
+      if (gpa < s.guestPhysAddr || gpa >= s.guestPhysAddr + s.size) continue;
+      if (!s.guestMemfd || s.guestMemfd.closed) return false;
+      const [extent] = s.guestMemfd.states(s.guestMemfdOffset + (gpa - s.guestPhysAddr), 1);
+      return extent !== undefined && extent.state !== 'shared';
+    }
+    return false;
+  }
+
   async #transfer(gpa: bigint, buf: Buffer, write: boolean): Promise<void> {
     let done = 0n;
     const total = BigInt(buf.length);
@@ -200,12 +211,13 @@ export class KvmGuestAccess implements GuestAccess {
       }
       if (e.reason === 'io' && e.port === PORT && e.direction === 'out') {
         if (e.data[0] === 0 && !fault) return;
-        const f = fault ?? { gpa: 0, size: Number(PAGE), private: true };
+        const f = fault ?? { gpa: 0, size: Number(PAGE), private: false };
         throw new GuestMemoryFault({ ...f, message: `guest access to gpa 0x${f.gpa.toString(16)} faulted (the guest may not map this page${f.private ? ': private guest_memfd memory' : ''})` });
       }
       if (e.reason === 'mmio') {
         // The guest touched a page without memory behind it for the guest: stop at the next check.
-        fault ??= { gpa: num(BigInt(e.address) & ~(PAGE - 1n)), size: Number(PAGE), private: true };
+        const page = BigInt(e.address) & ~(PAGE - 1n);
+        fault ??= { gpa: num(page), size: Number(PAGE), private: this.#isPrivate(page) };
         h.map.write(FLAG, Buffer.of(1));
         if (++mmioExits > MMIO_EXIT_LIMIT) {
           this.#vcpuBroken = true;

@@ -2,14 +2,15 @@
 // A gpa range not covered by slots is refused whole (RangeError naming the first uncovered gpa),
 // as the real backend refuses it before running its guest program. Otherwise the access runs in
 // order and stops at the first page the guest may not use (GuestMemoryFault, size 4096):
-//   - guest_memfd slot, file with MMAP: the file's pages; linux-6.18 refuses private pages (a
-//     type-0 VM has no private memory: the real kernel exits to userspace as MMIO there),
-//     rfc-v5 refuses pending pages, inplace-v8 refuses nothing.
-//   - guest_memfd slot, file without MMAP: on linux-6.18 the slot's userspace memory (the kernel
-//     does the same); in the series profiles shared pages there too and private pages in the file.
-//   - a slot's userspace memory that is missing, unmapped, too short or not host-accessible
-//     faults with private: false, and so does a write to a readonly slot.
-//   - a slot whose guest_memfd was closed faults with private: false.
+//   - linux-6.18: a type-0 VM has no private memory, so the guest reaches every slot, guest_memfd
+//     or not, through the slot's userspace memory (measured: a MMAP|INIT_SHARED slot without
+//     `userspace` gives the guest an MMIO exit; with the file's own mapping it sees the file).
+//   - series profiles, guest_memfd slot, file with MMAP: the file's pages in place; rfc-v5 refuses
+//     pending pages, inplace-v8 refuses nothing. File without MMAP: shared pages through the
+//     userspace memory, private pages in the file.
+//   - userspace memory that is missing, unmapped, too short or not host-accessible faults, and so
+//     does a write to a readonly slot or a slot whose guest_memfd was closed.
+// A fault names its page, and is `private` when the guest_memfd page behind it is not shared.
 import { GuestMemoryFault, argRangeError } from '../errors.js';
 import type { GuestAccess, U64 } from '../types.js';
 import { PAGE_SIZE, bytes, ensureOpen, num, rangeEnd, u64 } from '../validate.js';
@@ -68,7 +69,7 @@ export class SimGuestAccess implements GuestAccess {
         const pageEnd = (gpa / P + 1n) * P;
         const stop = pageEnd < to ? pageEnd : to;
         const piece = this.#backing(slot, gpa, stop - gpa, write);
-        if ('fault' in piece) throw new GuestMemoryFault({ gpa: num(gpa), size: PAGE_SIZE, private: piece.fault });
+        if ('fault' in piece) throw new GuestMemoryFault({ gpa: num((gpa / P) * P), size: PAGE_SIZE, private: piece.fault });
         fn(piece.file, piece.at, Number(gpa - start), Number(stop - gpa));
         gpa = stop;
       }
@@ -80,7 +81,9 @@ export class SimGuestAccess implements GuestAccess {
     if (write && (slot.flags & MEM_READONLY) !== 0) return { fault: false };
     const rel = gpa - slot.gpa;
     const g = slot.gmem;
-    if (g) {
+    const pagePrivate = (): boolean =>
+      g !== undefined && !g.closed && g.stateMap.map.valueAt((slot.gmemOffset + rel) / P) !== SHARED;
+    if (g && g.profile.conversion !== null) {
       if (g.closed) return { fault: false };
       const at = slot.gmemOffset + rel;
       const page = at / P;
@@ -88,17 +91,16 @@ export class SimGuestAccess implements GuestAccess {
         if (g.guestFault(page, page + 1n) >= 0n) return { fault: true };
         return { file: g, at };
       }
-      if (g.profile.conversion !== null) {
-        if (g.stateMap.map.valueAt(page) !== SHARED) {
-          if (g.guestFault(page, page + 1n) >= 0n) return { fault: true };
-          return { file: g, at };
-        }
+      if (g.stateMap.map.valueAt(page) !== SHARED) {
+        if (g.guestFault(page, page + 1n) >= 0n) return { fault: true };
+        return { file: g, at };
       }
     }
+    if (g?.closed) return { fault: false };
     const m = slot.mapping;
-    if (!m) return { fault: false };
+    if (!m) return { fault: pagePrivate() };
     const where = m.guestView(slot.userspaceOffset + rel, n);
-    if ('fault' in where) return { fault: false };
+    if ('fault' in where) return { fault: pagePrivate() };
     return { file: m.file, at: where.at };
   }
 }
