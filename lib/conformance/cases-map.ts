@@ -179,4 +179,33 @@ export const mapCases: Case[] = [
         return { closed: m.closed, read: await attempt(() => m.read(0, 1)), map: await attempt(() => g.map()) };
       }),
   },
+  {
+    id: 'map.private-over-ram',
+    group,
+    title: 'a MAP_PRIVATE mapping larger than RAM + swap is ENOMEM (the commit charge) before the file refuses it',
+    run: (kvm) =>
+      withVm(kvm, async (vm) => {
+        const huge = 2 ** 40;
+        const plain = vm.createGuestMemfd({ size: huge });
+        const mappable = vm.createGuestMemfd({ size: huge, ...shared });
+        return {
+          hugeNoMmap: await attempt(() => plain.map(0, huge, { private: true })),
+          hugeMmap: await attempt(() => mappable.map(0, huge, { private: true })),
+          smallNoMmap: await attempt(() => plain.map(0, PAGE, { private: true })),
+          smallMmap: await attempt(() => mappable.map(0, PAGE, { private: true })),
+        };
+      }),
+  },
+  {
+    id: 'map.read-past-buffer-closed',
+    group,
+    title: 'a read longer than any Buffer is RangeError on an open mapping, ClosedError on an unmapped one',
+    run: (kvm) =>
+      withVm(kvm, async (vm) => {
+        const m = vm.createGuestMemfd({ size: 2 ** 40, ...shared }).map();
+        const open = await attempt(() => m.read(0, 2 ** 33));
+        m.unmap();
+        return { open, unmapped: await attempt(() => m.read(0, 2 ** 33)), badOffset: await attempt(() => m.read('0' as never, 2 ** 33)) };
+      }),
+  },
 ];

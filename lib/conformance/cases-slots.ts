@@ -91,4 +91,16 @@ export const slotCases: Case[] = [
       toShared: await attempt(() => vm.setMemoryAttributes(MIB, PAGE, { private: false })),
     };
   }),
+  withFile('slot.gmem-offset-wraps', 'a guest_memfd offset whose sum with the size reaches 2^63 passes the end-of-file check (a signed sum in kvm_gmem_bind)', async (vm, g) => {
+    const top = 1n << 63n;
+    const P = BigInt(PAGE);
+    return {
+      sumIsTop: await set(vm, { slot: 0, guestPhysAddr: MIB, size: PAGE, guestMemfd: g, guestMemfdOffset: top - P }),
+      sameRangeAgain: await set(vm, { slot: 1, guestPhysAddr: 2 * MIB, size: PAGE, guestMemfd: g, guestMemfdOffset: top - P }),
+      sumBelowTop: await set(vm, { slot: 2, guestPhysAddr: 3 * MIB, size: PAGE, guestMemfd: g, guestMemfdOffset: top - 2n * P }),
+      offsetIsTop: await set(vm, { slot: 3, guestPhysAddr: 4 * MIB, size: PAGE, guestMemfd: g, guestMemfdOffset: top }),
+      overlapsFirst: await set(vm, { slot: 4, guestPhysAddr: 5 * MIB, size: 4 * PAGE, guestMemfd: g, guestMemfdOffset: top - 2n * P }),
+      wrapsFurther: await set(vm, { slot: 5, guestPhysAddr: 6 * MIB, size: 4 * PAGE, guestMemfd: vm.createGuestMemfd({ size: PAGE }), guestMemfdOffset: top - 2n * P }),
+    };
+  }),
 ];
