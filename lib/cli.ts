@@ -42,7 +42,7 @@ const commands: Record<string, Command> = {
   },
   demo: {
     summary: 'a guest on real KVM writing shared memory, a caught SIGBUS, and conversions in the simulator',
-    usage: 'kvm-gmem demo',
+    usage: 'kvm-gmem demo [--path /dev/kvm]',
     async run(args) {
       const { runDemo } = await import('./demo.js');
       return runDemo(args);

@@ -102,12 +102,14 @@ function simulatorPart(): void {
   }
 }
 
-export async function runDemo(_args: string[]): Promise<number> {
+export async function runDemo(args: string[]): Promise<number> {
+  const pi = args.indexOf('--path');
+  const path = pi >= 0 ? args[pi + 1] : '/dev/kvm';
   let kvm: Kvm | undefined;
   try {
-    kvm = open({ backend: 'kvm' });
+    kvm = open({ backend: 'kvm', path });
   } catch (e) {
-    console.log(`No usable /dev/kvm here (${(e as Error).message}): skipping the real-kernel part, running the simulator part.`);
+    console.log(`No usable ${path} here (${(e as Error).message}): skipping the real-kernel part, running the simulator part.`);
   }
   if (kvm) {
     console.log(`Real KVM: API version ${kvm.apiVersion}, guest_memfd flags ${kvm.checkExtension('GUEST_MEMFD_FLAGS')}`);

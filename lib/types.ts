@@ -160,8 +160,16 @@ export interface Vcpu extends Disposable {
   setRegs(regs: Partial<Regs>): void;
   getSregs(): Sregs;
   setSregs(sregs: Partial<Sregs>): void;
+  /**
+   * KVM_RUN without blocking the caller for long: it starts on the calling thread for at most a
+   * short window (setRunInline, default 500 us), then continues on the vCPU's own thread.
+   */
   run(): Promise<VcpuExit>;
   runSync(): VcpuExit;
+  /** Makes the run in flight (or else the next one) return `{ reason: 'intr' }` promptly. */
+  kick(): void;
+  /** The window run() may keep KVM_RUN on the calling thread, in microseconds (0: never). */
+  setRunInline(micros: number): void;
   close(): void;
 }
 
