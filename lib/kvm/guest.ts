@@ -248,15 +248,25 @@ export class KvmGuestAccess implements GuestAccess {
     const native = this.vm.native;
     const gmem = native.createGuestMemfd(HELPER_SIZE, BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP! | FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!));
     let map: NativeMapping | undefined;
+    let helper: Helper | undefined;
     try {
       map = gmem.map(0, HELPER_SIZE, false);
       map.write(0, PROGRAM);
-      const helper: Helper = { slot: -1, gpa: 0n, gmem, map, vcpu: undefined as unknown as KvmVcpu };
+      helper = { slot: -1, gpa: 0n, gmem, map, vcpu: undefined as unknown as KvmVcpu };
       helper.vcpu = this.#newVcpu();
       this.#place(helper);
       this.#helper = helper;
       return helper;
     } catch (e) {
+      // Undo whatever was made before the failure: the slot, the vCPU's fd, then the file.
+      if (helper && helper.slot >= 0) {
+        try {
+          native.setUserMemoryRegion2(helper.slot, 0, 0, 0, null, 0, null, 0);
+        } catch {
+          // the VM closes the slot with it
+        }
+      }
+      helper?.vcpu?.close();
       gmem.close();
       throw e;
     }
