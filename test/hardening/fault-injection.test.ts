@@ -1,6 +1,7 @@
 // Every failing syscall leaves the objects as they were: no half-made object, no leaked fd or
 // mapping, the error typed as api.md says. The failures are forced by the test-only hooks,
 // compiled into the sanitizer build that `npm run test:asan` (and CI) runs.
+import { appendFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../lib/native.js';
 import { KvmError, open } from '../../lib/index.js';
@@ -160,5 +161,6 @@ describe.skipIf(reason !== null)(`fault injection${reason ? ` [skipped: ${reason
   it('counts the faults it injected', () => {
     expect(injected).toBeGreaterThanOrEqual(10);
     console.log(`[kvm-gmem] fault injection: ${injected} faults injected`);
+    if (process.env.KVM_GMEM_COUNTS) appendFileSync(process.env.KVM_GMEM_COUNTS, JSON.stringify({ faults: injected }) + '\n');
   });
 });
