@@ -8,15 +8,18 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuestMemoryFault, open } from '../../lib/index.js';
 import type { Kvm } from '../../lib/types.js';
-import { libBundle } from '../fixtures/lib-bundle.js';
+import { libBundle, repoRoot } from '../fixtures/lib-bundle.js';
 import { describeKvm, kvmAvailable } from '../helpers/kvm.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHILD = path.join(here, 'limits-child.mjs');
 const MiB = 1 << 20;
 
-function child(prefix: string[], args: string[], timeoutMs = 60_000) {
-  const { module, env } = libBundle();
+const sanitized = process.env.KVM_GMEM_SANITIZED === '1';
+
+function child(prefix: string[], args: string[], timeoutMs = 60_000, extraEnv: NodeJS.ProcessEnv = {}) {
+  const { module, env: base } = libBundle();
+  const env = { ...base, ...extraEnv };
   const argv = [...prefix, process.execPath, CHILD, module, ...args];
   const r = spawnSync(argv[0]!, argv.slice(1), { env, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' });
   const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -25,7 +28,11 @@ function child(prefix: string[], args: string[], timeoutMs = 60_000) {
 
 describeKvm('RLIMIT_NOFILE', () => {
   it('a full fd table gives EMFILE as a KvmError from every creating call; the process lives and everything closes', () => {
-    const r = child(['prlimit', '--nofile=64:64'], ['nofile']);
+    // Under UBSan the child runs the normal build without the sanitizer runtimes: UBSan's vptr
+    // check probes memory through a pipe(), which a full fd table refuses, and it then reports
+    // every valid object it checks as having an invalid vptr (no suppression reaches that case).
+    const extra: NodeJS.ProcessEnv = sanitized ? { LD_PRELOAD: '', KVM_GMEM_ADDON: path.join(repoRoot, 'build', 'Release', 'kvm_gmem.node') } : {};
+    const r = child(['prlimit', '--nofile=64:64'], ['nofile'], 60_000, extra);
     expect(r.status, r.stderr).toBe(0);
     const o = r.lines[0]!;
     const emfile = (ioctl?: string) => ({ class: 'KvmError', typed: true, code: 'EMFILE', errno: -24, syscall: ioctl ? 'ioctl' : 'open', ...(ioctl ? { ioctl } : {}) });
@@ -45,8 +52,12 @@ describeKvm('RLIMIT_NOFILE', () => {
   });
 });
 
-describeKvm('RLIMIT_AS', () => {
-  it('a mapping larger than the address-space limit is ENOMEM from mmap; a small one still works', () => {
+// ASan reserves terabytes of shadow address space at start-up: no address-space limit can apply.
+const asReason = sanitized ? 'under AddressSanitizer (its shadow memory needs the whole address space)' : null;
+if (asReason && kvmAvailable) console.warn(`[kvm-gmem tests] skipping the RLIMIT_AS test: ${asReason}`);
+
+describeKvm(`RLIMIT_AS${asReason ? ` [skipped: ${asReason}]` : ''}`, () => {
+  it.skipIf(asReason !== null)('a mapping larger than the address-space limit is ENOMEM from mmap; a small one still works', () => {
     const r = child(['prlimit', `--as=${16 * 1024 * MiB}`], ['as']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.lines[0]).toEqual({
