@@ -107,6 +107,12 @@ export function regionArgs<G extends { closed: boolean }, M extends { closed: bo
   }
   const userspaceOffset = r.userspaceOffset === undefined ? 0n : u64('userspaceOffset', r.userspaceOffset);
   if (mapping && userspaceOffset > BigInt(mapping.length)) throw argRangeError('userspaceOffset is beyond the mapping');
+  // The kernel only checks that the range is user memory: a slot longer than the rest of its
+  // mapping would give the guest whatever this process maps next (V8's heap, say) to read and write.
+  const mapped = mapping ? ((BigInt(mapping.length) + 4095n) / 4096n) * 4096n : 0n;
+  if (mapping && size > mapped - userspaceOffset) {
+    throw argRangeError(`the slot (${size} bytes from userspaceOffset ${userspaceOffset}) reaches past the end of its mapping (${mapping.length} bytes)`);
+  }
   return { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset };
 }
 
