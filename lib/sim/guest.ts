@@ -44,11 +44,12 @@ export class SimGuestAccess implements GuestAccess {
   }
 
   #args(gpa: U64, length: U64): [bigint, bigint] {
+    // The kvm backend's order: the values, a length too large for a Buffer, closed, then ranges.
     const start = u64('gpa', gpa);
     const len = u64('length', length);
-    rangeEnd(start, len);
-    ensureOpen(this.vm.closed, 'Vm');
     if (len > 0x7fffffffn) throw argRangeError(`length ${len} is too large for one guest access`);
+    ensureOpen(this.vm.closed, 'Vm');
+    rangeEnd(start, len);
     return [start, len];
   }
 
