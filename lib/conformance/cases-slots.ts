@@ -103,4 +103,14 @@ export const slotCases: Case[] = [
       wrapsFurther: await set(vm, { slot: 5, guestPhysAddr: 6 * MIB, size: 4 * PAGE, guestMemfd: vm.createGuestMemfd({ size: PAGE }), guestMemfdOffset: top - 2n * P }),
     };
   }),
+  withFile('slot.userspace-past-mapping', 'a slot longer than the rest of its userspace mapping is a RangeError before any syscall', async (vm, g) => {
+    const m = g.map(0, 2 * PAGE);
+    return {
+      exact: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 2 * PAGE, userspace: m }),
+      pastEnd: await set(vm, { slot: 1, guestPhysAddr: 2 * MIB, size: 4 * PAGE, userspace: m }),
+      fromOffset: await set(vm, { slot: 2, guestPhysAddr: 3 * MIB, size: 2 * PAGE, userspace: m, userspaceOffset: PAGE }),
+      withFile: await set(vm, { slot: 3, guestPhysAddr: 4 * MIB, size: 8 * PAGE, guestMemfd: g, guestMemfdOffset: 8 * PAGE, userspace: m }),
+      unalignedTail: await set(vm, { slot: 4, guestPhysAddr: 5 * MIB, size: PAGE, userspace: g.map(0, 100) }),
+    };
+  }),
 ];
