@@ -113,7 +113,9 @@ export function regionArgs<G extends { closed: boolean }, M extends { closed: bo
   if (mapping && size > mapped - userspaceOffset) {
     throw argRangeError(`the slot (${size} bytes from userspaceOffset ${userspaceOffset}) reaches past the end of its mapping (${mapping.length} bytes)`);
   }
-  return { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset };
+  // Without a mapping the slot's userspace address is 0 whatever the offset says (the kvm backend
+  // never passed it on; the simulator took it for an address: found by the differential fuzzer).
+  return { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset: mapping ? userspaceOffset : 0n };
 }
 
 /** setMemoryAttributes' arguments -> struct kvm_memory_attributes' address, size and PRIVATE bit. */
