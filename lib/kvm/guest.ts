@@ -14,6 +14,7 @@ import { FLAGS, CAPS } from '../constants.js';
 import { ClosedError, GuestMemoryFault, argRangeError } from '../errors.js';
 import type { GuestAccess, U64, VcpuExit } from '../types.js';
 import { bytes, num, rangeEnd, u64 } from '../validate.js';
+import { guestPhysLimit } from '../phys-bits.js';
 import type { NativeGuestMemfd } from './guest-memfd.js';
 import type { NativeMapping } from './mapping.js';
 import { KvmVcpu } from './vcpu.js';
@@ -119,8 +120,9 @@ export class KvmGuestAccess implements GuestAccess {
   /** Before the user sets a slot: move the helper out of the way if the new slot would collide. */
   makeRoom(slot: number, gpa: bigint, size: bigint): void {
     const h = this.#helper;
-    if (!h || size === 0n) return;
-    if (slot !== h.slot && (gpa + size <= h.gpa || h.gpa + HELPER_SIZE <= gpa)) return;
+    if (!h) return;
+    // A delete (size 0) of the helper's slot id must find no slot there, as on a VM without a helper.
+    if (slot !== h.slot && (size === 0n || gpa + size <= h.gpa || h.gpa + HELPER_SIZE <= gpa)) return;
     this.vm.native.setUserMemoryRegion2(h.slot, 0, 0, 0, null, 0, null, 0);
     this.#place(h, { slot, gpa, size });
   }
@@ -178,8 +180,13 @@ export class KvmGuestAccess implements GuestAccess {
       if (this.#closed || this.vm.closed) throw new ClosedError('Vm');
       const h = this.#ensureHelper();
       const at = gpa + done;
+      // Past the guest's physical address width the helper's page tables would triple-fault:
+      // a fault at that page instead, as the simulator reports it (found by the differential fuzzer).
+      const limit = guestPhysLimit();
+      if (at >= limit) throw new GuestMemoryFault({ gpa: num(at & ~(PAGE - 1n)), size: Number(PAGE), private: false });
       const base = at & ~(LARGE - 1n);
-      const n = total - done < CHUNK ? total - done : CHUNK;
+      let n = total - done < CHUNK ? total - done : CHUNK;
+      if (at + n > limit) n = limit - at;
       const slice = buf.subarray(Number(done), Number(done + n));
       h.map.write(PD_WIN, u64le([base | PTE_LARGE, (base + LARGE) | PTE_LARGE]));
       h.map.write(FLAG, Buffer.of(0));

@@ -91,6 +91,8 @@ export class KvmVm implements Vm {
   deleteMemoryRegion(slot: number): void {
     ensureOpen(this.#closed, 'Vm');
     const s = u32('slot', slot);
+    // The helper of vm.guest moves off the slot id first, so the user never deletes it.
+    this.#guest?.makeRoom(s, 0n, 0n);
     this.native.setUserMemoryRegion2(s, 0, 0, 0, null, 0, null, 0);
     this.slots.delete(s);
   }

@@ -15,6 +15,7 @@ import { GuestMemoryFault, argRangeError } from '../errors.js';
 import type { GuestAccess, U64 } from '../types.js';
 import { PAGE_SIZE, bytes, ensureOpen, num, rangeEnd, u64 } from '../validate.js';
 import { SHARED } from '../state-map.js';
+import { guestPhysLimit } from '../phys-bits.js';
 import type { SimGuestMemfd } from './guest-memfd.js';
 import { MEM_READONLY, type SimSlot, type SlotTable } from './slots.js';
 
@@ -69,6 +70,8 @@ export class SimGuestAccess implements GuestAccess {
       for (let gpa = from; gpa < to; ) {
         const pageEnd = (gpa / P + 1n) * P;
         const stop = pageEnd < to ? pageEnd : to;
+        // No guest reaches past its physical address width (the host's MAXPHYADDR).
+        if (gpa >= guestPhysLimit()) throw new GuestMemoryFault({ gpa: num((gpa / P) * P), size: PAGE_SIZE, private: false });
         const piece = this.#backing(slot, gpa, stop - gpa, write);
         if ('fault' in piece) throw new GuestMemoryFault({ gpa: num((gpa / P) * P), size: PAGE_SIZE, private: piece.fault });
         fn(piece.file, piece.at, Number(gpa - start), Number(stop - gpa));
