@@ -43,7 +43,7 @@ let failed = false;
 const outcomes = {};
 const t0 = performance.now();
 for (const seed of seeds) {
-  const r = fuzzSeed(seed, steps);
+  const r = await fuzzSeed(seed, steps);
   total += r.steps;
   bad += r.badInputs;
   for (const [call, by] of Object.entries(r.outcomes)) {

@@ -91,8 +91,8 @@ export class Side {
     return v;
   }
 
-  /** Runs one call; a call naming an object never made is skipped. */
-  run(op: Op): Outcome {
+  /** Runs one call (awaiting it when it returns a promise); a call naming an object never made is skipped. */
+  async run(op: Op): Promise<Outcome> {
     const target = op.target === 'kvm' ? this.kvm : this.#resolve(op.target);
     if (target === MISSING) return { skip: true };
     const args = op.args.map((a) => this.#resolve(a));
@@ -101,7 +101,10 @@ export class Side {
     const kind = op.target === 'kvm' ? 'kvm' : op.target.$ref;
     try {
       if (op.call === 'props') return { ok: props(kind, t) };
-      const r = t[op.call]!(...args);
+      // 'guest.read' and the like: a method of a property (vm.guest).
+      const [a, b] = op.call.split('.') as [string, string | undefined];
+      const self = b === undefined ? t : (t[a] as unknown as Record<string, (...x: unknown[]) => unknown>);
+      const r = await self[b ?? a]!(...args);
       if (op.makes) this.objects.set(op.id, r);
       if (op.call === 'stat') return { ok: statShape(r) };
       if (op.call === 'readInto') return { ok: { count: normalize(r), bytes: digest(args[1] as Uint8Array) } };

@@ -86,12 +86,12 @@ function session(b: Backends): Session {
 }
 
 /** Runs `op` on both sides; the mismatch, if they differ. */
-function step(ses: Session, op: Op): { kernel: Outcome; sim: Outcome } {
-  return { kernel: ses.kernel.run(op), sim: ses.sim.run(op) };
+async function step(ses: Session, op: Op): Promise<{ kernel: Outcome; sim: Outcome }> {
+  return { kernel: await ses.kernel.run(op), sim: await ses.sim.run(op) };
 }
 
 /** Generates and runs `steps` calls from `seed`, stopping at the first difference. */
-export function fuzzSeed(seed: number, steps: number, opts: { backends?: Backends; shrink?: boolean; shrinkMs?: number } = {}): FuzzResult {
+export async function fuzzSeed(seed: number, steps: number, opts: { backends?: Backends; shrink?: boolean; shrinkMs?: number } = {}): Promise<FuzzResult> {
   const b = opts.backends ?? defaultBackends;
   const t0 = performance.now();
   const gen = new Generator(new Rng(seed));
@@ -108,7 +108,7 @@ export function fuzzSeed(seed: number, steps: number, opts: { backends?: Backend
       const objects = genState(ses.kernel, kinds, parents);
       const op = gen.next(i, { objects, kvmClosed: ses.kernel.kvm.closed, step: i, steps });
       ops.push(op);
-      const r = step(ses, op);
+      const r = await step(ses, op);
       if ('skip' in r.kernel && 'skip' in r.sim) continue;
       ran++;
       if (op.bad) bad++;
@@ -131,7 +131,7 @@ export function fuzzSeed(seed: number, steps: number, opts: { backends?: Backend
   if (mismatch) {
     result.mismatch = mismatch;
     if (opts.shrink !== false) {
-      const s = shrink(ops.slice(0, mismatch.step + 1), b, opts.shrinkMs ?? 60_000);
+      const s = await shrink(ops.slice(0, mismatch.step + 1), b, opts.shrinkMs ?? 60_000);
       result.shrunk = s.ops;
       result.shrunkMismatch = s.mismatch;
     }
@@ -140,11 +140,11 @@ export function fuzzSeed(seed: number, steps: number, opts: { backends?: Backend
 }
 
 /** Replays a fixed sequence on fresh backends; the first difference, if any. */
-export function replay(ops: readonly Op[], b: Backends = defaultBackends): Mismatch | undefined {
+export async function replay(ops: readonly Op[], b: Backends = defaultBackends): Promise<Mismatch | undefined> {
   const ses = session(b);
   try {
     for (let i = 0; i < ops.length; i++) {
-      const r = step(ses, ops[i]!);
+      const r = await step(ses, ops[i]!);
       if (differs(r.kernel, r.sim)) return { step: i, op: ops[i]!, ...r };
     }
     return undefined;
@@ -169,14 +169,14 @@ function signature(m: Mismatch): string {
  * Delta debugging (ddmin) over the steps before the failing one: drop chunks, then single steps,
  * while a replay still fails the same way. Bounded in time; returns the shortest sequence found.
  */
-export function shrink(ops: Op[], b: Backends, budgetMs: number): { ops: Op[]; mismatch?: Mismatch } {
+export async function shrink(ops: Op[], b: Backends, budgetMs: number): Promise<{ ops: Op[]; mismatch?: Mismatch }> {
   const deadline = performance.now() + budgetMs;
-  const first = replay(ops, b);
+  const first = await replay(ops, b);
   if (!first) return { ops };
   const want = signature(first);
   let last: Mismatch = first;
-  const fails = (cand: Op[]): Op[] | undefined => {
-    const m = replay(cand, b);
+  const fails = async (cand: Op[]): Promise<Op[] | undefined> => {
+    const m = await replay(cand, b);
     if (!m || signature(m) !== want) return undefined;
     last = m;
     return cand.slice(0, m.step + 1);
@@ -190,7 +190,7 @@ export function shrink(ops: Op[], b: Backends, budgetMs: number): { ops: Op[]; m
       // Keep the failing call itself (the last one).
       const end = Math.min(start + chunk, cur.length - 1);
       if (start >= end) continue;
-      const cand = fails([...cur.slice(0, start), ...cur.slice(end)]);
+      const cand = await fails([...cur.slice(0, start), ...cur.slice(end)]);
       if (cand) {
         cur = cand;
         n = Math.max(n - 1, 2);

@@ -177,6 +177,7 @@ export class Generator {
       setRegion: on(vm, 10),
       deleteRegion: on(vm, 4),
       attributes: on(vm, 1),
+      guest: on(vm, 3),
       closeVm: on(vm, 1),
       map: on(g, 10),
       allocate: on(g, 5),
@@ -223,6 +224,16 @@ export class Generator {
       case 'attributes':
         o = op(ref(vm!), 'setMemoryAttributes', [val(rng, pagesBelow(rng, 64n * P)), val(rng, BigInt(rng.range(0, 4)) * P), { private: rng.chance(0.5) }]);
         break;
+      case 'guest': {
+        // Guest access as the guest sees it, mostly where the slots are (gpa 0..32 pages).
+        const gpa = rng.chance(0.85) ? BigInt(rng.int(36 * 4096)) : rng.pick([1n << 32n, (1n << 52n) - P, (1n << 64n) - 1n]);
+        const len = rng.weighted({ small: 70, zero: 5, pages: 20, huge: 5 });
+        const n = len === 'small' ? BigInt(rng.range(1, 64)) : len === 'zero' ? 0n : len === 'pages' ? BigInt(rng.range(1, 3)) * P : 1n << 40n;
+        o = rng.chance(0.5)
+          ? op(ref(vm!), 'guest.read', [val(rng, gpa), val(rng, n)])
+          : op(ref(vm!), 'guest.write', [val(rng, gpa), { $bytes: Number(n > 3n * P ? 3n * P : n), seed: rng.int(2 ** 31) } satisfies BytesArg]);
+        break;
+      }
       case 'closeVm':
         o = op(ref(vm!), 'close', []);
         break;

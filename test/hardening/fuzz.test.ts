@@ -17,11 +17,11 @@ function count(fields: Record<string, number>): void {
 }
 
 describeKvm('differential fuzzing: kernel vs simulator linux-6.18', () => {
-  it(`${SEEDS.length} seeds x ${STEPS} calls agree on every result and error`, () => {
+  it(`${SEEDS.length} seeds x ${STEPS} calls agree on every result and error`, async () => {
     let steps = 0;
     let bad = 0;
     for (const seed of SEEDS) {
-      const r = fuzzSeed(seed, STEPS, { shrinkMs: 20_000 });
+      const r = await fuzzSeed(seed, STEPS, { shrinkMs: 20_000 });
       steps += r.steps;
       bad += r.badInputs;
       expect(r.mismatch, report(r)).toBeUndefined();
@@ -47,16 +47,16 @@ describe('the fuzzer', () => {
     },
   };
 
-  it('finds a planted difference, names the seed and shrinks it to the one call that differs', () => {
+  it('finds a planted difference, names the seed and shrinks it to the one call that differs', async () => {
     let found;
     for (let seed = 1; seed < 50 && !found; seed++) {
-      const r = fuzzSeed(seed, 3000, { backends: planted, shrinkMs: 10_000 });
+      const r = await fuzzSeed(seed, 3000, { backends: planted, shrinkMs: 10_000 });
       if (r.mismatch) found = r;
     }
     expect(found?.mismatch?.op.call).toBe('checkExtension');
     expect(found!.shrunk).toHaveLength(1);
     expect(formatOp(found!.shrunk![0]!)).toMatch(/checkExtension\(239\)/);
-    expect(replay(found!.shrunk!, planted)).toBeDefined();
+    expect(await replay(found!.shrunk!, planted)).toBeDefined();
     expect(report(found!)).toMatch(new RegExp(`seed ${found!.seed}: .*differ`));
   });
 
@@ -68,9 +68,9 @@ describe('the fuzzer', () => {
     expect(ops(a)).toEqual(ops(b));
   });
 
-  it('runs the same sequence on the simulator against itself without a difference', () => {
+  it('runs the same sequence on the simulator against itself without a difference', async () => {
     const same: Backends = { kernel: planted.kernel, sim: planted.kernel };
-    const r = fuzzSeed(3, 1000, { backends: same });
+    const r = await fuzzSeed(3, 1000, { backends: same });
     expect(r.mismatch).toBeUndefined();
     expect(r.steps).toBeGreaterThan(900);
   });
