@@ -113,4 +113,29 @@ export const slotCases: Case[] = [
       unalignedTail: await set(vm, { slot: 4, guestPhysAddr: 5 * MIB, size: PAGE, userspace: g.map(0, 100) }),
     };
   }),
+  withFile('slot.userspace-offset-without-mapping', 'a userspaceOffset without a userspace mapping is ignored (the slot has no userspace address)', async (vm) => ({
+    set: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 2 * PAGE, userspaceOffset: 12035 }),
+    again: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 2 * PAGE }),
+  })),
+  withFile('slot.guest-helper-invisible', 'after vm.guest ran, deleting or reusing the top slot id behaves as on a VM where it never ran', async (vm, g) => {
+    const m = g.map();
+    await set(vm, { slot: 0, guestPhysAddr: MIB, size: 16 * PAGE, userspace: m });
+    const top = vm.checkExtension('NR_MEMSLOTS') - 1;
+    const write = await attempt(() => vm.guest.write(MIB, Buffer.from('kvm-gmem')));
+    return {
+      write,
+      deleteTop: await attempt(() => vm.deleteMemoryRegion(top)),
+      setTop: await set(vm, { slot: top, guestPhysAddr: 2 * MIB, size: PAGE, userspace: m }),
+      read: await attempt(() => vm.guest.read(MIB, 8)),
+    };
+  }),
+  withFile('slot.above-phys-width', 'a slot above the guest physical address width is accepted, but guest access there faults', async (vm, g) => {
+    const m = g.map(0, 4 * PAGE);
+    const gpa = 2 ** 51 - 4 * PAGE;
+    return {
+      set: await set(vm, { slot: 0, guestPhysAddr: gpa, size: 4 * PAGE, userspace: m }),
+      write: await attempt(() => vm.guest.write(gpa, Buffer.from('x'))),
+      read: await attempt(() => vm.guest.read(gpa + PAGE, 1)),
+    };
+  }),
 ];
