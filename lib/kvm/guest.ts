@@ -144,21 +144,27 @@ export class KvmGuestAccess implements GuestAccess {
     if (this.#closed || this.vm.closed) throw new ClosedError('Vm');
     const end = rangeEnd(gpa, len);
     const slots = [...this.vm.slots.values()].sort((a, b) => (a.guestPhysAddr < b.guestPhysAddr ? -1 : 1));
+    // Coverage of the whole range first (RangeError), then the first read-only page of a write,
+    // as the simulator orders them (found by the differential fuzzer).
+    const runs: [typeof slots[number], bigint][] = [];
     let at = gpa;
     while (at < end) {
       const s = slots.find((x) => x.guestPhysAddr <= at && at < x.guestPhysAddr + x.size);
       if (!s) {
         throw argRangeError(`gpa 0x${at.toString(16)} is not in any memory slot (range 0x${gpa.toString(16)}+${len})`);
       }
+      runs.push([s, at]);
+      at = s.guestPhysAddr + s.size;
+    }
+    for (const [s, from] of runs) {
       if (write && (s.flags & FLAGS.KVM_MEM_READONLY!) !== 0) {
         throw new GuestMemoryFault({
-          gpa: num(at & ~(PAGE - 1n)),
+          gpa: num(from & ~(PAGE - 1n)),
           size: Number(PAGE),
           private: false,
-          message: `guest write to read-only slot ${s.slot} at gpa 0x${at.toString(16)}`,
+          message: `guest write to read-only slot ${s.slot} at gpa 0x${from.toString(16)}`,
         });
       }
-      at = s.guestPhysAddr + s.size;
     }
   }
 
