@@ -138,4 +138,12 @@ export const slotCases: Case[] = [
       read: await attempt(() => vm.guest.read(gpa + PAGE, 1)),
     };
   }),
+  withFile('slot.readonly-write-past-slot', 'a guest write into a read-only slot that runs past the slot is refused whole as uncovered (RangeError), not a fault', async (vm, g) => {
+    const m = g.map();
+    await set(vm, { slot: 0, guestPhysAddr: MIB, size: 2 * PAGE, userspace: m, readonly: true });
+    return {
+      pastSlot: await attempt(() => vm.guest.write(MIB + PAGE, Buffer.alloc(2 * PAGE))),
+      inside: await attempt(() => vm.guest.write(MIB + PAGE, Buffer.alloc(16))),
+    };
+  }),
 ];
