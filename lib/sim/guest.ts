@@ -9,7 +9,8 @@
 //     pending pages, inplace-v8 refuses nothing. File without MMAP: shared pages through the
 //     userspace memory, private pages in the file.
 //   - userspace memory that is missing, unmapped, too short or not host-accessible faults, and so
-//     does a write to a readonly slot or a slot whose guest_memfd was closed.
+//     does a write to a readonly slot (and, in the series profiles, a slot whose guest_memfd was
+//     closed; on linux-6.18 the kernel keeps the file and the userspace memory answers).
 // A fault names its page, and is `private` when the guest_memfd page behind it is not shared.
 import { GuestMemoryFault, argRangeError } from '../errors.js';
 import type { GuestAccess, U64 } from '../types.js';
@@ -100,7 +101,8 @@ export class SimGuestAccess implements GuestAccess {
         return { file: g, at };
       }
     }
-    if (g?.closed) return { fault: false };
+    // linux-6.18: closing the guest_memfd's fd leaves the slot's binding (the kernel holds the
+    // file), and the guest goes through the userspace memory anyway (found by the differential fuzzer).
     const m = slot.mapping;
     if (!m) return { fault: pagePrivate() };
     const where = m.guestView(slot.userspaceOffset + rel, n);
