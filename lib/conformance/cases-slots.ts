@@ -146,4 +146,13 @@ export const slotCases: Case[] = [
       inside: await attempt(() => vm.guest.write(MIB + PAGE, Buffer.alloc(16))),
     };
   }),
+  withFile('slot.guest-after-file-closed', 'closing the guest_memfd of a slot keeps the slot: the guest still reads through its userspace memory', async (vm) => {
+    const h = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+    const other = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+    const m = other.map();
+    m.fill(0, 4 * PAGE, 0x3c);
+    await set(vm, { slot: 0, guestPhysAddr: MIB, size: 4 * PAGE, guestMemfd: h, userspace: m });
+    h.close();
+    return { read: await attempt(() => vm.guest.read(MIB + PAGE, 4)), del: await attempt(() => vm.deleteMemoryRegion(0)) };
+  }),
 ];
