@@ -38,6 +38,8 @@ export function rangeEnd(offset: bigint, length: bigint, limit: bigint = U64_MAX
 }
 
 export function u32(name: string, v: unknown): number {
+  // The common case (a small integer) without a detour through BigInt: slot ids, caps, vCPU ids.
+  if (typeof v === 'number' && v >>> 0 === v) return v;
   if (typeof v !== 'number' && typeof v !== 'bigint') throw argTypeError(`${name} must be a number, got ${describe(v)}`);
   const b = u64(name, v);
   if (b > 0xffffffffn) throw argRangeError(`${name} must fit in 32 bits, got ${b}`);
