@@ -152,6 +152,8 @@ int main(int argc, char** argv) {
     double flip = NsSince(t0) / (2.0 * kOps);
     Check(m);
     std::printf("random one-page assign (flip and restore) at %zu extents: %.1f ns/assign\n", m.ExtentCount(), flip);
+    // The same figure as a JSON line, for npm run bench (fragmented.random-page-op.cxx).
+    std::printf("{\"id\":\"random-page-assign\",\"ns\":%.1f,\"extents\":%zu}\n", flip, m.ExtentCount());
 
     t0 = Clock::now();
     for (int k = 0; k < kOps; k++) m.Assign(at[k], at[k] + 1, static_cast<uint32_t>(at[(k + 1) % kOps] & 1));
