@@ -91,7 +91,9 @@ export class SimMapping implements Mapping {
 
   /** Host bytes [offset, offset + length) of the mapping as the guest's userspace memory sees them, or the first bad offset. */
   guestView(offset: bigint, length: bigint): { at: bigint } | { fault: true } {
-    if (this.#closed || offset + length > this.#len) return { fault: true };
+    // The guest sees the whole pages of the mapping (the VMA), not just its byte length.
+    const pages = ((this.#len + BigInt(PAGE_SIZE) - 1n) / BigInt(PAGE_SIZE)) * BigInt(PAGE_SIZE);
+    if (this.#closed || offset + length > pages) return { fault: true };
     const at = this.#start + offset;
     if (this.file.hostFault(at, length) >= 0n) return { fault: true };
     return { at };
