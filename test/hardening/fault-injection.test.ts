@@ -7,7 +7,7 @@ import { native } from '../../lib/native.js';
 import { KvmError, open } from '../../lib/index.js';
 import type { Kvm } from '../../lib/types.js';
 import { kvmAvailable, kvmSkipReason } from '../helpers/kvm.js';
-import { mapsLines, openFds } from '../helpers/fds.js';
+import { gmemMaps, mapsAt, openFds } from '../helpers/fds.js';
 
 interface Hooks {
   failNext(kind: 'ioctl' | 'mmap' | 'fallocate' | 'open', errno: number, request?: number, skip?: number): void;
@@ -97,10 +97,10 @@ describe.skipIf(reason !== null)(`fault injection${reason ? ` [skipped: ${reason
     withKvm((kvm) => {
       const vm = kvm.createVm();
       const gm = vm.createGuestMemfd({ size: 1 << 20, mmap: true, initShared: true });
-      const maps = mapsLines();
+      const maps = gmemMaps();
       arm('mmap', ENOMEM);
       expect(() => gm.map()).toThrow(expect.objectContaining({ code: 'ENOMEM', syscall: 'mmap' }));
-      expect(mapsLines()).toBe(maps);
+      expect(gmemMaps()).toEqual(maps);
       const m = gm.map();
       m.fill(0, 4096, 7);
       expect(m.read(0, 1)[0]).toBe(7);
@@ -136,9 +136,17 @@ describe.skipIf(reason !== null)(`fault injection${reason ? ` [skipped: ${reason
       );
       // The slot does not exist: deleting it is the kernel's EINVAL, and the same slot can be set.
       expect(() => vm.deleteMemoryRegion(0)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-      const maps = mapsLines();
+      // The failed slot must not have reserved the mapping's range: unmapping frees it at once.
+      const before = new Set(gmemMaps());
+      const m2 = gm.map(0, 4096);
+      const range = gmemMaps().find((l) => !before.has(l))!.split(' ')[0]!;
+      arm('ioctl', ENOMEM, 'KVM_SET_USER_MEMORY_REGION2');
+      expect(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: 1 << 20, size: 4096, userspace: m2 })).toThrow(
+        expect.objectContaining({ code: 'ENOMEM' }),
+      );
+      m2.unmap();
+      expect(mapsAt(range)).toEqual([]);
       m.unmap();
-      expect(mapsLines()).toBeLessThan(maps);
       vm.close();
     });
   });
