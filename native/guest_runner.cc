@@ -11,6 +11,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "fault_inject.h"
 #include "uapi.h"
 
 namespace kg {
@@ -52,6 +53,7 @@ int KickSignal() {
 
 long RunOnce(int fd, kvm_run* run, std::atomic<bool>& kicked) {
   for (;;) {
+    if (InjectFault(Sys::Ioctl, KVM_RUN)) return -errno;
     if (ioctl(fd, KVM_RUN, 0) == 0) return run->exit_reason;
     int e = errno;
     if (e == EINTR) {

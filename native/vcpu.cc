@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "errors.h"
+#include "fault_inject.h"
 #include "guest_regs.h"
 #include "guest_runner.h"
 #include "kvm.h"
@@ -274,7 +275,7 @@ Napi::Value VcpuObject::Run(const Napi::CallbackInfo& info) {
       timer_settime(timer_, 0, &arm, nullptr);
       timerExpiry_ = now + inlineNs_;
     }
-    int rc = ioctl(fd_, KVM_RUN, 0);
+    int rc = InjectFault(Sys::Ioctl, KVM_RUN) ? -1 : ioctl(fd_, KVM_RUN, 0);
     int e = errno;
     if (rc == 0) return Napi::Number::New(env, run_->exit_reason);
     if (e == EINTR && r->kicked.exchange(false)) {

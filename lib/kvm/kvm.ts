@@ -42,7 +42,12 @@ export class KvmSystem implements Kvm {
 
   /** The conversion mechanism this kernel offers, found once with size-0 probes. */
   get profile(): ConversionMechanism {
-    if (this.#mechanism === undefined) this.#mechanism = detectConversion(this);
+    if (this.#mechanism === undefined) {
+      const found = detectConversion(this);
+      // A probe that could not run (no VM could be made) is asked again next time.
+      if (found === undefined) return null;
+      this.#mechanism = found;
+    }
     return this.#mechanism;
   }
 
@@ -81,7 +86,7 @@ export class KvmSystem implements Kvm {
  * In-place conversion first (on the guest_memfd fd), then the VM-level attributes ioctl; each
  * probed with a size-0 call on a scratch VM and file, which changes nothing.
  */
-export function detectConversion(kvm: KvmSystem): ConversionMechanism {
+export function detectConversion(kvm: KvmSystem): ConversionMechanism | undefined {
   let vm: KvmVm | undefined;
   try {
     vm = kvm.createVm() as KvmVm;
@@ -91,7 +96,7 @@ export function detectConversion(kvm: KvmSystem): ConversionMechanism {
     if (found) return found;
     return vm.native.probeVmAttributes() ? 'vm-attributes' : null;
   } catch {
-    return null;
+    return undefined;
   } finally {
     vm?.close();
   }

@@ -166,6 +166,28 @@ describe.skipIf(reason !== null)(`fault injection${reason ? ` [skipped: ${reason
     });
   });
 
+  it('a failed KVM_RUN is a typed error from runSync() and run(), and the vCPU runs after it', async () => {
+    const kvm = open({ backend: 'kvm' });
+    try {
+      const vm = kvm.createVm();
+      const gm = vm.createGuestMemfd({ size: 1 << 16, mmap: true, initShared: true });
+      const m = gm.map();
+      m.write(0x1000, Buffer.from([0xf4, 0xf4])); // hlt; hlt
+      vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: 1 << 16, guestMemfd: gm, userspace: m });
+      const cpu = vm.createVcpu(0);
+      cpu.setSregs({ cs: { base: 0n, selector: 0 } });
+      cpu.setRegs({ rip: 0x1000n, rflags: 2n });
+      arm('ioctl', EIO, 'KVM_RUN');
+      expect(() => cpu.runSync()).toThrow(expect.objectContaining({ code: 'EIO', syscall: 'ioctl', ioctl: 'KVM_RUN' }));
+      arm('ioctl', EIO, 'KVM_RUN');
+      await expect(cpu.run()).rejects.toMatchObject({ code: 'EIO', ioctl: 'KVM_RUN' });
+      expect((await cpu.run()).reason).toBe('hlt');
+      vm.close();
+    } finally {
+      kvm.close();
+    }
+  });
+
   it('counts the faults it injected', () => {
     expect(injected).toBeGreaterThanOrEqual(10);
     console.log(`[kvm-gmem] fault injection: ${injected} faults injected`);
