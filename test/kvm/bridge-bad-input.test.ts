@@ -4,6 +4,7 @@
 import os from 'node:os';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { open, probe, type GuestMemfd, type Kvm, type Mapping, type Vm } from '../../lib/index.js';
+import { closedCallRows } from '../fixtures/closed-calls.js';
 import { describeKvm } from '../helpers/kvm.js';
 import { PAGE, thrown } from '../fixtures/kvm-cases.js';
 
@@ -200,52 +201,7 @@ const cases: Case[] = [
 ];
 
 // Whatever each public call does once its object (or an owner) is closed.
-const closedCalls: Record<'kvm' | 'vm' | 'gm' | 'm', [string, (c: Ctx) => unknown][]> = {
-  kvm: [
-    ['checkExtension', (c) => c.kvm.checkExtension('GUEST_MEMFD')],
-    ['vmTypes', (c) => c.kvm.vmTypes()],
-    ['createVm', (c) => c.kvm.createVm()],
-  ],
-  vm: [
-    ['checkExtension', (c) => c.vm.checkExtension(1)],
-    ['guestMemfdFlags', (c) => c.vm.guestMemfdFlags()],
-    ['createGuestMemfd', (c) => c.vm.createGuestMemfd({ size: PAGE })],
-    ['setMemoryRegion', (c) => c.vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: PAGE, guestMemfd: c.gm })],
-    ['deleteMemoryRegion', (c) => c.vm.deleteMemoryRegion(0)],
-    ['setMemoryAttributes', (c) => c.vm.setMemoryAttributes(0, PAGE, { private: false })],
-    ['createVcpu', (c) => c.vm.createVcpu(0)],
-  ],
-  gm: [
-    ['map', (c) => c.gm.map()],
-    ['share', (c) => c.gm.share(0, PAGE)],
-    ['unshare', (c) => c.gm.unshare(0, PAGE)],
-    ['states', (c) => c.gm.states()],
-    ['allocate', (c) => c.gm.allocate(0, PAGE)],
-    ['punchHole', (c) => c.gm.punchHole(0, PAGE)],
-    ['hold', (c) => c.gm.hold(0, PAGE)],
-    ['stat', (c) => c.gm.stat()],
-  ],
-  m: [
-    ['read', (c) => c.m.read(0, 1)],
-    ['readInto', (c) => c.m.readInto(0, new Uint8Array(1))],
-    ['write', (c) => c.m.write(0, new Uint8Array(1))],
-    ['fill', (c) => c.m.fill(0, 1, 0)],
-    ['view', (c) => c.m.view()],
-  ],
-};
-const closers: [string, (c: Ctx) => void, (keyof typeof closedCalls)[]][] = [
-  ['after its own close()', (c) => { c.m.unmap(); c.gm.close(); c.vm.close(); c.kvm.close(); }, ['kvm', 'vm', 'gm', 'm']],
-  ['after its Vm closed', (c) => c.vm.close(), ['vm', 'gm', 'm']],
-  ['after its Kvm closed', (c) => c.kvm.close(), ['kvm', 'vm', 'gm', 'm']],
-  ['after its GuestMemfd closed', (c) => c.gm.close(), ['gm', 'm']],
-];
-for (const [when, close, kinds] of closers) {
-  for (const k of kinds) {
-    for (const [method, run] of closedCalls[k]) {
-      cases.push({ name: `${k}.${method} ${when}`, run: (c) => { close(c); return run(c); }, want: { kind: 'closed' } });
-    }
-  }
-}
+for (const [name, run] of closedCallRows()) cases.push({ name, run, want: { kind: 'closed' } });
 // A closed object passed as an argument counts as closed too.
 cases.push({ name: 'vm.setMemoryRegion with a closed guestMemfd', run: (c) => { const g = c.vm.createGuestMemfd({ size: PAGE }); g.close(); return c.vm.setMemoryRegion({ slot: 1, guestPhysAddr: 0, size: PAGE, guestMemfd: g }); }, want: { kind: 'closed' } });
 cases.push({ name: 'vm.setMemoryRegion with an unmapped userspace mapping', run: (c) => { c.m.unmap(); return region(c, {}); }, want: { kind: 'closed' } });

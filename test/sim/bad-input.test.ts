@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { GuestMemfd, Kvm, Mapping, Profile, Vm } from '../../lib/index.js';
 import { PAGE, sim, thrown } from './helpers.js';
+import { closedCallRows } from '../fixtures/closed-calls.js';
 
 const TOTAL = 4 * PAGE;
 interface Ctx { kvm: Kvm; vm: Vm; gm: GuestMemfd; plain: GuestMemfd; m: Mapping }
@@ -104,38 +105,7 @@ const rows: Row[] = [
 ];
 
 // Every call on a closed object, or on the child of a closed owner.
-const closedCalls: Record<'kvm' | 'vm' | 'gm' | 'm', [string, (c: Ctx) => unknown][]> = {
-  kvm: [['checkExtension', (c) => c.kvm.checkExtension(1)], ['vmTypes', (c) => c.kvm.vmTypes()], ['createVm', (c) => c.kvm.createVm()]],
-  vm: [
-    ['checkExtension', (c) => c.vm.checkExtension(1)],
-    ['guestMemfdFlags', (c) => c.vm.guestMemfdFlags()],
-    ['createGuestMemfd', (c) => c.vm.createGuestMemfd({ size: PAGE })],
-    ['setMemoryRegion', (c) => c.vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: PAGE, guestMemfd: c.gm })],
-    ['deleteMemoryRegion', (c) => c.vm.deleteMemoryRegion(0)],
-    ['setMemoryAttributes', (c) => c.vm.setMemoryAttributes(0, PAGE, { private: false })],
-    ['createVcpu', (c) => c.vm.createVcpu(0)],
-  ],
-  gm: (['map', 'share', 'unshare', 'states', 'allocate', 'punchHole', 'hold', 'stat'] as const).map((f) => [
-    f,
-    (c: Ctx) => (f === 'map' || f === 'states' || f === 'stat' ? c.gm[f]() : c.gm[f](0, PAGE)),
-  ]),
-  m: [
-    ['read', (c) => c.m.read(0, 1)],
-    ['readInto', (c) => c.m.readInto(0, new Uint8Array(1))],
-    ['write', (c) => c.m.write(0, new Uint8Array(1))],
-    ['fill', (c) => c.m.fill(0, 1, 0)],
-    ['view', (c) => c.m.view()],
-  ],
-};
-const closers: [string, (c: Ctx) => void, (keyof typeof closedCalls)[]][] = [
-  ['after its own close()', (c) => { c.m.unmap(); c.gm.close(); c.vm.close(); c.kvm.close(); }, ['kvm', 'vm', 'gm', 'm']],
-  ['after its Vm closed', (c) => c.vm.close(), ['vm', 'gm', 'm']],
-  ['after its Kvm closed', (c) => c.kvm.close(), ['kvm', 'vm', 'gm', 'm']],
-  ['after its GuestMemfd closed', (c) => c.gm.close(), ['gm', 'm']],
-];
-for (const [when, close, kinds] of closers) {
-  for (const k of kinds) for (const [method, run] of closedCalls[k]) rows.push([`${k}.${method} ${when}`, (c) => { close(c); return run(c); }, 'closed']);
-}
+for (const [name, run] of closedCallRows()) rows.push([name, run, 'closed']);
 rows.push(['setMemoryRegion with a closed guestMemfd', (c) => { const g = c.vm.createGuestMemfd({ size: PAGE }); g.close(); return c.vm.setMemoryRegion({ slot: 1, guestPhysAddr: 0, size: PAGE, guestMemfd: g }); }, 'closed']);
 rows.push(['setMemoryRegion with an unmapped userspace mapping', (c) => { c.m.unmap(); return region(c, {}); }, 'closed']);
 
