@@ -1,9 +1,24 @@
 // guest access: memory as the guest sees it through guest_memfd slots (vm.guest).
 import { attempt, withVm, type Case } from './case.js';
 import { PAGE, guestAccess } from './features.js';
+import type { Kvm } from '../types.js';
 
 const group = 'guest access' as const;
 const GPA = 0x4000_0000;
+
+// The host fills a shared file, the guest reads a page of it and writes into another, and the
+// host reads that back; with or without the file's mapping as the slot's userspace memory.
+function sharedRoundTrip(kvm: Kvm, withUserspace: boolean): Promise<unknown> {
+  return withVm(kvm, async (vm) => {
+    const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+    const m = g.map();
+    m.fill(0, 4 * PAGE, 0xaa);
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 4 * PAGE, guestMemfd: g, ...(withUserspace ? { userspace: m } : {}) });
+    const seen = await attempt(() => vm.guest.read(GPA + PAGE, 16));
+    const wrote = await attempt(() => vm.guest.write(GPA + 2 * PAGE + 8, Buffer.alloc(24, 0xff)));
+    return { seen, wrote, host: await attempt(() => m.read(2 * PAGE, PAGE)) };
+  });
+}
 
 export const guestCases: Case[] = [
   {
@@ -12,16 +27,7 @@ export const guestCases: Case[] = [
     title: 'a guest_memfd slot set without userspace memory: 6.18 gives the guest no memory there (MMIO), the series use the file in place',
     requires: guestAccess,
     timeoutMs: 15_000,
-    run: (kvm) =>
-      withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
-        const m = g.map();
-        m.fill(0, 4 * PAGE, 0xaa);
-        vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 4 * PAGE, guestMemfd: g });
-        const seen = await attempt(() => vm.guest.read(GPA + PAGE, 16));
-        const wrote = await attempt(() => vm.guest.write(GPA + 2 * PAGE + 8, Buffer.alloc(24, 0xff)));
-        return { seen, wrote, host: await attempt(() => m.read(2 * PAGE, PAGE)) };
-      }),
+    run: (kvm) => sharedRoundTrip(kvm, false),
   },
   {
     id: 'guest.shared-round-trip-userspace',
@@ -29,16 +35,7 @@ export const guestCases: Case[] = [
     title: 'with the file\'s own mapping as the slot\'s userspace memory, guest and host see each other\'s writes (the selftest\'s setup)',
     requires: guestAccess,
     timeoutMs: 15_000,
-    run: (kvm) =>
-      withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
-        const m = g.map();
-        m.fill(0, 4 * PAGE, 0xaa);
-        vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 4 * PAGE, guestMemfd: g, userspace: m });
-        const seen = await attempt(() => vm.guest.read(GPA + PAGE, 16));
-        const wrote = await attempt(() => vm.guest.write(GPA + 2 * PAGE + 8, Buffer.alloc(24, 0xff)));
-        return { seen, wrote, host: await attempt(() => m.read(2 * PAGE, PAGE)) };
-      }),
+    run: (kvm) => sharedRoundTrip(kvm, true),
   },
   {
     id: 'guest.slot-offset',
