@@ -62,6 +62,16 @@ Napi::Value ClosedErrorValue(Napi::Env env) {
   }
 }
 
+// True once the environment is being torn down (worker terminate, process exit): calls that may
+// run JS are refused then, so a harmless property set tells.
+bool EnvStopping(napi_env env) {
+  napi_value obj;
+  napi_value yes;
+  if (napi_create_object(env, &obj) != napi_ok || napi_get_boolean(env, true, &yes) != napi_ok) return true;
+  napi_status st = napi_set_named_property(env, obj, "probe", yes);
+  return st == napi_pending_exception || st == napi_cannot_run_js;
+}
+
 Napi::Value RunResult(Napi::Env env, long res) {
   if (res < 0) ThrowErrno(env, static_cast<int>(-res), "ioctl", "KVM_RUN");
   return Napi::Number::New(env, static_cast<double>(res));
@@ -226,11 +236,37 @@ void VcpuObject::EnsureIdle(Napi::Env env) {
   }
 }
 
+// runSync(): KVM_RUN on this thread until the vCPU exits. A watch timer interrupts it every
+// kWatchNs of guest time so that a worker being terminated (or a process exiting) is noticed:
+// a guest that never exits must not hold its thread, and with it the process, forever.
 Napi::Value VcpuObject::RunSync(const Napi::CallbackInfo& info) {
+  constexpr int64_t kWatchNs = 100000000;
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Vcpu");
   EnsureIdle(env);
-  return RunResult(env, RunOnce(fd_, run_, runner_->kicked));
+  if (!timerReady_) CreateTimer(env);
+  Runner* r = runner_.get();
+  for (;;) {
+    int64_t now = NowNs();
+    // As in run(): one arming covers many calls.
+    if (timerExpiry_ - now < kWatchNs / 10) {
+      itimerspec arm{};
+      arm.it_value.tv_sec = kWatchNs / 1000000000;
+      arm.it_value.tv_nsec = kWatchNs % 1000000000;
+      timer_settime(timer_, 0, &arm, nullptr);
+      timerExpiry_ = now + kWatchNs;
+    }
+    int rc = InjectFault(Sys::Ioctl, KVM_RUN) ? -1 : ioctl(fd_, KVM_RUN, 0);
+    int e = errno;
+    if (rc == 0) return Napi::Number::New(env, run_->exit_reason);
+    if (e != EINTR) return RunResult(env, (e == EFAULT || e == EHWPOISON) && run_->exit_reason == KVM_EXIT_MEMORY_FAULT ? KVM_EXIT_MEMORY_FAULT : -e);
+    if (r->kicked.exchange(false)) {
+      __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
+      return Napi::Number::New(env, KVM_EXIT_INTR);
+    }
+    if (NowNs() >= timerExpiry_) timerExpiry_ = 0;
+    if (EnvStopping(env)) ThrowClosed(env, "Vcpu");
+  }
 }
 
 void VcpuObject::StartRunner(Napi::Env env) {
@@ -268,7 +304,8 @@ Napi::Value VcpuObject::Run(const Napi::CallbackInfo& info) {
     // Arming a timer costs microseconds here (nested virtualization), so one arming covers many
     // runs: each run starts with between a tenth of the window and the whole window left.
     int64_t now = NowNs();
-    if (timerExpiry_ - now < inlineNs_ / 10) {
+    // Re-armed too when runSync's longer watch is pending: the window is the bound here.
+    if (timerExpiry_ - now < inlineNs_ / 10 || timerExpiry_ - now > inlineNs_) {
       itimerspec arm{};
       arm.it_value.tv_sec = inlineNs_ / 1000000000;
       arm.it_value.tv_nsec = inlineNs_ % 1000000000;

@@ -3,6 +3,7 @@
 //   idle    - nothing more: the worker ends when its event loop empties, objects still open
 //   exit    - process.exit(0) from inside the worker
 //   run     - a vCPU run() of a guest spinning on `jmp $` (EB FE) is in flight
+//   runsync - the worker's own thread blocked in runSync() on that spinning guest
 //   copy    - a tight loop of guarded copies (half of them fault on private pages)
 //   guest   - vm.guest reads and writes in flight (the library's own vCPU program)
 // workerData.end: 'stay' (the parent terminates us), 'exit' (process.exit once busy).
@@ -38,6 +39,10 @@ if (mode === 'exit') {
   const p = vcpu.run();
   p.catch(() => {});
   busy();
+} else if (mode === 'runsync') {
+  busy();
+  // Never returns on its own: only the runSync watch can notice the terminate.
+  setTimeout(() => vcpu.runSync(), 5);
 } else if (mode === 'guest') {
   const buf = Buffer.alloc(8 * PAGE, 0x5a);
   const loop = async () => {

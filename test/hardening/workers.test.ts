@@ -19,7 +19,7 @@ const LIMIT_MS = 15_000;
 const fdCount = () => readdirSync('/proc/self/fd').length;
 const threadCount = () => readdirSync('/proc/self/task').length;
 
-type Mode = 'idle' | 'exit' | 'run' | 'copy' | 'guest';
+type Mode = 'idle' | 'exit' | 'run' | 'runsync' | 'copy' | 'guest';
 type End = 'natural' | 'exit' | 'terminate';
 
 interface Ended {
@@ -79,6 +79,7 @@ describeKvm('worker threads and teardown', () => {
     ['exit', 'natural', 0],
     ['run', 'terminate', 1],
     ['run', 'exit', 0],
+    ['runsync', 'terminate', 1],
     ['copy', 'terminate', 1],
     ['copy', 'exit', 0],
     ['guest', 'terminate', 1],
