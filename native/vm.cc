@@ -1,5 +1,6 @@
 #include "vm.h"
 
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -77,6 +78,13 @@ Napi::Value VmObject::CreateGuestMemfd(const Napi::CallbackInfo& info) {
   args.flags = GetU64(env, info[1], "flags");
   long fd = IoctlRetry(fd_, KG_CREATE_GUEST_MEMFD, &args);
   if (fd < 0) ThrowErrno(env, errno, "ioctl", "KVM_CREATE_GUEST_MEMFD");
+  // Unlike the VM and vCPU fds, KVM hands out guest_memfd without O_CLOEXEC: a child process
+  // must not inherit the guest's memory.
+  if (fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC) < 0) {
+    int err = errno;
+    close(static_cast<int>(fd));
+    ThrowErrno(env, err, "fcntl");
+  }
   ChildInit init{static_cast<int>(fd), args.size, args.flags, 0, this, info.This().As<Napi::Object>()};
   return NewChild(env, GetData(env)->gmemCtor, init);
 }
