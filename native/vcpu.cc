@@ -245,28 +245,48 @@ Napi::Value VcpuObject::RunSync(const Napi::CallbackInfo& info) {
   EnsureOpen(env, *this, "Vcpu");
   EnsureIdle(env);
   if (!timerReady_) CreateTimer(env);
-  Runner* r = runner_.get();
   for (;;) {
-    int64_t now = NowNs();
-    // As in run(): one arming covers many calls.
-    if (timerExpiry_ - now < kWatchNs / 10) {
-      itimerspec arm{};
-      arm.it_value.tv_sec = kWatchNs / 1000000000;
-      arm.it_value.tv_nsec = kWatchNs % 1000000000;
-      timer_settime(timer_, 0, &arm, nullptr);
-      timerExpiry_ = now + kWatchNs;
-    }
-    int rc = InjectFault(Sys::Ioctl, KVM_RUN) ? -1 : ioctl(fd_, KVM_RUN, 0);
-    int e = errno;
-    if (rc == 0) return Napi::Number::New(env, run_->exit_reason);
-    if (e != EINTR) return RunResult(env, (e == EFAULT || e == EHWPOISON) && run_->exit_reason == KVM_EXIT_MEMORY_FAULT ? KVM_EXIT_MEMORY_FAULT : -e);
-    if (r->kicked.exchange(false)) {
-      __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
-      return Napi::Number::New(env, KVM_EXIT_INTR);
-    }
+    ArmWithin(kWatchNs, false);
+    Napi::Value result;
+    if (RunHere(env, &result)) return result;
     if (NowNs() >= timerExpiry_) timerExpiry_ = 0;
     if (EnvStopping(env)) ThrowClosed(env, "Vcpu");
   }
+}
+
+// Keeps the one-shot timer due within the window: between a tenth of it and all of it from now.
+// Arming costs microseconds here (nested virtualization), so one arming covers many runs. With
+// `bound`, a later expiry (runSync's longer watch) is pulled in to the window too.
+void VcpuObject::ArmWithin(int64_t windowNs, bool bound) {
+  int64_t now = NowNs();
+  int64_t left = timerExpiry_ - now;
+  if (left >= windowNs / 10 && !(bound && left > windowNs)) return;
+  itimerspec arm{};
+  arm.it_value.tv_sec = windowNs / 1000000000;
+  arm.it_value.tv_nsec = windowNs % 1000000000;
+  timer_settime(timer_, 0, &arm, nullptr);
+  timerExpiry_ = now + windowNs;
+}
+
+// One KVM_RUN on this thread. True with *out set when it ended in a result (an exit, a kick's
+// 'intr', or a thrown error); false when a signal (the timer's or another) interrupted it.
+bool VcpuObject::RunHere(Napi::Env env, Napi::Value* out) {
+  int rc = InjectFault(Sys::Ioctl, KVM_RUN) ? -1 : ioctl(fd_, KVM_RUN, 0);
+  int e = errno;
+  if (rc == 0) {
+    *out = Napi::Number::New(env, run_->exit_reason);
+    return true;
+  }
+  if (e != EINTR) {
+    *out = RunResult(env, (e == EFAULT || e == EHWPOISON) && run_->exit_reason == KVM_EXIT_MEMORY_FAULT ? KVM_EXIT_MEMORY_FAULT : -e);
+    return true;
+  }
+  if (runner_->kicked.exchange(false)) {
+    __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    *out = Napi::Number::New(env, KVM_EXIT_INTR);
+    return true;
+  }
+  return false;
 }
 
 void VcpuObject::StartRunner(Napi::Env env) {
@@ -301,25 +321,10 @@ Napi::Value VcpuObject::Run(const Napi::CallbackInfo& info) {
   Runner* r = runner_.get();
   if (inlineNs_ > 0) {
     if (!timerReady_) CreateTimer(env);
-    // Arming a timer costs microseconds here (nested virtualization), so one arming covers many
-    // runs: each run starts with between a tenth of the window and the whole window left.
-    int64_t now = NowNs();
-    // Re-armed too when runSync's longer watch is pending: the window is the bound here.
-    if (timerExpiry_ - now < inlineNs_ / 10 || timerExpiry_ - now > inlineNs_) {
-      itimerspec arm{};
-      arm.it_value.tv_sec = inlineNs_ / 1000000000;
-      arm.it_value.tv_nsec = inlineNs_ % 1000000000;
-      timer_settime(timer_, 0, &arm, nullptr);
-      timerExpiry_ = now + inlineNs_;
-    }
-    int rc = InjectFault(Sys::Ioctl, KVM_RUN) ? -1 : ioctl(fd_, KVM_RUN, 0);
-    int e = errno;
-    if (rc == 0) return Napi::Number::New(env, run_->exit_reason);
-    if (e == EINTR && r->kicked.exchange(false)) {
-      __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
-      return Napi::Number::New(env, KVM_EXIT_INTR);
-    }
-    if (e != EINTR) return RunResult(env, (e == EFAULT || e == EHWPOISON) && run_->exit_reason == KVM_EXIT_MEMORY_FAULT ? KVM_EXIT_MEMORY_FAULT : -e);
+    // Each run starts with between a tenth of the window and the whole window left.
+    ArmWithin(inlineNs_, true);
+    Napi::Value result;
+    if (RunHere(env, &result)) return result;
     // The window passed (or another signal came): the vCPU thread carries on from here.
     timerExpiry_ = 0;
   }

@@ -45,6 +45,8 @@ class VcpuObject : public Napi::ObjectWrap<VcpuObject>, public Owned {
   void EnsureIdle(Napi::Env env);
   void StartRunner(Napi::Env env);
   void CreateTimer(Napi::Env env);
+  void ArmWithin(int64_t windowNs, bool bound);
+  bool RunHere(Napi::Env env, Napi::Value* out);
 
   napi_env env_ = nullptr;
   int fd_ = -1;
