@@ -1,7 +1,7 @@
 // Argument shaping shared by both backends: each public call's options turned into the values
 // its ioctl or syscall takes, checked once (lib/validate.ts has the checks themselves).
 import { argRangeError, argTypeError } from './errors.js';
-import { FLAGS } from './constants.js';
+import { FLAGS, bitsOf } from './constants.js';
 import type { CreateGuestMemfdOptions, GuestMemfdFlags, MapOptions, MemoryRegion, U64 } from './types.js';
 import { describe, ensureOpen, i64, optBool, options, rangeEnd, u32, u64 } from './validate.js';
 
@@ -12,6 +12,11 @@ export function memfdFlagsOf(mask: number | bigint): GuestMemfdFlags {
     mmap: (m & BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP!)) !== 0n,
     initShared: (m & BigInt(FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!)) !== 0n,
   };
+}
+
+/** KVM_CAP_VM_TYPES' mask as the list of types; kernels before the cap know only the default type. */
+export function vmTypesOf(mask: number): number[] {
+  return mask === 0 ? [0] : bitsOf(mask);
 }
 
 /** createVm({ type }) -> the KVM_CREATE_VM argument. */

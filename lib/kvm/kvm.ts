@@ -1,6 +1,6 @@
 // Kvm on the real backend: /dev/kvm.
-import { vmTypeArg } from '../args.js';
-import { CAPS, bitsOf, capNumber } from '../constants.js';
+import { vmTypeArg, vmTypesOf } from '../args.js';
+import { CAPS, capNumber } from '../constants.js';
 import { native } from '../native.js';
 import type { ConversionMechanism, Kvm, Vm } from '../types.js';
 import { ensureOpen } from '../validate.js';
@@ -57,9 +57,7 @@ export class KvmSystem implements Kvm {
   }
 
   vmTypes(): number[] {
-    const mask = this.checkExtension(CAPS.VM_TYPES!);
-    // Kernels before KVM_CAP_VM_TYPES know only the default type.
-    return mask === 0 ? [0] : bitsOf(mask);
+    return vmTypesOf(this.checkExtension(CAPS.VM_TYPES!));
   }
 
   createVm(opts?: { type?: number }): Vm {

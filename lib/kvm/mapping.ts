@@ -31,7 +31,7 @@ export class KvmMapping implements Mapping {
     return this.native.length;
   }
   get closed(): boolean {
-    // Closing the owner closes the native object too; ask it through a cheap call.
+    // The owner marks this closed when it closes the native side (markClosed).
     return this.#closed;
   }
 

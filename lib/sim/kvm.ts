@@ -1,6 +1,6 @@
 // Kvm in the simulator: the profile's answers in place of /dev/kvm.
-import { vmTypeArg } from '../args.js';
-import { CAPS, bitsOf, capNumber } from '../constants.js';
+import { vmTypeArg, vmTypesOf } from '../args.js';
+import { CAPS, capNumber } from '../constants.js';
 import { kvmError } from '../errors.js';
 import type { Kvm, Profile, Vm } from '../types.js';
 import { ensureOpen } from '../validate.js';
@@ -30,8 +30,7 @@ export class SimKvm implements Kvm {
   }
 
   vmTypes(): number[] {
-    const mask = this.checkExtension(CAPS.VM_TYPES!);
-    return mask === 0 ? [0] : bitsOf(mask);
+    return vmTypesOf(this.checkExtension(CAPS.VM_TYPES!));
   }
 
   createVm(opts?: { type?: number }): Vm {
