@@ -37,6 +37,8 @@ class VmObject : public Napi::ObjectWrap<VmObject>, public Owned {
   Napi::Value CreateVcpu(const Napi::CallbackInfo& info);
   Napi::Value CloseJs(const Napi::CallbackInfo& info);
   void DropSlotUse(uint32_t slot);
+  std::shared_ptr<MappedRange> ReserveForSlot(Napi::Env env, uint32_t slot, uint64_t size);
+  void ReleaseReserve(uint32_t slot, const std::shared_ptr<MappedRange>& range);
 
   int fd_ = -1;
   uint32_t type_ = 0;
