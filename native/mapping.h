@@ -49,7 +49,9 @@ class MappingObject : public Napi::ObjectWrap<MappingObject>, public Owned {
   Napi::Value DetachViews(const Napi::CallbackInfo& info);
   Napi::Value Unmap(const Napi::CallbackInfo& info);
   void CheckRange(Napi::Env env, uint64_t off, uint64_t len);
-  [[noreturn]] void ThrowFault(Napi::Env env, uint8_t* start, uintptr_t faultPage, bool write);
+  // `buffer`: the caller's side of the copy, which may be the one that faulted.
+  [[noreturn]] void ThrowFault(Napi::Env env, uint8_t* start, uint64_t len, uintptr_t faultPage, bool write,
+                               const uint8_t* buffer);
   void DetachAll();
 
   uint8_t* addr_ = nullptr;
