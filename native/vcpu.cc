@@ -224,6 +224,9 @@ Napi::Value VcpuObject::SetSregs(const Napi::CallbackInfo& info) {
   kvm_sregs s;
   if (IoctlRetry(fd_, KVM_GET_SREGS, &s) < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_SREGS");
   SregsFromJs(env, info[0].As<Napi::Object>(), s);
+  // Reading the object can run a script's getters, which may have closed or started this vCPU.
+  EnsureOpen(env, *this, "Vcpu");
+  EnsureIdle(env);
   if (IoctlRetry(fd_, KVM_SET_SREGS, &s) < 0) ThrowErrno(env, errno, "ioctl", "KVM_SET_SREGS");
   return env.Undefined();
 }

@@ -114,28 +114,36 @@ export class KvmVcpu implements Vcpu {
   /** Sets the given fields (a segment may be partial too); the others keep their values. */
   setSregs(sregs: Partial<Sregs>): void {
     this.#check();
+    // Each field is read once, into a plain copy: a getter cannot hand the native side a value
+    // other than the one checked here.
     const s = options<Record<string, unknown>>('sregs', sregs, true);
+    const clean: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(s)) {
       if ((SEGMENTS as readonly string[]).includes(k)) {
         const seg = options<Record<string, unknown>>(`sregs.${k}`, v, true);
+        const out: Record<string, bigint> = {};
         for (const [f, x] of Object.entries(seg)) {
           const max = SEG_FIELDS[f];
           if (max === undefined) throw argTypeError(`sregs.${k} has no field ${JSON.stringify(f)}`);
-          checkField(`sregs.${k}.${f}`, x, max);
+          out[f] = checkField(`sregs.${k}.${f}`, x, max);
         }
+        clean[k] = out;
       } else if (k === 'gdt' || k === 'idt') {
         const t = options<Record<string, unknown>>(`sregs.${k}`, v, true);
+        const out: Record<string, bigint> = {};
         for (const [f, x] of Object.entries(t)) {
           if (f !== 'base' && f !== 'limit') throw argTypeError(`sregs.${k} has no field ${JSON.stringify(f)}`);
-          checkField(`sregs.${k}.${f}`, x, f === 'base' ? -1 : 0xffff);
+          out[f] = checkField(`sregs.${k}.${f}`, x, f === 'base' ? -1 : 0xffff);
         }
+        clean[k] = out;
       } else if ((SREG_SCALARS as readonly string[]).includes(k)) {
-        u64(`sregs.${k}`, v);
+        clean[k] = u64(`sregs.${k}`, v);
       } else {
         throw argTypeError(`sregs has no field ${JSON.stringify(k)}`);
       }
     }
-    this.native.setSregs(s as Partial<Sregs>);
+    this.#check();
+    this.native.setSregs(clean as Partial<Sregs>);
   }
 
   /** KVM_RUN on this thread (blocks it until the vCPU exits). */
@@ -286,7 +294,8 @@ export class KvmVcpu implements Vcpu {
   }
 }
 
-function checkField(name: string, v: unknown, max: number): void {
+function checkField(name: string, v: unknown, max: number): bigint {
   const b = u64(name, v);
   if (max >= 0 && b > BigInt(max)) throw argRangeError(`${name} must be at most ${max}, got ${b}`);
+  return b;
 }
