@@ -1,6 +1,6 @@
 // GuestMemfd on the real backend: mmap, fallocate, and conversion through whichever ioctl this
 // kernel has, with a mirror of the states this process set so states() answers here too.
-import { fileRange, mapArgs, statesRange } from '../args.js';
+import { fileRange, holdRange, mapArgs, statesRange } from '../args.js';
 import { UnsupportedError } from '../errors.js';
 import { PRIVATE, SHARED, StateMap, pageRange } from '../state-map.js';
 import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
@@ -120,7 +120,8 @@ export class KvmGuestMemfd implements GuestMemfd {
   }
 
   hold(offset: U64, length: U64): Hold {
-    this.#checkRange(offset, length);
+    ensureOpen(this.#closed, 'GuestMemfd');
+    holdRange(this.#size, offset, length);
     throw new UnsupportedError(
       'hold',
       'hold() models a host page reference; the real backend has no safe way to pin guest_memfd pages (use the simulator)',

@@ -1,7 +1,7 @@
 // GuestMemfd in the simulator: sparse contents, per-page conversion states and host holds in
 // extent maps (cost follows the number of runs, not the range length), and the errno the kernel
 // gives for every bad create/mmap/fallocate call (measured on Linux 6.18; see lib/sim/profiles.ts).
-import { fileRange, mapArgs, statesRange } from '../args.js';
+import { fileRange, holdRange, mapArgs, statesRange } from '../args.js';
 import { ConversionBusyError, UnsupportedError, kvmError } from '../errors.js';
 import { PENDING, PRIVATE, SHARED, StateMap, newExtentMap, pageRange, type NativeExtentMap } from '../state-map.js';
 import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
@@ -193,14 +193,15 @@ export class SimGuestMemfd implements GuestMemfd {
   }
 
   hold(offset: U64, length: U64): Hold {
-    const [off, len] = this.#checkRange(offset, length);
+    ensureOpen(this.#closed, 'GuestMemfd');
+    const [off, len] = holdRange(this.#size, offset, length);
     if (this.profile.conversion === null) {
       throw new UnsupportedError('hold', 'hold() models a host page reference; the linux-6.18 profile, like that kernel, offers no way to pin guest_memfd pages from userspace');
     }
-    const [first, end] = len === 0n ? [0n, 0n] : pageRange(off, len);
-    if (first < end) this.#holdMap().add(first, end, 1);
+    const [first, end] = pageRange(off, len);
+    this.#holdMap().add(first, end, 1);
     return new SimHold(num(off), num(len), () => {
-      if (first < end && !this.#closed) this.#release(first, end);
+      if (!this.#closed) this.#release(first, end);
     });
   }
 
