@@ -15,6 +15,7 @@
         "native/vcpu.cc",
         "native/guest_regs.cc",
         "native/guest_runner.cc",
+        "native/cpu_config.cc",
         "native/extent_map.cc",
         "native/extent_map_binding.cc"
       ],

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "cpu_config.h"
 #include "errors.h"
 #include "fault_inject.h"
 #include "guest_memfd.h"
@@ -33,6 +34,7 @@ Napi::Function VmObject::Init(Napi::Env env) {
                          InstanceMethod<&VmObject::SetMemoryAttributes>("setMemoryAttributes"),
                          InstanceMethod<&VmObject::ProbeVmAttributes>("probeVmAttributes"),
                          InstanceMethod<&VmObject::CreateVcpu>("createVcpu"),
+                         InstanceMethod<&VmObject::EnableCapJs>("enableCap"),
                          InstanceMethod<&VmObject::CloseJs>("close"),
                      });
 }
@@ -215,6 +217,11 @@ Napi::Value VmObject::CreateVcpu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Vm");
   return CreateVcpuFor(env, this, info.This().As<Napi::Object>(), GetU32(env, info[0], "id"));
+}
+
+Napi::Value VmObject::EnableCapJs(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env(), *this, "Vm");
+  return EnableCap(info, fd_);
 }
 
 Napi::Value VmObject::CloseJs(const Napi::CallbackInfo& info) {
