@@ -16,6 +16,7 @@
         "native/guest_regs.cc",
         "native/guest_runner.cc",
         "native/cpu_config.cc",
+        "native/page_hold.cc",
         "native/extent_map.cc",
         "native/extent_map_binding.cc"
       ],
