@@ -26,6 +26,8 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Werror", "-O2"],
       "cflags": ["-Wall", "-Wextra", "-Werror"],
+      # NODELETE: the addon stays loaded for the life of the process (see CMakeLists.txt).
+      "ldflags": ["-Wl,-z,nodelete"],
       "conditions": [
         ["OS!='linux'", { "sources!": ["native/*.cc"] }]
       ]
