@@ -15,6 +15,7 @@ export interface NativeExtentMap {
   assign(start: number | bigint, end: number | bigint, value: number): void;
   add(start: number | bigint, end: number | bigint, delta: number): void;
   query(start: number | bigint, end: number | bigint): Float64Array;
+  queryInto(start: number, end: number, out: Float64Array): number;
   valueAt(page: number | bigint): number;
   findFirst(start: number | bigint, end: number | bigint, value: number, equal: boolean): number;
   extentCount(): number;
@@ -32,6 +33,10 @@ export function pageRange(offset: bigint, length: bigint): [bigint, bigint] {
   return [first, end];
 }
 
+/** queryInto's buffer, shared by every map (one call at a time: JS is single-threaded here). */
+let runsBuf = new Float64Array(3 * 64);
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 export class StateMap {
   readonly map: NativeExtentMap;
   constructor(readonly pages: bigint, initial: number) {
@@ -39,13 +44,25 @@ export class StateMap {
   }
 
   set(firstPage: bigint, endPage: bigint, state: number): void {
-    this.map.assign(firstPage, endPage, state);
+    // Page numbers are below 2^53: numbers cross N-API cheaper than bigints.
+    this.map.assign(Number(firstPage), Number(endPage), state);
+  }
+
+  /** The runs over pages [first, end) as [start, end, value] triples, in a shared buffer. */
+  #runs(first: number, end: number): [Float64Array, number] {
+    let n = this.map.queryInto(first, end, runsBuf);
+    if (n < 0) {
+      runsBuf = new Float64Array(-n * 3);
+      n = this.map.queryInto(first, end, runsBuf);
+    }
+    return [runsBuf, n];
   }
 
   /** Extents over the byte range, clipped to it; pages past the file read as `beyond`. */
   extents(offset: bigint, length: bigint): Extent[] {
     const out: Extent[] = [];
     if (length === 0n) return out;
+    if (offset + length + P <= SAFE) return this.#extentsSmall(Number(offset), Number(length));
     const end = offset + length;
     const [first, last] = pageRange(offset, length);
     const runs = this.map.query(first, last < this.pages ? last : this.pages);
@@ -55,6 +72,28 @@ export class StateMap {
       const from = s > offset ? s : offset;
       const to = e < end ? e : end;
       pushExtent(out, from, to, names[runs[i + 2]!]!);
+    }
+    return out;
+  }
+
+  // Byte offsets that are safe integers: the same walk in plain numbers.
+  #extentsSmall(offset: number, length: number): Extent[] {
+    const out: Extent[] = [];
+    const end = offset + length;
+    const first = Math.floor(offset / PAGE_SIZE);
+    const last = Math.ceil(end / PAGE_SIZE);
+    const pages = Number(this.pages);
+    const [runs, n] = this.#runs(first, last < pages ? last : pages);
+    for (let i = 0; i < 3 * n; i += 3) {
+      const s = runs[i]! * PAGE_SIZE;
+      const e = runs[i + 1]! * PAGE_SIZE;
+      const from = s > offset ? s : offset;
+      const to = e < end ? e : end;
+      if (to <= from) continue;
+      const state = names[runs[i + 2]!]!;
+      const prev = out[out.length - 1];
+      if (prev && prev.state === state) prev.length += to - from;
+      else out.push({ offset: from, length: to - from, state });
     }
     return out;
   }

@@ -45,6 +45,7 @@ class ExtentMapObject : public Napi::ObjectWrap<ExtentMapObject> {
   Napi::Value Assign(const Napi::CallbackInfo& info);
   Napi::Value Add(const Napi::CallbackInfo& info);
   Napi::Value Query(const Napi::CallbackInfo& info);
+  Napi::Value QueryInto(const Napi::CallbackInfo& info);
   Napi::Value ValueAt(const Napi::CallbackInfo& info);
   Napi::Value FindFirst(const Napi::CallbackInfo& info);
   Napi::Value ExtentCount(const Napi::CallbackInfo& info);
@@ -59,6 +60,7 @@ class ExtentMapObject : public Napi::ObjectWrap<ExtentMapObject> {
 
   std::unique_ptr<ExtentMap> map_;
   int64_t reported_ = 0;
+  std::vector<Extent> scratch_;  // queryInto's runs, kept to spare an allocation per call
 };
 
 Napi::Function ExtentMapObject::Init(Napi::Env env) {
@@ -68,6 +70,7 @@ Napi::Function ExtentMapObject::Init(Napi::Env env) {
                          InstanceMethod<&ExtentMapObject::Assign>("assign"),
                          InstanceMethod<&ExtentMapObject::Add>("add"),
                          InstanceMethod<&ExtentMapObject::Query>("query"),
+                         InstanceMethod<&ExtentMapObject::QueryInto>("queryInto"),
                          InstanceMethod<&ExtentMapObject::ValueAt>("valueAt"),
                          InstanceMethod<&ExtentMapObject::FindFirst>("findFirst"),
                          InstanceMethod<&ExtentMapObject::ExtentCount>("extentCount"),
@@ -157,6 +160,30 @@ Napi::Value ExtentMapObject::Query(const Napi::CallbackInfo& info) {
     *p++ = static_cast<double>(e.value);
   }
   return out;
+}
+
+// queryInto(start, end, out: Float64Array) -> runs written as [start, end, value] triples; when
+// out is too short, nothing is written and the result is minus the number of runs (the caller
+// grows its buffer and asks again). The hot path of states(): no allocation per call.
+Napi::Value ExtentMapObject::QueryInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t start, end;
+  GetRange(info, &start, &end);
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    ThrowTypeError(env, "out must be a Float64Array");
+  }
+  Napi::Float64Array out = info[2].As<Napi::Float64Array>();
+  scratch_.clear();
+  map_->Query(start, end, &scratch_);
+  size_t n = scratch_.size();
+  if (n * 3 > out.ElementLength()) return Napi::Number::New(env, -static_cast<double>(n));
+  double* p = out.Data();
+  for (const Extent& e : scratch_) {
+    *p++ = static_cast<double>(e.start);
+    *p++ = static_cast<double>(e.end);
+    *p++ = static_cast<double>(e.value);
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
 }
 
 // valueAt(page)
