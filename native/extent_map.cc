@@ -60,6 +60,13 @@ inline void PrefetchValues(const Leaf* leaf) {
   }
 }
 
+// The same for an inner node's child pointers: the pointer the scan picks is then already loaded.
+inline void PrefetchKids(const Inner* in) {
+  for (int off = 0; off < static_cast<int>(sizeof(in->kids)); off += 64) {
+    __builtin_prefetch(reinterpret_cast<const char*>(in->kids) + off);
+  }
+}
+
 inline int ChildFor(const Inner* in, uint64_t x) {
   int i = CountBelow<false>(in->keys, in->n, x) - 1;
   return i < 0 ? 0 : i;
@@ -170,6 +177,7 @@ void ExtentMap::Seek(Cursor* c, uint64_t x) const {
   c->depth = 0;
   while (!node->leaf) {
     Inner* in = static_cast<Inner*>(node);
+    PrefetchKids(in);
     int k = ChildFor(in, x);
     c->path[c->depth] = in;
     c->idx[c->depth] = k;
@@ -213,6 +221,7 @@ uint32_t ExtentMap::ValueAtUnchecked(uint64_t page) const {
   const Node* node = root_;
   while (!node->leaf) {
     const Inner* in = static_cast<const Inner*>(node);
+    PrefetchKids(in);
     node = in->kids[ChildFor(in, page)];
   }
   const Leaf* leaf = static_cast<const Leaf*>(node);
@@ -281,6 +290,7 @@ Node* ExtentMap::InsertRec(Node* node, uint64_t key, uint32_t value) {
   }
   Inner* in = static_cast<Inner*>(node);
   int k = ChildFor(in, key);
+  if (in->kids[k]->leaf && in->kids[k]->n == kLeafCap && MakeRoom(in, k)) k = ChildFor(in, key);
   Node* split = InsertRec(in->kids[k], key, value);
   in->keys[k] = MinKey(in->kids[k]);
   if (split == nullptr) return nullptr;
@@ -301,6 +311,32 @@ Node* ExtentMap::InsertRec(Node* node, uint64_t key, uint32_t value) {
     InsertAt(right, pos - mid, MinKey(split), split);
   }
   return right;
+}
+
+// Before a full leaf splits, moves half of a sibling's free room worth of entries into that sibling
+// (B*-tree style). Leaves then fill to 85-100%: an ascending build tops up the left neighbour
+// instead of leaving a trail of half-empty leaves. Separators stay exact minima.
+bool ExtentMap::MakeRoom(Inner* in, int k) {
+  Leaf* c = static_cast<Leaf*>(in->kids[k]);
+  if (k > 0 && in->kids[k - 1]->n < kLeafCap - 1) {
+    Leaf* l = static_cast<Leaf*>(in->kids[k - 1]);
+    int m = (kLeafCap - l->n + 1) / 2;
+    CopyEntries(l, l->n, c, 0, m);
+    l->n += m;
+    CloseGap(c, 0, m);
+    in->keys[k] = c->keys[0];
+    return true;
+  }
+  if (k + 1 < in->n && in->kids[k + 1]->n < kLeafCap - 1) {
+    Leaf* r = static_cast<Leaf*>(in->kids[k + 1]);
+    int m = (kLeafCap - r->n + 1) / 2;
+    OpenGap(r, 0, m);
+    CopyEntries(r, 0, c, c->n - m, m);
+    c->n -= m;
+    in->keys[k + 1] = r->keys[0];
+    return true;
+  }
+  return false;
 }
 
 // Removes every key in [lo, hi): whole subtrees in between are freed, only the two boundary
