@@ -9,7 +9,7 @@
 //
 // Usage: structures [--quick] [--rounds N] [--only WORKLOAD]
 // Prints one JSON object per line: {workload, structure, unit, value (median), min, max, rounds,
-// opsPerRound, scale, note}; on a wrong answer {"error": ...} and exit status 1.
+// opsPerRound, scale, note}; times are thread CPU time. On a wrong answer {"error": ...} and exit 1.
 #include "shared.h"
 
 #include <linux/interval_tree.h>
@@ -55,9 +55,11 @@ static void fail(const char* what) {
   exit(1);
 }
 
+// The thread's CPU time: on a shared machine a sample then leaves out the time the thread sat
+// descheduled (cache misses caused by neighbours still count).
 static double now_ns(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
