@@ -13,7 +13,7 @@ import { Progress, compileBaselines, machineInfo } from './lib/harness.mjs';
 import { applyRatios, applyValueGoals, formatRatio, formatTable, missingIds, sortForReport } from './lib/report.mjs';
 import { benchSvg } from './lib/svg.mjs';
 import { structuresSteps } from './lib/structures-suite.mjs';
-import { formatStructureTables, structureIds } from './lib/structures.mjs';
+import { applyStructureRatios, formatStructureTables, structureIds } from './lib/structures.mjs';
 import { kvmSteps } from './lib/kvm-suite.mjs';
 import { convertSteps, fragmentedSteps } from './lib/suites.mjs';
 
@@ -66,7 +66,8 @@ try {
 }
 progress.end(`finished in ${((Date.now() - started) / 1000).toFixed(1)}s`);
 
-const results = sortForReport(applyValueGoals(applyRatios(ctx.results)));
+// applyRatios resets goal verdicts it does not own; the structures' own are filled in after it.
+const results = sortForReport(applyStructureRatios(applyValueGoals(applyRatios(ctx.results))));
 const have = new Set(results.map((r) => r.id));
 const missing = [...missingIds(results), ...structureIds().filter((id) => !have.has(id))];
 if (missing.length) throw new Error(`bench: no result for ${missing.join(', ')}`);
