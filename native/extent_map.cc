@@ -44,12 +44,18 @@ struct ExtentMap::Cursor {
 
 namespace {
 
-// How many of the n sorted keys are <= x (strict: < x). A linear count rather than a binary
-// search: its loads do not depend on each other, so the cache misses of a node overlap.
+// How many of the n sorted keys are <= x (strict: < x). Two branch-free linear passes rather than
+// a binary search, so the loads do not depend on each other and a node's cache misses overlap:
+// first the last key of every block of 8 (one per cache line), then the 8 keys of the one block
+// where the answer lies: 16 compares for a 64-key node instead of 64.
 template <bool kStrict>
 inline int CountBelow(const uint64_t* keys, int n, uint64_t x) {
-  int count = 0;
-  for (int i = 0; i < n; i++) count += kStrict ? keys[i] < x : keys[i] <= x;
+  int full = n >> 3;
+  int blocks = 0;
+  for (int j = 0; j < full; j++) blocks += kStrict ? keys[8 * j + 7] < x : keys[8 * j + 7] <= x;
+  int count = blocks * 8;
+  int end = std::min(n, count + 8);
+  for (int i = count; i < end; i++) count += kStrict ? keys[i] < x : keys[i] <= x;
   return count;
 }
 
@@ -57,6 +63,13 @@ inline int CountBelow(const uint64_t* keys, int n, uint64_t x) {
 inline void PrefetchValues(const Leaf* leaf) {
   for (int off = 0; off < static_cast<int>(sizeof(leaf->vals)); off += 64) {
     __builtin_prefetch(reinterpret_cast<const char*>(leaf->vals) + off);
+  }
+}
+
+// The same for an inner node's child pointers: the pointer the scan picks is then already loaded.
+inline void PrefetchKids(const Inner* in) {
+  for (int off = 0; off < static_cast<int>(sizeof(in->kids)); off += 64) {
+    __builtin_prefetch(reinterpret_cast<const char*>(in->kids) + off);
   }
 }
 
@@ -170,6 +183,7 @@ void ExtentMap::Seek(Cursor* c, uint64_t x) const {
   c->depth = 0;
   while (!node->leaf) {
     Inner* in = static_cast<Inner*>(node);
+    PrefetchKids(in);
     int k = ChildFor(in, x);
     c->path[c->depth] = in;
     c->idx[c->depth] = k;
@@ -213,6 +227,7 @@ uint32_t ExtentMap::ValueAtUnchecked(uint64_t page) const {
   const Node* node = root_;
   while (!node->leaf) {
     const Inner* in = static_cast<const Inner*>(node);
+    PrefetchKids(in);
     node = in->kids[ChildFor(in, page)];
   }
   const Leaf* leaf = static_cast<const Leaf*>(node);
@@ -281,6 +296,7 @@ Node* ExtentMap::InsertRec(Node* node, uint64_t key, uint32_t value) {
   }
   Inner* in = static_cast<Inner*>(node);
   int k = ChildFor(in, key);
+  if (in->kids[k]->leaf && in->kids[k]->n == kLeafCap && MakeRoom(in, k)) k = ChildFor(in, key);
   Node* split = InsertRec(in->kids[k], key, value);
   in->keys[k] = MinKey(in->kids[k]);
   if (split == nullptr) return nullptr;
@@ -301,6 +317,32 @@ Node* ExtentMap::InsertRec(Node* node, uint64_t key, uint32_t value) {
     InsertAt(right, pos - mid, MinKey(split), split);
   }
   return right;
+}
+
+// Before a full leaf splits, moves half of a sibling's free room worth of entries into that sibling
+// (B*-tree style). Leaves then fill to 85-100%: an ascending build tops up the left neighbour
+// instead of leaving a trail of half-empty leaves. Separators stay exact minima.
+bool ExtentMap::MakeRoom(Inner* in, int k) {
+  Leaf* c = static_cast<Leaf*>(in->kids[k]);
+  if (k > 0 && in->kids[k - 1]->n < kLeafCap - 1) {
+    Leaf* l = static_cast<Leaf*>(in->kids[k - 1]);
+    int m = (kLeafCap - l->n + 1) / 2;
+    CopyEntries(l, l->n, c, 0, m);
+    l->n += m;
+    CloseGap(c, 0, m);
+    in->keys[k] = c->keys[0];
+    return true;
+  }
+  if (k + 1 < in->n && in->kids[k + 1]->n < kLeafCap - 1) {
+    Leaf* r = static_cast<Leaf*>(in->kids[k + 1]);
+    int m = (kLeafCap - r->n + 1) / 2;
+    OpenGap(r, 0, m);
+    CopyEntries(r, 0, c, c->n - m, m);
+    c->n -= m;
+    in->keys[k + 1] = r->keys[0];
+    return true;
+  }
+  return false;
 }
 
 // Removes every key in [lo, hi): whole subtrees in between are freed, only the two boundary
@@ -420,6 +462,21 @@ void ExtentMap::FixChild(Inner* p, int i) {
 MapStatus ExtentMap::Assign(uint64_t start, uint64_t end, uint32_t value) {
   if (start > end || end > pages_) return MapStatus::kBadRange;
   if (start == end) return MapStatus::kOk;
+  if (start == 0 && end == pages_) {
+    // The whole file becomes one extent (a whole-range share/unshare): no search, whatever the
+    // tree held is freed.
+    if (!root_->leaf) {
+      FreeSubtree(root_);
+      root_ = new Leaf();
+      leaves_++;
+    }
+    Leaf* leaf = static_cast<Leaf*>(root_);
+    leaf->keys[0] = 0;
+    leaf->vals[0] = value;
+    leaf->n = 1;
+    count_ = 1;
+    return MapStatus::kOk;
+  }
   Cursor c;
   Seek(&c, start);
   if (c.leaf->vals[c.i] == value && RunEnd(c) >= end) return MapStatus::kOk;

@@ -79,6 +79,7 @@ class ExtentMap {
   bool AssignInLeaf(const Cursor& c, uint64_t start, uint64_t end, uint32_t value);
   void Insert(uint64_t key, uint32_t value);
   Node* InsertRec(Node* node, uint64_t key, uint32_t value);
+  bool MakeRoom(Inner* in, int k);
   void EraseRange(uint64_t lo, uint64_t hi);
   void EraseRec(Node* node, uint64_t lo, uint64_t hi);
   void Repair(uint64_t x);

@@ -141,6 +141,8 @@ function checkStep(m: ExtentMap, dense: ArrayLike<number>, pages: number, probe:
   }
   expect(m.findFirst(s, e, value, true)).toBe(denseFindFirst(dense, s, e, value, true));
   expect(m.findFirst(s, e, value, false)).toBe(denseFindFirst(dense, s, e, value, false));
+  // The layout's own rules (fill bounds, exact separators, uniform depth, counters) after every op.
+  expect(m.checkInvariants()).toBe('');
 }
 
 describe('ExtentMap against a dense oracle', () => {
@@ -283,6 +285,26 @@ describe('ExtentMap against a dense oracle', () => {
 });
 
 describe('ExtentMap with deep trees', () => {
+  // Issue 14's memory goal: a full leaf first fills a neighbour, so neither build order leaves a
+  // trail of half-empty leaves (before: 25.3 B/extent ascending, 18.0 random).
+  it('100,000 one-page extents take at most 16 bytes each, built in ascending or in random order', () => {
+    const pages = 100_000;
+    const order = Array.from({ length: pages }, (_, i) => i);
+    let s = 12345;
+    for (let i = pages - 1; i > 0; i--) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      const j = s % (i + 1);
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    for (const [name, pagesInOrder] of [['ascending', order.map((_, i) => i)], ['random', order]] as const) {
+      const m = new ExtentMap(pages, 0);
+      for (const p of pagesInOrder) m.assign(p, p + 1, p & 1);
+      expect(m.extentCount(), name).toBe(pages);
+      expect(m.checkInvariants(), name).toBe('');
+      expect(m.bytesUsed() / m.extentCount(), name).toBeLessThanOrEqual(16);
+    }
+  });
+
   it('200,000 alternating extents build a multi-level tree under 32 bytes per extent and merge back to one', () => {
     const pages = 200_000;
     const m = new ExtentMap(pages, 0);

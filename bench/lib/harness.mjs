@@ -64,7 +64,7 @@ export function compileBaselines(srcDir, extras = []) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-gmem-bench-'));
   const jobs = [
     { name: 'per_page', cmd: 'g++', args: ['-std=c++17', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'per_page.cc')] },
-    { name: 'kvm_c', cmd: 'cc', args: ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'kvm_c.c')] },
+    { name: 'kvm_c', cmd: 'cc', args: ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'kvm_c.c'), '-pthread'] },
     ...extras,
   ];
   const built = {};

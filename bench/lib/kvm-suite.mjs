@@ -5,6 +5,8 @@ import { median, skipped } from './report.mjs';
 import { runJsonLines, timeAsyncOp, timeOp } from './harness.mjs';
 import { reason } from './suites.mjs';
 
+// At least 7 alternating rounds per comparison (issue 15): medians, with the spread reported.
+const ROUNDS = 7;
 const GMEM_FLAGS_CAP = 244; // KVM_CAP_GUEST_MEMFD_FLAGS, the cap the C baseline asks for too
 const COPY_BYTES = 64 * 1024 * 1024;
 // Real mode at gpa 0: `out 0x10, al` then a jump back to it, so every KVM_RUN is one io exit.
@@ -35,7 +37,11 @@ async function alternate(rounds, sides) {
       }
     }
   }
-  return out.map((o) => ({ error: o.error, value: Object.fromEntries(Object.entries(o.values).map(([id, vs]) => [id, median(vs)])) }));
+  return out.map((o) => ({
+    error: o.error,
+    value: Object.fromEntries(Object.entries(o.values).map(([id, vs]) => [id, median(vs)])),
+    spread: Object.fromEntries(Object.entries(o.values).map(([id, vs]) => [id, { min: Math.min(...vs), max: Math.max(...vs), rounds: vs.length }])),
+  }));
 }
 
 /** Pushes a measured figure or, when its side failed, the skip with the reason. */
@@ -44,7 +50,7 @@ function record(ctx, side, spec, why = '') {
   if (side.error || v === undefined) {
     ctx.results.push(skipped(spec.id, spec.unit, `${why}${reason(side.error)}`, spec.baseline ? { baseline: spec.baseline } : {}));
   } else {
-    ctx.results.push({ ...spec, value: v });
+    ctx.results.push({ ...spec, value: v, spread: side.spread?.[spec.id] });
   }
 }
 
@@ -67,10 +73,10 @@ function realKvm(ctx) {
 
 async function checkExtension(ctx) {
   const calls = ctx.quick ? 100_000 : 500_000;
-  const c = { id: 'c.check-extension', unit: 'ns', note: `ioctl(/dev/kvm fd, KVM_CHECK_EXTENSION, ${GMEM_FLAGS_CAP}) in C, median of batches of ${calls}` };
+  const c = { id: 'c.check-extension', unit: 'ns', note: `ioctl(/dev/kvm fd, KVM_CHECK_EXTENSION, ${GMEM_FLAGS_CAP}) in C with an idle thread (shared fd table, as in Node), median of batches of ${calls}` };
   const js = { id: 'kvm.check-extension', unit: 'ns', baseline: c.id, goal: '<= 1.3', note: `kvm.checkExtension(${GMEM_FLAGS_CAP}) on the system fd, median of batches of 1000` };
   if (ctx.kvmReason) return skipAll(ctx, [js, c], ctx.kvmReason);
-  const [cs, jss] = await alternate(3, [
+  const [cs, jss] = await alternate(ROUNDS, [
     cSide(ctx, ['check', String(calls), '3'], (l) => ({ [c.id]: l[0].ns })),
     async () => {
       const kvm = realKvm(ctx);
@@ -83,7 +89,7 @@ async function checkExtension(ctx) {
 
 async function ioExit(ctx) {
   const runs = ctx.quick ? 10_000 : 40_000;
-  const c = { id: 'c.io-exit-roundtrip', unit: 'ns', note: `KVM_RUN loop in C, guest doing out 0x10 in a loop, median of batches of ${runs}` };
+  const c = { id: 'c.io-exit-roundtrip', unit: 'ns', note: `KVM_RUN loop in C with an idle thread, guest doing out 0x10 in a loop, median of batches of ${runs}` };
   const js = { id: 'kvm.io-exit-roundtrip', unit: 'ns', baseline: c.id, goal: '<= 1.3', note: 'await vcpu.run() per io exit, same guest' };
   const jsSync = { id: 'kvm.io-exit-roundtrip-sync', unit: 'ns', baseline: c.id, goal: '<= 1.3', note: 'vcpu.runSync() per io exit, same guest' };
   if (ctx.kvmReason) return skipAll(ctx, [js, jsSync, c], ctx.kvmReason);
@@ -106,7 +112,7 @@ async function ioExit(ctx) {
     setupError = e;
   }
   const opts = { batch: 200, time: ctx.quick ? 200 : 800 };
-  const [cs, jss, syncs] = await alternate(3, [
+  const [cs, jss, syncs] = await alternate(ROUNDS, [
     cSide(ctx, ['ioexit', String(runs), '3'], (l) => ({ [c.id]: l[0].ns })),
     async () => {
       if (setupError) throw setupError;
@@ -144,7 +150,7 @@ async function copies(ctx) {
     setupError = e;
   }
   const opts = { time: 0, iterations: reps, warmupTime: 0, warmupIterations: 1 };
-  const [cs, jss] = await alternate(3, [
+  const [cs, jss] = await alternate(ROUNDS, [
     cSide(ctx, ['memcpy', String(COPY_BYTES), String(reps)], (l) => Object.fromEntries(l.map((x) => [x.id, x.gbps]))),
     async () => {
       if (setupError) throw setupError;

@@ -125,7 +125,7 @@ export function requiredIds() {
 export function reportOrder() {
   const ids = [];
   for (const s of SIZES) ids.push(`convert.extent-map.${s.key}`, `convert.per-page.${s.key}`, `convert.per-page-floor.${s.key}`);
-  ids.push('fragmented.random-page-op', 'fragmented.random-page-op.cxx', 'fragmented.bytes-per-extent');
+  ids.push('js.napi-floor', 'fragmented.random-page-op', 'fragmented.random-page-op.cxx', 'fragmented.bytes-per-extent');
   ids.push('kvm.check-extension', 'c.check-extension');
   ids.push('kvm.io-exit-roundtrip', 'kvm.io-exit-roundtrip-sync', 'c.io-exit-roundtrip');
   ids.push('mapping.read-gbps', 'c.memcpy-read-gbps', 'mapping.write-gbps', 'c.memcpy-write-gbps', 'guest.read-gbps');

@@ -71,7 +71,7 @@ function perPageConvert(ctx) {
   }
   // Full runs measure 64 GiB whole and 1 TiB on a 64 GiB window; quick runs use a 1 GiB window.
   const samplePages = ctx.quick ? 2 ** 18 : 2 ** 24;
-  const args = [...SIZES.map((s) => String(s.bytes)), '--sample-pages', String(samplePages), '--floor-sample-pages', String(2 ** 26), '--reps', ctx.quick ? '3' : '7'];
+  const args = [...SIZES.map((s) => String(s.bytes)), '--sample-pages', String(samplePages), '--floor-sample-pages', String(2 ** 26), '--reps', '7'];
   let lines;
   try {
     lines = runJsonLines(exe, args);
@@ -162,10 +162,14 @@ async function fragmented(ctx) {
     }
   }, { time: ctx.quick ? 300 : 1500, iterations: 20 });
   const count = map.extentCount();
+  // The N-API floor: a raw binding call that does no work, measured in this run.
+  const floor = await timeOp('js.napi-floor', () => map.extentCount(), { batch: 1000, time: ctx.quick ? 200 : 800, iterations: 20 });
+  ctx.results.push({ id: 'js.napi-floor', value: floor, unit: 'ns', note: 'one ExtentMap.extentCount() call from JS: the cost of crossing N-API with no work behind it' });
   ctx.results.push({
     id: 'fragmented.random-page-op',
     value: ns / (2 * K),
     unit: 'ns',
+    baseline: 'js.napi-floor',
     note: `median over samples of ${2 * K} random one-page assign() calls on ${EXTENTS.toLocaleString('en-US')} alternating extents (map holds ${count.toLocaleString('en-US')} after), native ExtentMap from JS`,
   });
 }

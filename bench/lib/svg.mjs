@@ -1,6 +1,7 @@
 // The benchmark's picture, as hand-written SVG text: conversion time against range size, log-log,
 // one line per design (extent map, per-page radix-tree loop, per-page byte-store floor).
-import { SIZES, formatRatio } from './report.mjs';
+import { SIZES, formatRatio, formatValue } from './report.mjs';
+import { STRUCTURES, WORKLOADS, structureId } from './structures.mjs';
 
 export const SERIES = [
   { prefix: 'convert.per-page.', label: 'per-page loop (64-way radix tree, one store per page, C++)', color: '#d62728', dash: '' },
@@ -120,4 +121,79 @@ export function conversionChartSvg(results, opts = {}) {
   out.push(`<text x="${m.left + 44}" y="${ly}" dominant-baseline="middle">hollow point: measured on a sample of the range and scaled linearly (see latest.json scaledFrom)</text>`);
   out.push('</svg>');
   return out.join('\n') + '\n';
+}
+
+const STRUCTURE_COLORS = {
+  'extent-map': '#1f77b4',
+  maple: '#ff7f0e',
+  'maple-merge': '#ffbb78',
+  xarray: '#d62728',
+  'xarray-multi': '#ff9896',
+  'interval-tree': '#2ca02c',
+};
+
+/**
+ * One small panel per workload of the kernel-structure comparison: a bar per structure on a log
+ * scale, its median written beside it; hollow bars were sampled and scaled.
+ */
+export function structuresChartSvg(results, opts = {}) {
+  const byId = new Map(results.map((r) => [r.id, r]));
+  const cols = 2;
+  const pw = 440;
+  const ph = 176;
+  const top = 56;
+  const W = cols * pw + 20;
+  const H = top + Math.ceil(WORKLOADS.length / cols) * ph + 10;
+  const out = [];
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="11">`);
+  out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
+  out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(opts.title ?? 'Kernel structures against the extent map (C, one process, median of interleaved rounds; log scale)')}</text>`);
+  if (opts.subtitle) out.push(`<text x="${W / 2}" y="40" text-anchor="middle" fill="#444">${escapeXml(opts.subtitle)}</text>`);
+  WORKLOADS.forEach((w, i) => {
+    const x0 = 10 + (i % cols) * pw;
+    const y0 = top + Math.floor(i / cols) * ph;
+    const rows = STRUCTURES.map((s) => ({ s, r: byId.get(structureId(w.key, s)) }));
+    const vals = rows.map((x) => x.r?.value).filter((v) => typeof v === 'number' && v > 0);
+    const lo = vals.length ? Math.floor(Math.log10(Math.min(...vals))) - 0.3 : 0;
+    const hi = vals.length ? Math.log10(Math.max(...vals)) + 0.05 : 1;
+    const barX = x0 + 96;
+    const barW = pw - 96 - 80;
+    out.push(`<text x="${x0}" y="${y0 + 14}" font-weight="bold">${escapeXml(`${w.key}: ${w.label}`)}</text>`);
+    rows.forEach(({ s, r }, j) => {
+      const y = y0 + 24 + j * 23;
+      out.push(`<text x="${barX - 6}" y="${y + 10}" text-anchor="end">${escapeXml(s)}</text>`);
+      if (!r || typeof r.value !== 'number' || !(r.value > 0)) {
+        out.push(`<text x="${barX}" y="${y + 10}" fill="#888">${escapeXml(r?.skipped ? 'not measured (see latest.json)' : 'no figure')}</text>`);
+        return;
+      }
+      const len = Math.max(2, ((Math.log10(r.value) - lo) / (hi - lo)) * barW);
+      const c = STRUCTURE_COLORS[s];
+      const fill = r.scaledFrom ? '#ffffff' : c;
+      out.push(`<rect x="${barX}" y="${y}" width="${len.toFixed(1)}" height="15" fill="${fill}" stroke="${c}" stroke-width="1.5"><title>${escapeXml(`${s}: ${r.value} ${r.unit}${r.scaledFrom ? ' (sampled, scaled)' : ''}`)}</title></rect>`);
+      const ratio = r.ratioTo?.maple !== undefined ? ` (${formatRatio(r.ratioTo.maple)} maple)` : '';
+      out.push(`<text x="${(barX + len + 4).toFixed(1)}" y="${y + 11}">${escapeXml(formatValue(r.value, r.unit) + (s === 'extent-map' ? ratio : ''))}</text>`);
+    });
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+/** The run's picture: the conversion chart above the kernel-structure panels, in one SVG. */
+export function benchSvg(results, opts = {}) {
+  const a = conversionChartSvg(results, opts);
+  const b = structuresChartSvg(results, opts);
+  const size = (svg) => {
+    const m = /width="(\d+)" height="(\d+)"/.exec(svg);
+    return { w: Number(m[1]), h: Number(m[2]) };
+  };
+  const sa = size(a);
+  const sb = size(b);
+  const W = Math.max(sa.w, sb.w);
+  const nest = (svg, y) => svg.replace('<svg xmlns="http://www.w3.org/2000/svg" ', `<svg x="0" y="${y}" `);
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${sa.h + sb.h}" viewBox="0 0 ${W} ${sa.h + sb.h}">`,
+    nest(a, 0).trimEnd(),
+    nest(b, sa.h).trimEnd(),
+    '</svg>',
+  ].join('\n') + '\n';
 }
