@@ -176,6 +176,11 @@ export interface Vcpu extends Disposable {
 export interface GuestAccess {
   read(gpa: U64, length: U64): Promise<Buffer>;
   write(gpa: U64, data: ArrayBufferView): Promise<void>;
+  /**
+   * The guest-physical range the library's own helper guest occupies (real backend, once the
+   * first access made it), which the user's vCPUs cannot change; null while there is none.
+   */
+  readonly reserved: { gpa: number; size: number } | null;
 }
 
 export interface Vm extends Disposable {

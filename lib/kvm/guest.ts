@@ -2,8 +2,10 @@
 // program on a vCPU and in a memory slot of the library's own, out of the user's way.
 //
 // The helper runs in 64-bit mode, set up directly through KVM_SET_SREGS (after KVM_SET_CPUID2,
-// done when any vCPU is created). Its 4 MiB region holds code, page tables and a 2 MiB bounce
-// buffer the host reaches through its own mmap. The target is reached through a movable window:
+// done when any vCPU is created). Its region (vm.guest.reserved) is one guest_memfd the host
+// reaches through its own mmap, bound as two userspace slots: code, descriptor tables and page
+// tables in a KVM_MEM_READONLY slot, so no vCPU of the user's can change the helper (a write
+// there is an MMIO exit of that vCPU), then the abort flag and a 2 MiB bounce buffer, writable. The target is reached through a movable window:
 // two 2 MiB page-table entries the host points at the target before each chunk (1 GiB pages end
 // in KVM_EXIT_SHUTDOWN on this machine), so any gpa a slot covers is reachable, above 4 GiB too.
 // Before copying a chunk the program reads one byte of each page and checks an abort flag: a page
@@ -22,23 +24,33 @@ import type { KvmVm } from './vm.js';
 
 const MiB = 1n << 20n;
 const PAGE = 4096n;
-const HELPER_SIZE = 4n * MiB;
-const BOUNCE = 2n * MiB; // offset of the bounce buffer in the helper region (and its VA)
-const CHUNK = 2n * MiB;
 const LARGE = 2n * MiB;
-// Offsets in the helper region's first page group.
-const FLAG = 0x800; // abort flag, set by the host on an MMIO exit
+const CHUNK = 2n * MiB;
+// Offsets in the helper region, which is also where the helper's page tables map it (VA = offset).
+// Read-only part: [0, RO_SIZE).
 const PML4 = 0x1000;
 const PDPT = 0x2000;
 const PD_LOW = 0x3000; // VA 0..1 GiB: the helper region itself
 const PD_WIN = 0x4000; // VA 1..2 GiB: the window onto the target
 const GDT = 0x5000;
+const RO_SIZE = 0x10000n;
+// Writable part: [RO_SIZE, REGION_SIZE).
+const FLAG = 0x10000; // abort flag, set by the host on an MMIO exit
+const BOUNCE = 0x11000n; // the bounce buffer (CHUNK bytes)
+const REGION_SIZE = BOUNCE + CHUNK;
+const REGION_ALIGN = LARGE; // PD_LOW maps the region with 2 MiB pages
 const WINDOW_VA = 1n << 30n;
 const PORT = 0x4b47; // 'KG'
 const PREFERRED_GPA = 0xf000_0000n; // below 4 GiB: within every guest's physical address width
 const MMIO_EXIT_LIMIT = 16;
-const PTE_LARGE = 0x83n; // present | writable | 2 MiB page
-const PTE_TABLE = 0x03n; // present | writable
+// Accessed (and dirty) preset: the tables sit in a read-only slot, where nothing may set them.
+const PTE_LARGE = 0xe3n; // present | writable | accessed | dirty | 2 MiB page
+const PTE_TABLE = 0x23n; // present | writable | accessed
+// GDT entries (selectors 8 and 16), accessed bit preset as for the page tables.
+const GDT_CODE64 = 0x00af9b000000ffffn; // present, DPL 0, execute/read, long mode
+const GDT_DATA = 0x00cf93000000ffffn; // present, DPL 0, read/write, 4 GiB
+// A retry when the abort flag was set by someone else (a user vCPU writing the writable part).
+const FORGED_ABORT_LIMIT = 3;
 
 const lo = PORT & 0xff;
 const hi = PORT >> 8;
@@ -69,7 +81,8 @@ const PROGRAM = Buffer.from([
 ]);
 
 interface Helper {
-  slot: number;
+  /** The read-only slot (code and tables) and the writable one (flag and bounce buffer). */
+  slots: [number, number];
   gpa: bigint;
   gmem: NativeGuestMemfd;
   map: NativeMapping;
@@ -90,6 +103,12 @@ export class KvmGuestAccess implements GuestAccess {
   #closed = false;
 
   constructor(readonly vm: KvmVm) {}
+
+  /** The guest-physical range the helper occupies, once it exists. */
+  get reserved(): { gpa: number; size: number } | null {
+    const h = this.#helper;
+    return h ? { gpa: num(h.gpa), size: Number(REGION_SIZE) } : null;
+  }
 
   read(gpa: U64, length: U64): Promise<Buffer> {
     try {
@@ -132,9 +151,9 @@ export class KvmGuestAccess implements GuestAccess {
   makeRoom(slot: number, gpa: bigint, size: bigint): void {
     const h = this.#helper;
     if (!h) return;
-    // A delete (size 0) of the helper's slot id must find no slot there, as on a VM without a helper.
-    if (slot !== h.slot && (size === 0n || gpa + size <= h.gpa || h.gpa + HELPER_SIZE <= gpa)) return;
-    this.vm.native.setUserMemoryRegion2(h.slot, 0, 0, 0, null, 0, null, 0);
+    // A delete (size 0) of a helper's slot id must find no slot there, as on a VM without a helper.
+    if (!h.slots.includes(slot) && (size === 0n || gpa + size <= h.gpa || h.gpa + REGION_SIZE <= gpa)) return;
+    this.#unbind(h);
     this.#place(h, { slot, gpa, size });
   }
 
@@ -199,23 +218,29 @@ export class KvmGuestAccess implements GuestAccess {
       if (at + n > limit) n = limit - at;
       const slice = buf.subarray(Number(done), Number(done + n));
       h.map.write(PD_WIN, u64le([base | PTE_LARGE, (base + LARGE) | PTE_LARGE]));
-      h.map.write(FLAG, Buffer.of(0));
-      if (write) h.map.write(Number(BOUNCE), slice);
       const firstPage = at & ~(PAGE - 1n);
       const pages = ((at + n - 1n) & ~(PAGE - 1n)) - firstPage + PAGE;
       const winAt = WINDOW_VA + (at - base);
-      h.vcpu.setRegs({
-        rip: 0n, rflags: 2n,
-        rdx: WINDOW_VA + (firstPage - base), r8: pages / PAGE, r9: BigInt(FLAG),
-        rsi: write ? BOUNCE : winAt, rdi: write ? winAt : BOUNCE, rcx: n >> 3n, r10: n & 7n,
-      });
-      await this.#runChunk(h);
+      for (let attempt = 0; ; attempt++) {
+        if (attempt === FORGED_ABORT_LIMIT) {
+          throw new Error(`vm.guest: the helper was stopped ${attempt} times by writes to its abort flag at gpa 0x${(h.gpa + BigInt(FLAG)).toString(16)} (a vCPU is writing vm.guest.reserved)`);
+        }
+        h.map.write(FLAG, Buffer.of(0));
+        if (write) h.map.write(Number(BOUNCE), slice);
+        h.vcpu.setRegs({
+          rip: 0n, rflags: 2n,
+          rdx: WINDOW_VA + (firstPage - base), r8: pages / PAGE, r9: BigInt(FLAG),
+          rsi: write ? BOUNCE : winAt, rdi: write ? winAt : BOUNCE, rcx: n >> 3n, r10: n & 7n,
+        });
+        if (await this.#runChunk(h)) break;
+      }
       if (!write) h.map.readInto(Number(BOUNCE), slice);
       done += n;
     }
   }
 
-  async #runChunk(h: Helper): Promise<void> {
+  /** Runs the program once: true when it completed, false when it must run again. */
+  async #runChunk(h: Helper): Promise<boolean> {
     let fault: { gpa: number; size: number; private: boolean } | undefined;
     let mmioExits = 0;
     for (;;) {
@@ -227,8 +252,10 @@ export class KvmGuestAccess implements GuestAccess {
         throw err;
       }
       if (e.reason === 'io' && e.port === PORT && e.direction === 'out') {
-        if (e.data[0] === 0 && !fault) return;
-        const f = fault ?? { gpa: 0, size: Number(PAGE), private: false };
+        if (e.data[0] === 0 && !fault) return true;
+        // Aborted on a flag the host did not set: another vCPU wrote it. Not a fault; run again.
+        if (!fault) return false;
+        const f = fault;
         throw new GuestMemoryFault({ ...f, message: `guest access to gpa 0x${f.gpa.toString(16)} faulted (the guest may not map this page${f.private ? ': private guest_memfd memory' : ''})` });
       }
       if (e.reason === 'mmio') {
@@ -263,24 +290,25 @@ export class KvmGuestAccess implements GuestAccess {
       return h;
     }
     const native = this.vm.native;
-    const gmem = native.createGuestMemfd(HELPER_SIZE, BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP! | FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!));
+    const gmem = native.createGuestMemfd(REGION_SIZE, BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP! | FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!));
     let map: NativeMapping | undefined;
     let helper: Helper | undefined;
     try {
-      map = gmem.map(0, HELPER_SIZE, false);
+      map = gmem.map(0, REGION_SIZE, false);
       map.write(0, PROGRAM);
-      helper = { slot: -1, gpa: 0n, gmem, map, vcpu: undefined as unknown as KvmVcpu };
+      map.write(GDT, u64le([0n, GDT_CODE64, GDT_DATA]));
+      helper = { slots: [-1, -1], gpa: 0n, gmem, map, vcpu: undefined as unknown as KvmVcpu };
       helper.vcpu = this.#newVcpu();
       this.#place(helper);
       this.#helper = helper;
       return helper;
     } catch (e) {
       // Undo whatever was made before the failure: the slot, the vCPU's fd, then the file.
-      if (helper && helper.slot >= 0) {
+      if (helper) {
         try {
-          native.setUserMemoryRegion2(helper.slot, 0, 0, 0, null, 0, null, 0);
+          this.#unbind(helper);
         } catch {
-          // the VM closes the slot with it
+          // the VM closes the slots with it
         }
       }
       helper?.vcpu?.close();
@@ -302,23 +330,34 @@ export class KvmGuestAccess implements GuestAccess {
     }
   }
 
-  // Picks a slot id and a gpa clear of the user's slots (and of `avoid`), binds the region there
+  #unbind(h: Helper): void {
+    for (const slot of h.slots) if (slot >= 0) this.vm.native.setUserMemoryRegion2(slot, 0, 0, 0, null, 0, null, 0);
+    h.slots = [-1, -1];
+  }
+
+  // Picks two slot ids and a gpa clear of the user's slots (and of `avoid`), binds the region there
   // and writes the page tables, whose entries hold physical addresses.
   #place(h: Helper, avoid?: { slot: number; gpa: bigint; size: bigint }): void {
     const used = [...this.vm.slots.values()].map((s) => ({ slot: s.slot, gpa: s.guestPhysAddr, size: s.size }));
     if (avoid) used.push(avoid);
-    const overlaps = (g: bigint) => used.some((s) => g < s.gpa + s.size && s.gpa < g + HELPER_SIZE);
-    const align = (g: bigint) => (g + HELPER_SIZE - 1n) & ~(HELPER_SIZE - 1n);
+    const overlaps = (g: bigint) => used.some((s) => g < s.gpa + s.size && s.gpa < g + REGION_SIZE);
+    const align = (g: bigint) => (g + REGION_ALIGN - 1n) & ~(REGION_ALIGN - 1n);
     const candidates = [PREFERRED_GPA, ...used.map((s) => align(s.gpa + s.size)).sort((a, b) => (a < b ? -1 : 1))];
     const gpa = candidates.find((g) => !overlaps(g))!;
-    let slot = this.vm.checkExtension(CAPS.NR_MEMSLOTS!) - 1;
-    while (used.some((s) => s.slot === slot)) slot--;
-    this.vm.native.setUserMemoryRegion2(slot, FLAGS.KVM_MEM_GUEST_MEMFD!, gpa, HELPER_SIZE, h.map, 0, h.gmem, 0);
-    h.slot = slot;
+    const ids: number[] = [];
+    for (let slot = this.vm.checkExtension(CAPS.NR_MEMSLOTS!) - 1; ids.length < 2; slot--) {
+      if (!used.some((s) => s.slot === slot)) ids.push(slot);
+    }
+    const [ro, rw] = ids as [number, number];
+    // Userspace slots over the helper's own mapping: KVM refuses KVM_MEM_READONLY on a guest_memfd slot.
+    this.vm.native.setUserMemoryRegion2(ro, FLAGS.KVM_MEM_READONLY!, gpa, RO_SIZE, h.map, 0, null, 0);
+    h.slots = [ro, -1];
+    this.vm.native.setUserMemoryRegion2(rw, 0, gpa + RO_SIZE, REGION_SIZE - RO_SIZE, h.map, RO_SIZE, null, 0);
+    h.slots = [ro, rw];
     h.gpa = gpa;
     h.map.write(PML4, u64le([(gpa + BigInt(PDPT)) | PTE_TABLE]));
     h.map.write(PDPT, u64le([(gpa + BigInt(PD_LOW)) | PTE_TABLE, (gpa + BigInt(PD_WIN)) | PTE_TABLE]));
-    h.map.write(PD_LOW, u64le([gpa | PTE_LARGE, (gpa + BOUNCE) | PTE_LARGE]));
+    h.map.write(PD_LOW, u64le([gpa | PTE_LARGE, (gpa + LARGE) | PTE_LARGE]));
     this.#setupVcpu(h);
   }
 

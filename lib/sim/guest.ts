@@ -32,6 +32,11 @@ type Piece = { file: SimGuestMemfd; at: bigint } | { fault: boolean };
 export class SimGuestAccess implements GuestAccess {
   constructor(private readonly vm: Owner) {}
 
+  /** The simulator's guest access takes no guest-physical memory. */
+  get reserved(): null {
+    return null;
+  }
+
   async read(gpa: U64, length: U64): Promise<Buffer> {
     const [start, len] = this.#args(gpa, length);
     const out = Buffer.alloc(Number(len));
