@@ -44,6 +44,15 @@ export class SimGuestAccess implements GuestAccess {
     return out;
   }
 
+  async readInto(gpa: U64, target: Uint8Array): Promise<number> {
+    // The kvm backend's order: gpa, the target's type, closed, then ranges.
+    u64('gpa', gpa);
+    const dst = bytes('target', target);
+    const [start, len] = this.#args(gpa, dst.byteLength);
+    this.#walk(start, len, false, (file, at, pos, n) => file.pages.read(at, dst.subarray(pos, pos + n)));
+    return dst.byteLength;
+  }
+
   async write(gpa: U64, data: ArrayBufferView): Promise<void> {
     const src = bytes('data', data);
     const [start, len] = this.#args(gpa, src.length);

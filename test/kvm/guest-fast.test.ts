@@ -1,0 +1,142 @@
+// vm.guest's native-speed (CPL3) path and readInto: the same answers as the emulated (CPL0) path
+// wherever the fast path runs, and the CPL0 path wherever the two would differ (issue 15).
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GuestMemoryFault, open } from '../../lib/index.js';
+import type { Kvm, Vm } from '../../lib/index.js';
+import { describeKvm } from '../helpers/kvm.js';
+
+const GiB = 0x4000_0000;
+const PAGE = 4096;
+
+let kvm: Kvm;
+let vm: Vm;
+afterEach(() => kvm.close());
+
+function shared(slot: number, gpa: number, size: number) {
+  const g = vm.createGuestMemfd({ size, mmap: true, initShared: true });
+  const m = g.map();
+  vm.setMemoryRegion({ slot, guestPhysAddr: gpa, size, guestMemfd: g, userspace: m });
+  return { g, m };
+}
+
+/** What both backends must agree on: readInto into shared memory, at an offset, over a fault. */
+async function readIntoScenario(k: Kvm): Promise<unknown> {
+  const v = k.createVm();
+  const g = v.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+  const m = g.map();
+  m.fill(0, 4 * PAGE, 0x5a);
+  v.setMemoryRegion({ slot: 0, guestPhysAddr: 0x100000, size: 4 * PAGE, guestMemfd: g, userspace: m });
+  const p = v.createGuestMemfd({ size: PAGE, mmap: true });
+  v.setMemoryRegion({ slot: 1, guestPhysAddr: 0x100000 + 4 * PAGE, size: PAGE, guestMemfd: p });
+  const sab = new Uint8Array(new SharedArrayBuffer(64));
+  const got = await v.guest.readInto(0x100000 + PAGE - 3, sab.subarray(8, 40));
+  await v.guest.write(0x100000 + 2 * PAGE, new Uint8Array(new SharedArrayBuffer(5)).fill(7));
+  const fault = await v.guest.readInto(0x100000 + 4 * PAGE - 8, new Uint8Array(16)).catch((e: unknown) => e as GuestMemoryFault);
+  const bad = await v.guest.readInto(0, 'x' as unknown as Uint8Array).catch((e: unknown) => (e as { code: string }).code);
+  const uncovered = await v.guest.readInto(0x900000, new Uint8Array(1)).catch((e: unknown) => (e as { code: string }).code);
+  const empty = await v.guest.readInto(0x100000, new Uint8Array(0));
+  const result = {
+    got, bytes: [...sab], written: [...m.read(2 * PAGE - 1, 7)], empty, bad, uncovered,
+    fault: { cls: fault?.constructor.name, gpa: (fault as GuestMemoryFault).gpa, private: (fault as GuestMemoryFault).private },
+  };
+  v.close();
+  const closed = await v.guest.readInto(0x100000, new Uint8Array(1)).catch((e: unknown) => (e as { code: string }).code);
+  return { ...result, closed };
+}
+
+describe('vm.guest.readInto on the simulator', () => {
+  beforeEach(() => {
+    kvm = open({ backend: 'sim', profile: 'linux-6.18' });
+  });
+  it('fills a SharedArrayBuffer view, resolves to its length, and faults like read', async () => {
+    const r = (await readIntoScenario(kvm)) as { got: number; bytes: number[]; fault: unknown; written: number[] };
+    expect(r.got).toBe(32);
+    expect(r.bytes).toEqual([...new Array(8).fill(0), ...new Array(32).fill(0x5a), ...new Array(24).fill(0)]);
+    expect(r.written).toEqual([0x5a, 7, 7, 7, 7, 7, 0x5a]);
+    expect(r.fault).toEqual({ cls: 'GuestMemoryFault', gpa: 0x104000, private: true });
+    expect(r).toMatchObject({ empty: 0, bad: 'ERR_INVALID_ARG_TYPE', uncovered: 'ERR_OUT_OF_RANGE', closed: 'ERR_KVM_CLOSED' });
+  });
+});
+
+describeKvm('vm.guest fast path on the real backend', () => {
+  beforeEach(() => {
+    kvm = open({ backend: 'kvm' });
+    vm = kvm.createVm();
+  });
+
+  it('readInto gives what the linux-6.18 simulator gives', async () => {
+    const sim = open({ backend: 'sim', profile: 'linux-6.18' });
+    try {
+      expect(await readIntoScenario(kvm)).toEqual(await readIntoScenario(sim));
+    } finally {
+      sim.close();
+    }
+  });
+
+  it('a guest_memfd slot whose userspace memory is another file reads that file, as the emulated path does', async () => {
+    const a = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+    const b = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+    a.map().fill(0, 0x10000, 0xaa);
+    const bm = b.map();
+    bm.fill(0, 0x10000, 0xbb);
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0x100000, size: 0x10000, guestMemfd: a, userspace: bm });
+    expect([...(await vm.guest.read(0x100000, 4))]).toEqual([0xbb, 0xbb, 0xbb, 0xbb]);
+    // At an offset into the same file, too: the slot's file offset and the mapping's differ.
+    const c = vm.createGuestMemfd({ size: 0x20000, mmap: true, initShared: true });
+    const cm = c.map();
+    cm.fill(0, 0x10000, 0x01);
+    cm.fill(0x10000, 0x10000, 0x02);
+    vm.setMemoryRegion({ slot: 1, guestPhysAddr: 0x200000, size: 0x10000, guestMemfd: c, guestMemfdOffset: 0x10000, userspace: cm });
+    expect([...(await vm.guest.read(0x200000, 2))]).toEqual([0x01, 0x01]);
+  });
+
+  it('a private page behind the slot\'s own mapping is a fault, not a silent native read', async () => {
+    const p = vm.createGuestMemfd({ size: 0x10000, mmap: true });
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0x200000, size: 0x10000, guestMemfd: p, userspace: p.map() });
+    await expect(vm.guest.read(0x200000, 2)).rejects.toMatchObject({ code: 'KVM_EXIT_MEMORY_FAULT', gpa: 0x200000, private: true });
+    await expect(vm.guest.write(0x201000, Buffer.from([1]))).rejects.toMatchObject({ gpa: 0x201000, private: true });
+  });
+
+  it('reads and writes slots in more GiBs than it has windows, in turn, each as the host sees it', async () => {
+    const maps = [];
+    for (let i = 0; i < 10; i++) {
+      // The same offset in each GiB: a window repointed without KVM dropping its shadow shows the old GiB.
+      const { m } = shared(i, (i + 1) * GiB, 0x10000);
+      m.fill(0, 0x10000, 0x10 + i);
+      maps.push(m);
+    }
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 10; i++) {
+        const at = (i + 1) * GiB;
+        expect([...(await vm.guest.read(at + 100 * round, 3))]).toEqual([0x10 + i, 0x10 + i, 0x10 + i]);
+        await vm.guest.write(at + 0x8000 + round, Buffer.from([0xe0 + i]));
+        expect(maps[i]!.read(0x8000 + round, 1)[0]).toBe(0xe0 + i);
+      }
+    }
+  });
+
+  it('a range across a GiB boundary, into a reused SharedArrayBuffer, both ways', async () => {
+    const { m } = shared(0, 2 * GiB - 3 * 0x100000, 6 * 0x100000);
+    const data = randomBytes(5 * 0x100000);
+    m.write(0x80000, data);
+    const target = new Uint8Array(new SharedArrayBuffer(data.length));
+    for (let i = 0; i < 2; i++) {
+      expect(await vm.guest.readInto(2 * GiB - 3 * 0x100000 + 0x80000, target)).toBe(data.length);
+      expect(Buffer.from(target).equals(data)).toBe(true);
+    }
+    const back = new Uint8Array(new SharedArrayBuffer(data.length));
+    back.set(randomBytes(data.length));
+    await vm.guest.write(2 * GiB - 3 * 0x100000 + 0x80001, back);
+    expect(m.read(0x80001, back.length).equals(Buffer.from(back))).toBe(true);
+    expect(m.read(0x80000, 1)[0]).toBe(data[0]);
+  });
+
+  it('an unmapped userspace mapping still faults at its gpa after fast reads of it', async () => {
+    const { m } = shared(0, 0x400000, 0x10000);
+    m.fill(0, 0x10000, 0x33);
+    expect([...(await vm.guest.read(0x400000, 2))]).toEqual([0x33, 0x33]);
+    m.unmap();
+    await expect(vm.guest.read(0x400000, 2)).rejects.toBeInstanceOf(GuestMemoryFault);
+  });
+});
