@@ -31,8 +31,8 @@ export const RO_SIZE = 0x10000n;
 // Writable part: [RO_SIZE, REGION_SIZE).
 export const FLAG = 0x10000; // abort flag of the CPL0 program, set by the host on an MMIO exit
 export const ARGS = 0x10100; // the CPL3 program's arguments: source, destination, length / 8, length % 8
-export const BOUNCE = 0x11000n; // CHUNK bytes
-export const REGION_SIZE = BOUNCE + CHUNK;
+export const BOUNCE = 0x11000n; // two bounce buffers of CHUNK bytes: the host empties one while the guest fills the other
+export const REGION_SIZE = BOUNCE + 2n * CHUNK;
 export const REGION_ALIGN = LARGE; // PD_LOW maps the region with 2 MiB pages
 
 export const WINDOW_VA = 1n << 30n;

@@ -5,8 +5,9 @@
 // done when any vCPU is created). Its region (vm.guest.reserved, laid out in guest-program.ts) is
 // one guest_memfd the host reaches through its own mmap, bound as two userspace slots: code,
 // descriptor tables and page tables in a KVM_MEM_READONLY slot, so no vCPU of the user's can
-// change the helper (a write there is an MMIO exit of that vCPU), then the abort flag and a 2 MiB
-// bounce buffer, writable.
+// change the helper (a write there is an MMIO exit of that vCPU), then the arguments, the abort
+// flag and two 2 MiB bounce buffers, writable. A read of several chunks overlaps the guest's copy
+// of one chunk with the host's copy of the one before, out of the other bounce buffer.
 //
 // Each chunk (at most 2 MiB, within one GiB) takes one of two paths:
 //   - fast (CPL3, native speed): when every page of the chunk is shown to the guest through a
@@ -41,6 +42,7 @@ const MMIO_EXIT_LIMIT = 16;
 // Each fast-path chunk that ends in another exit costs a vCPU (one left mid-instruction cannot be
 // reset): after this many the VM's calls all take the CPL0 path.
 const FAST_FAILURE_LIMIT = 8;
+const RUN_INLINE_US = 500; // the vCPU default: an exit within it costs no thread handoff
 // A retry when the abort flag was set by someone else (a user vCPU writing the writable part).
 const FORGED_ABORT_LIMIT = 3;
 
@@ -64,6 +66,7 @@ interface Helper {
 }
 
 type Target = { buf: Uint8Array; write: boolean };
+type Inflight = { h: Helper; at: bigint; n: bigint; slice: Uint8Array; bounce: 0 | 1; run: Promise<boolean> };
 
 export class KvmGuestAccess implements GuestAccess {
   #helper: Helper | undefined;
@@ -218,8 +221,32 @@ export class KvmGuestAccess implements GuestAccess {
   }
 
   async #transfer(gpa: bigint, t: Target): Promise<void> {
-    let done = 0n;
     const total = BigInt(t.buf.byteLength);
+    // A read of several chunks overlaps the guest's copy of one with the host's of the previous,
+    // so the vCPU runs on its own thread then; a short access stays on this one (no handoff).
+    const overlap = !t.write && total > CHUNK;
+    if (this.#helper && !this.#vcpuBroken && !overlap) this.#helper.vcpu.setRunInline(RUN_INLINE_US);
+    let inflight: Inflight | undefined;
+    try {
+      await this.#chunks(gpa, t, total, overlap, (f) => {
+        inflight = f;
+      });
+    } finally {
+      // Never leave a run going: the next call would find the vCPU busy.
+      if (inflight) await inflight.run.catch(() => false);
+    }
+  }
+
+  /** A fast read's copy in flight: its chunk, its bounce buffer and whether the guest's copy worked. */
+  async #finish(f: Inflight): Promise<void> {
+    if (await f.run) this.#fromBounce(f.h, f.slice, f.bounce);
+    else await this.#slowChunk(this.#ensureHelper(), f.at, f.n, f.slice, false);
+  }
+
+  async #chunks(gpa: bigint, t: Target, total: bigint, overlap: boolean, track: (f: Inflight | undefined) => void): Promise<void> {
+    let done = 0n;
+    let prev: Inflight | undefined;
+    let which: 0 | 1 = 0;
     while (done < total) {
       if (this.#closed || this.vm.closed) throw new ClosedError('Vm');
       const h = this.#ensureHelper();
@@ -235,43 +262,75 @@ export class KvmGuestAccess implements GuestAccess {
       const slice = t.buf.subarray(Number(done), Number(done + n));
       // A target or source shrunk under the call (a transferred or resized ArrayBuffer).
       if (BigInt(slice.byteLength) !== n) throw argRangeError(`the buffer of vm.guest.${t.write ? 'write' : 'read'} changed size during the call`);
-      if (!(this.#fastPathSees(at, n) && (await this.#fastChunk(h, at, n, slice, t.write)))) {
-        await this.#slowChunk(this.#ensureHelper(), at, n, slice, t.write);
+      const fast = this.#fastPathSees(at, n);
+      if (overlap && fast) {
+        // The previous guest copy must be over before this one starts on the same vCPU.
+        if (prev && !(await prev.run)) {
+          track(undefined);
+          await this.#slowChunk(this.#ensureHelper(), prev.at, prev.n, prev.slice, false);
+          prev = undefined;
+        }
+        const cur: Inflight = { h: this.#ensureHelper(), at, n, slice, bounce: which, run: Promise.resolve(false) };
+        cur.h.vcpu.setRunInline(0); // a vCPU made since the call began starts with the default
+        cur.run = this.#fastChunk(cur.h, at, n, slice, false, which);
+        track(cur);
+        if (prev) this.#fromBounce(prev.h, prev.slice, prev.bounce);
+        prev = cur;
+        which = which === 0 ? 1 : 0;
+      } else {
+        if (prev) {
+          track(undefined);
+          await this.#finish(prev);
+          prev = undefined;
+        }
+        if (fast && (await this.#fastChunk(h, at, n, slice, t.write, 0))) {
+          if (!t.write) this.#fromBounce(h, slice, 0);
+        } else {
+          await this.#slowChunk(this.#ensureHelper(), at, n, slice, t.write);
+        }
       }
       done += n;
     }
+    if (prev) {
+      track(undefined);
+      await this.#finish(prev);
+    }
   }
 
-  #bounce(h: Helper): Uint8Array | undefined {
+  #bounce(h: Helper, which: 0 | 1): Uint8Array | undefined {
     if (h.bounce === undefined || h.bounce.byteLength === 0) {
       try {
-        h.bounce = new Uint8Array(h.map.view(), Number(BOUNCE), Number(CHUNK));
+        h.bounce = new Uint8Array(h.map.view(), Number(BOUNCE), Number(2n * CHUNK));
       } catch {
         h.bounce = undefined; // a runtime without external ArrayBuffers: the mapping's own copies
       }
     }
-    return h.bounce;
+    return h.bounce?.subarray(which * Number(CHUNK), (which + 1) * Number(CHUNK));
   }
 
   #toBounce(h: Helper, src: Uint8Array): void {
-    const b = this.#bounce(h);
+    const b = this.#bounce(h, 0);
     if (b) b.set(src);
     else h.map.write(Number(BOUNCE), Buffer.from(src));
   }
 
-  #fromBounce(h: Helper, dst: Uint8Array): void {
-    const b = this.#bounce(h);
+  #fromBounce(h: Helper, dst: Uint8Array, which: 0 | 1): void {
+    const b = this.#bounce(h, which);
     if (b) dst.set(b.subarray(0, dst.byteLength));
-    else dst.set(h.map.read(Number(BOUNCE), dst.byteLength));
+    else dst.set(h.map.read(Number(BOUNCE + BigInt(which) * CHUNK), dst.byteLength));
   }
 
-  /** The CPL3 copy; false when it could not finish (then the vCPU is replaced). */
-  async #fastChunk(h: Helper, at: bigint, n: bigint, slice: Uint8Array, write: boolean): Promise<boolean> {
+  /**
+   * The CPL3 copy (a read into bounce buffer `which`, left there); false when it could not finish
+   * (then the vCPU is replaced).
+   */
+  async #fastChunk(h: Helper, at: bigint, n: bigint, slice: Uint8Array, write: boolean, which: 0 | 1): Promise<boolean> {
+    const bounce = BOUNCE + BigInt(which) * CHUNK;
     const gib = at & ~(GiB - 1n);
     const va = fastVa(this.#window(h, gib)) + (at - gib);
     if (h.cpl !== 3) this.#setCpl(h, 3);
     if (write) this.#toBounce(h, slice);
-    h.map.write(ARGS, u64le([write ? BOUNCE : va, write ? va : BOUNCE, n >> 3n, n & 7n]));
+    h.map.write(ARGS, u64le([write ? bounce : va, write ? va : bounce, n >> 3n, n & 7n]));
     if (!h.atTop) {
       h.vcpu.setRegs({ rip: BigInt(PROG3), rflags: RFLAGS3 });
       h.atTop = true;
@@ -294,7 +353,6 @@ export class KvmGuestAccess implements GuestAccess {
       h.atTop = false;
       return false;
     }
-    if (!write) this.#fromBounce(h, slice);
     return true;
   }
 
@@ -343,7 +401,7 @@ export class KvmGuestAccess implements GuestAccess {
       });
       if (await this.#runSlow(h)) break;
     }
-    if (!write) this.#fromBounce(h, slice);
+    if (!write) this.#fromBounce(h, slice, 0);
   }
 
   /** Runs the CPL0 program once: true when it completed, false when it must run again. */
@@ -466,7 +524,9 @@ export class KvmGuestAccess implements GuestAccess {
     // read-only one last leaves KVM no shadow of the tables as they were.
     h.map.write(PML4, u64le([(gpa + BigInt(PDPT)) | PTE_TABLE]));
     h.map.write(PDPT, u64le([(gpa + BigInt(PD_LOW)) | PTE_TABLE, (gpa + BigInt(PD_WIN)) | PTE_TABLE, ...new Array<bigint>(FAST_WINDOWS).fill(0n)]));
-    h.map.write(PD_LOW, u64le([gpa | PTE_LARGE, (gpa + LARGE) | PTE_LARGE]));
+    const lows: bigint[] = [];
+    for (let at = 0n; at < REGION_SIZE; at += LARGE) lows.push((gpa + at) | PTE_LARGE);
+    h.map.write(PD_LOW, u64le(lows));
     h.windows.fill(undefined);
     h.used.fill(0);
     // Userspace slots over the helper's own mapping: KVM refuses KVM_MEM_READONLY on a guest_memfd slot.

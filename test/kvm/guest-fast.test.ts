@@ -132,6 +132,34 @@ describeKvm('vm.guest fast path on the real backend', () => {
     expect(m.read(0x80000, 1)[0]).toBe(data[0]);
   });
 
+  it('a read of many chunks mixing fast and emulated slots, then a fault, in address order', async () => {
+    const MiB = 0x100000;
+    const base = 0x1000_0000;
+    const one = shared(0, base, 3 * MiB);
+    const a = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+    const b = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+    const bm = b.map();
+    vm.setMemoryRegion({ slot: 1, guestPhysAddr: base + 3 * MiB, size: 0x10000, guestMemfd: a, userspace: bm }); // emulated path
+    const two = shared(2, base + 3 * MiB + 0x10000, 5 * MiB);
+    const priv = vm.createGuestMemfd({ size: 0x10000, mmap: true });
+    vm.setMemoryRegion({ slot: 3, guestPhysAddr: base + 8 * MiB + 0x10000, size: 0x10000, guestMemfd: priv });
+    const d1 = randomBytes(3 * MiB);
+    const d2 = randomBytes(0x10000);
+    const d3 = randomBytes(5 * MiB);
+    one.m.write(0, d1);
+    bm.write(0, d2);
+    two.m.write(0, d3);
+    const all = Buffer.concat([d1, d2, d3]);
+    const target = new Uint8Array(all.length - 7);
+    expect(await vm.guest.readInto(base + 7, target)).toBe(target.length);
+    expect(Buffer.from(target).equals(all.subarray(7))).toBe(true);
+    const e = await vm.guest.read(base + 5, all.length + 0x100).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(GuestMemoryFault);
+    expect(e).toMatchObject({ gpa: base + 8 * MiB + 0x10000, private: true });
+    // The helper carries on.
+    expect((await vm.guest.read(base + 3 * MiB + 0x10000, 4)).equals(d3.subarray(0, 4))).toBe(true);
+  });
+
   it('an unmapped userspace mapping still faults at its gpa after fast reads of it', async () => {
     const { m } = shared(0, 0x400000, 0x10000);
     m.fill(0, 0x10000, 0x33);
