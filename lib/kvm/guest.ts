@@ -25,7 +25,8 @@ import { constants as bufferConstants } from 'node:buffer';
 import { FLAGS, CAPS } from '../constants.js';
 import { ClosedError, GuestMemoryFault, argRangeError } from '../errors.js';
 import type { GuestAccess, U64, VcpuExit } from '../types.js';
-import { bytes, num, rangeEnd, u64 } from '../validate.js';
+import { num, rangeEnd, u64 } from '../validate.js';
+import { guestBytes } from './guest-bytes.js';
 import { guestPhysLimit } from '../phys-bits.js';
 import { mappingFile, type NativeGuestMemfd } from './guest-memfd.js';
 import type { NativeMapping } from './mapping.js';
@@ -65,8 +66,11 @@ interface Helper {
   tick: number;
 }
 
-type Target = { buf: Uint8Array; write: boolean };
+/** A call's buffer, and its length when the call was made. */
+type Target = { buf: Uint8Array; write: boolean; length: bigint };
 type Inflight = { h: Helper; at: bigint; n: bigint; slice: Uint8Array; bounce: 0 | 1; run: Promise<boolean> };
+
+const detached = (call: string) => argRangeError(`the buffer given to vm.guest.${call} was detached or resized during the call`);
 
 export class KvmGuestAccess implements GuestAccess {
   #helper: Helper | undefined;
@@ -92,7 +96,7 @@ export class KvmGuestAccess implements GuestAccess {
       this.#check(start, len, false);
       // Every byte is written before the Buffer is handed out; on a rejection it is dropped.
       const out = Buffer.allocUnsafeSlow(Number(len));
-      return this.#serial(() => this.#transfer(start, { buf: out, write: false })).then(() => out);
+      return this.#serial(() => this.#transfer(start, { buf: out, write: false, length: len })).then(() => out);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -101,10 +105,10 @@ export class KvmGuestAccess implements GuestAccess {
   readInto(gpa: U64, target: Uint8Array): Promise<number> {
     try {
       const start = u64('gpa', gpa);
-      const dst = bytes('target', target);
+      const dst = guestBytes('target', target);
       const len = dst.byteLength;
       this.#check(start, BigInt(len), false);
-      return this.#serial(() => this.#transfer(start, { buf: dst, write: false })).then(() => len);
+      return this.#serial(() => this.#transfer(start, { buf: dst, write: false, length: BigInt(len) })).then(() => len);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -114,13 +118,15 @@ export class KvmGuestAccess implements GuestAccess {
     try {
       const start = u64('gpa', gpa);
       // No copy: data is read while the call is pending (api.md), so large writes cost no Buffer.
-      const src = bytes('data', data);
-      const readonlyAt = this.#check(start, BigInt(src.byteLength), true);
-      if (readonlyAt === undefined) return this.#serial(() => this.#transfer(start, { buf: src, write: true }));
+      const src = guestBytes('data', data);
+      const len = BigInt(src.byteLength);
+      const readonlyAt = this.#check(start, len, true);
+      if (readonlyAt === undefined) return this.#serial(() => this.#transfer(start, { buf: src, write: true, length: len }));
       // The pages before the read-only slot are written in order (and may fault first); then the
       // read-only page faults, as a guest writing in address order would see it.
       return this.#serial(async () => {
-        if (readonlyAt > start) await this.#transfer(start, { buf: src.subarray(0, Number(readonlyAt - start)), write: true });
+        const head = src.byteLength === Number(len) ? src.subarray(0, Number(readonlyAt - start)) : new Uint8Array(0);
+        if (readonlyAt > start) await this.#transfer(start, { buf: head, write: true, length: readonlyAt - start });
         throw new GuestMemoryFault({
           gpa: num(readonlyAt & ~(PAGE - 1n)),
           size: Number(PAGE),
@@ -221,7 +227,7 @@ export class KvmGuestAccess implements GuestAccess {
   }
 
   async #transfer(gpa: bigint, t: Target): Promise<void> {
-    const total = BigInt(t.buf.byteLength);
+    const total = t.length;
     // A read of several chunks overlaps the guest's copy of one with the host's of the previous,
     // so the vCPU runs on its own thread then; a short access stays on this one (no handoff).
     const overlap = !t.write && total > CHUNK;
@@ -259,9 +265,8 @@ export class KvmGuestAccess implements GuestAccess {
       let n = total - done < CHUNK ? total - done : CHUNK;
       if (at + n > gibEnd) n = gibEnd - at;
       if (at + n > limit) n = limit - at;
+      this.#sameSize(t, total);
       const slice = t.buf.subarray(Number(done), Number(done + n));
-      // A target or source shrunk under the call (a transferred or resized ArrayBuffer).
-      if (BigInt(slice.byteLength) !== n) throw argRangeError(`the buffer of vm.guest.${t.write ? 'write' : 'read'} changed size during the call`);
       const fast = this.#fastPathSees(at, n);
       if (overlap && fast) {
         // The previous guest copy must be over before this one starts on the same vCPU.
@@ -297,6 +302,11 @@ export class KvmGuestAccess implements GuestAccess {
     }
   }
 
+  // A target or source detached or shrunk under the call (transferred, or a resizable buffer).
+  #sameSize(t: Target, total: bigint): void {
+    if (BigInt(t.buf.byteLength) !== total) throw detached(t.write ? 'write' : 'readInto');
+  }
+
   #bounce(h: Helper, which: 0 | 1): Uint8Array | undefined {
     if (h.bounce === undefined || h.bounce.byteLength === 0) {
       try {
@@ -309,12 +319,14 @@ export class KvmGuestAccess implements GuestAccess {
   }
 
   #toBounce(h: Helper, src: Uint8Array): void {
+    if (src.byteLength === 0) throw detached('write'); // every chunk has a byte at least
     const b = this.#bounce(h, 0);
     if (b) b.set(src);
     else h.map.write(Number(BOUNCE), Buffer.from(src));
   }
 
   #fromBounce(h: Helper, dst: Uint8Array, which: 0 | 1): void {
+    if (dst.byteLength === 0) throw detached('readInto');
     const b = this.#bounce(h, which);
     if (b) dst.set(b.subarray(0, dst.byteLength));
     else dst.set(h.map.read(Number(BOUNCE + BigInt(which) * CHUNK), dst.byteLength));

@@ -45,7 +45,46 @@ async function readIntoScenario(k: Kvm): Promise<unknown> {
   return { ...result, closed };
 }
 
+/** Hostile buffers: both backends refuse them with the same typed errors, or use only real memory. */
+async function hostileScenario(k: Kvm): Promise<unknown> {
+  const v = k.createVm();
+  const g = v.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+  const m = g.map();
+  m.fill(0, 4 * PAGE, 0x77);
+  v.setMemoryRegion({ slot: 0, guestPhysAddr: 0x100000, size: 4 * PAGE, guestMemfd: g, userspace: m });
+  const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string; name?: string }) => e.code ?? e.name);
+  const proxied = new Proxy(new Uint8Array(8), {});
+  const shadowed = new Uint8Array(4);
+  Object.defineProperty(shadowed, 'byteLength', { value: 1 << 30 });
+  Object.defineProperty(shadowed, 'buffer', { value: new ArrayBuffer(1 << 20) });
+  const lookalike = Object.create(Uint8Array.prototype) as Uint8Array;
+  const src = new Uint8Array([1, 2, 3, 4]);
+  Object.defineProperty(src, 'byteOffset', { value: 2 });
+  const r = {
+    proxyRead: await code(v.guest.readInto(0x100000, proxied)),
+    proxyWrite: await code(v.guest.write(0x100000, proxied)),
+    lookalike: await code(v.guest.readInto(0x100000, lookalike)),
+    object: await code(v.guest.write(0x100000, { byteLength: 4, buffer: new ArrayBuffer(4) } as unknown as Uint8Array)),
+    shadowed: await v.guest.readInto(0x100000, shadowed),
+    shadowedBytes: [...shadowed.subarray(0, 4)],
+    dataView: await v.guest.readInto(0x100000 + 1, new DataView(new ArrayBuffer(3)) as unknown as Uint8Array),
+    write: await code(v.guest.write(0x100000 + 8, src)),
+    written: [...m.read(8, 4)],
+  };
+  v.close();
+  return r;
+}
+
 describe('vm.guest.readInto on the simulator', () => {
+  it('refuses hostile buffers with typed errors and reads only through the real view', async () => {
+    const k = open({ backend: 'sim', profile: 'linux-6.18' });
+    expect(await hostileScenario(k)).toEqual({
+      proxyRead: 'ERR_INVALID_ARG_TYPE', proxyWrite: 'ERR_INVALID_ARG_TYPE', lookalike: 'ERR_INVALID_ARG_TYPE', object: 'ERR_INVALID_ARG_TYPE',
+      shadowed: 4, shadowedBytes: [0x77, 0x77, 0x77, 0x77], dataView: 3, write: 'ok', written: [1, 2, 3, 4],
+    });
+    k.close();
+  });
+
   beforeEach(() => {
     kvm = open({ backend: 'sim', profile: 'linux-6.18' });
   });
@@ -72,6 +111,32 @@ describeKvm('vm.guest fast path on the real backend', () => {
     } finally {
       sim.close();
     }
+  });
+
+  it('hostile buffers get what the simulator gives them', async () => {
+    const sim = open({ backend: 'sim', profile: 'linux-6.18' });
+    try {
+      expect(await hostileScenario(kvm)).toEqual(await hostileScenario(sim));
+    } finally {
+      sim.close();
+    }
+  });
+
+  it('a target detached or shrunk during readInto is a RangeError, not a crash', async () => {
+    shared(0, 0x1000_0000, 8 * 0x100000);
+    const buf = new ArrayBuffer(8 * 0x100000);
+    const p = vm.guest.readInto(0x1000_0000, new Uint8Array(buf));
+    structuredClone(buf, { transfer: [buf] });
+    await expect(p).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('detached') });
+    const rab = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(4 * 0x100000, { maxByteLength: 4 * 0x100000 });
+    const q = vm.guest.readInto(0x1000_0000, new Uint8Array(rab));
+    rab.resize(0x1000);
+    await expect(q).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    const src = new ArrayBuffer(3 * 0x100000);
+    const w = vm.guest.write(0x1000_0000, new Uint8Array(src));
+    structuredClone(src, { transfer: [src] });
+    await expect(w).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    expect((await vm.guest.read(0x1000_0000, 2)).length).toBe(2); // the helper carries on
   });
 
   it('a guest_memfd slot whose userspace memory is another file reads that file, as the emulated path does', async () => {
