@@ -64,6 +64,8 @@ interface Helper {
   windows: (bigint | undefined)[];
   used: number[];
   tick: number;
+  /** Bumped whenever the region moves: a run that spans a move has its result thrown away. */
+  gen: number;
 }
 
 /** A call's buffer, and its length when the call was made. */
@@ -76,6 +78,8 @@ export class KvmGuestAccess implements GuestAccess {
   #helper: Helper | undefined;
   #vcpuBroken = false;
   #fastFailures = 0;
+  /** The helper vCPU while a run of it is in flight (on its own thread). */
+  #running: KvmVcpu | undefined;
   #nextVcpuId: number | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -136,6 +140,16 @@ export class KvmGuestAccess implements GuestAccess {
       });
     } catch (e) {
       return Promise.reject(e);
+    }
+  }
+
+  async #run(h: Helper): Promise<VcpuExit> {
+    const v = h.vcpu;
+    this.#running = v;
+    try {
+      return await v.run();
+    } finally {
+      if (this.#running === v) this.#running = undefined;
     }
   }
 
@@ -255,7 +269,8 @@ export class KvmGuestAccess implements GuestAccess {
     let which: 0 | 1 = 0;
     while (done < total) {
       if (this.#closed || this.vm.closed) throw new ClosedError('Vm');
-      const h = this.#ensureHelper();
+      // Not the vCPU yet: the previous chunk's run may still be in flight on it.
+      this.#ensureRegion();
       const at = gpa + done;
       // Past the guest's physical address width the helper's page tables would triple-fault:
       // a fault at that page instead, as the simulator reports it (found by the differential fuzzer).
@@ -288,6 +303,7 @@ export class KvmGuestAccess implements GuestAccess {
           await this.#finish(prev);
           prev = undefined;
         }
+        const h = this.#ensureHelper();
         if (fast && (await this.#fastChunk(h, at, n, slice, t.write, 0))) {
           if (!t.write) this.#fromBounce(h, slice, 0);
         } else {
@@ -338,6 +354,7 @@ export class KvmGuestAccess implements GuestAccess {
    */
   async #fastChunk(h: Helper, at: bigint, n: bigint, slice: Uint8Array, write: boolean, which: 0 | 1): Promise<boolean> {
     const bounce = BOUNCE + BigInt(which) * CHUNK;
+    const gen = h.gen;
     const gib = at & ~(GiB - 1n);
     const va = fastVa(this.#window(h, gib)) + (at - gib);
     if (h.cpl !== 3) this.#setCpl(h, 3);
@@ -350,11 +367,17 @@ export class KvmGuestAccess implements GuestAccess {
     for (;;) {
       let e: VcpuExit;
       try {
-        e = await h.vcpu.run();
+        e = await this.#run(h);
       } catch (err) {
         if (this.#closed || this.vm.closed) throw new ClosedError('Vm');
+        if (h.gen !== gen) return false;
         this.#vcpuBroken = true;
         this.#fastFailures++;
+        return false;
+      }
+      // The region moved under the run (a slot the user set): redo the chunk on a fresh vCPU.
+      if (h.gen !== gen) {
+        h.atTop = false;
         return false;
       }
       if (e.reason === 'intr') continue;
@@ -411,27 +434,35 @@ export class KvmGuestAccess implements GuestAccess {
         rdx: WINDOW_VA + (firstPage - base), r8: pages / PAGE, r9: BigInt(FLAG),
         rsi: write ? BOUNCE : winAt, rdi: write ? winAt : BOUNCE, rcx: n >> 3n, r10: n & 7n,
       });
-      if (await this.#runSlow(h)) break;
+      const r = await this.#runSlow(h);
+      if (r === 'moved') return this.#slowChunk(this.#ensureHelper(), at, n, slice, write);
+      if (r === 'done') break;
     }
     if (!write) this.#fromBounce(h, slice, 0);
   }
 
-  /** Runs the CPL0 program once: true when it completed, false when it must run again. */
-  async #runSlow(h: Helper): Promise<boolean> {
+  /**
+   * Runs the CPL0 program once: done, again (a forged abort) or moved (the region moved under the
+   * run: its exits say nothing of the target).
+   */
+  async #runSlow(h: Helper): Promise<'done' | 'again' | 'moved'> {
     let fault: { gpa: number; size: number; private: boolean } | undefined;
     let mmioExits = 0;
+    const gen = h.gen;
     for (;;) {
       let e: VcpuExit;
       try {
-        e = await h.vcpu.run();
+        e = await this.#run(h);
       } catch (err) {
         this.#vcpuBroken = true;
+        if (h.gen !== gen && !this.#closed && !this.vm.closed) return 'moved';
         throw err;
       }
+      if (h.gen !== gen) return 'moved';
       if (e.reason === 'io' && e.port === PORT && e.direction === 'out') {
-        if (e.data[0] === 0 && !fault) return true;
+        if (e.data[0] === 0 && !fault) return 'done';
         // Aborted on a flag the host did not set: another vCPU wrote it. Not a fault; run again.
-        if (!fault) return false;
+        if (!fault) return 'again';
         const f = fault;
         throw new GuestMemoryFault({ ...f, message: `guest access to gpa 0x${f.gpa.toString(16)} faulted (the guest may not map this page${f.private ? ': private guest_memfd memory' : ''})` });
       }
@@ -453,6 +484,11 @@ export class KvmGuestAccess implements GuestAccess {
       this.#vcpuBroken = true;
       throw new Error(`vm.guest: the helper vCPU stopped unexpectedly (exit ${JSON.stringify(e, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))})`);
     }
+  }
+
+  /** The helper's region and slots (made on first use), without touching its vCPU. */
+  #ensureRegion(): void {
+    if (!this.#helper) this.#ensureHelper();
   }
 
   #ensureHelper(): Helper {
@@ -479,7 +515,7 @@ export class KvmGuestAccess implements GuestAccess {
       map.write(TSS, tssBytes());
       helper = {
         slots: [-1, -1], gpa: 0n, gmem, map, bounce: undefined, vcpu: undefined as unknown as KvmVcpu, cpl: 0, atTop: false,
-        windows: new Array<bigint | undefined>(FAST_WINDOWS).fill(undefined), used: new Array<number>(FAST_WINDOWS).fill(0), tick: 0,
+        windows: new Array<bigint | undefined>(FAST_WINDOWS).fill(undefined), used: new Array<number>(FAST_WINDOWS).fill(0), tick: 0, gen: 0,
       };
       helper.vcpu = this.#newVcpu();
       this.#place(helper);
@@ -547,7 +583,14 @@ export class KvmGuestAccess implements GuestAccess {
     this.vm.native.setUserMemoryRegion2(ro, FLAGS.KVM_MEM_READONLY!, gpa, RO_SIZE, h.map, 0, null, 0);
     h.slots = [ro, rw];
     h.gpa = gpa;
-    this.#setupVcpu(h);
+    h.gen++;
+    if (this.#running === h.vcpu) {
+      // Mid-run (a slot set while a call awaits): stop it; the chunk is redone on a fresh vCPU.
+      this.#vcpuBroken = true;
+      h.vcpu.kick();
+    } else {
+      this.#setupVcpu(h);
+    }
   }
 
   #setCpl(h: Helper, cpl: 0 | 3): void {

@@ -77,6 +77,34 @@ describeKvm('vm.guest.reserved on the real backend', () => {
     }
   });
 
+  it('a slot set over the reserved range while a read is in flight: the read is still right', async () => {
+    const big = 32 * 0x100000;
+    const gmem = vm.createGuestMemfd({ size: big, mmap: true, initShared: true });
+    const map = gmem.map();
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0x1000_0000, size: big, guestMemfd: gmem, userspace: map });
+    const data = randomBytes(big);
+    map.write(0, data);
+    // The emulated path too: a guest_memfd slot whose userspace memory is another file.
+    const a = vm.createGuestMemfd({ size: 0x40000, mmap: true, initShared: true });
+    const b = vm.createGuestMemfd({ size: 0x40000, mmap: true, initShared: true });
+    const bm = b.map();
+    const slow = randomBytes(0x40000);
+    bm.write(0, slow);
+    vm.setMemoryRegion({ slot: 1, guestPhysAddr: 0x2000_0000, size: 0x40000, guestMemfd: a, userspace: bm });
+    await vm.guest.read(0x1000_0000, 1);
+    for (const [i, [at, want]] of ([[0x1000_0000, data], [0x2000_0000, slow]] as const).entries()) {
+      const r = vm.guest.reserved!;
+      const p = vm.guest.read(at, want.length);
+      await new Promise((res) => setTimeout(res, 2));
+      const g = vm.createGuestMemfd({ size: 0x600000, mmap: true, initShared: true });
+      const gm = g.map();
+      gm.fill(0, 0x600000, 0xee);
+      vm.setMemoryRegion({ slot: 10 + i, guestPhysAddr: r.gpa, size: 0x600000, guestMemfd: g, userspace: gm });
+      expect((await p).equals(want)).toBe(true);
+      expect(vm.guest.reserved!.gpa).not.toBe(r.gpa);
+    }
+  }, 60_000);
+
   it('a user guest doing rep stosb over the whole reserved range changes nothing vm.guest reads', async () => {
     const vcpu = flatGuest([0xfc, 0xf3, 0xaa, 0xf4]); // cld; rep stosb; hlt
     const gmem = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
