@@ -1,5 +1,5 @@
 // vm.guest.readInto of 64 MiB into a reused buffer: first time (fresh VM, fresh slot memory) and
-// warm, in GB/s, against memcpy of the same 64 MiB from the slot's mapping measured in the same
+// warm, and vm.guest.read (a new Buffer each time) warm, in GB/s, against memcpy of the same 64 MiB from the slot's mapping measured in the same
 // run, and against tools/guest-copy-c.c: a C guest copying at CPL3 the same way (2 MiB guest pages,
 // as the library's; `4k` beside it with 4 KiB pages), also in the same run, interleaved.
 // Usage: node tools/guest-read-speed.mjs [rounds=7]   (run `npm run build:ts` first)
@@ -30,6 +30,7 @@ const target = Buffer.alloc(SIZE);
 target.fill(1);
 const first = [];
 const firstMade = [];
+const freshRead = [];
 const warm = [];
 const memcpy = [];
 // The C baseline, built here into a temporary folder (cc from build-essential).
@@ -62,6 +63,10 @@ for (let r = 0; r < rounds; r++) {
     warm.push(gbps(SIZE, Number(process.hrtime.bigint() - t)));
   }
   t = process.hrtime.bigint();
+  const made = await vm.guest.read(GPA, SIZE);
+  freshRead.push(gbps(SIZE, Number(process.hrtime.bigint() - t)));
+  if (made[SIZE - 1] !== 0x3c) throw new Error('vm.guest.read returned other bytes than the host wrote');
+  t = process.hrtime.bigint();
   m.readInto(0, target);
   memcpy.push(gbps(SIZE, Number(process.hrtime.bigint() - t)));
   vm.close();
@@ -87,3 +92,4 @@ if (c.warm.length) {
 console.log(line('vm.guest.readInto, first 64 MiB', first, c.first.length ? c.first : undefined));
 console.log(line('  the same, helper made before', firstMade, c.first.length ? c.first : undefined));
 console.log(line('vm.guest.readInto, warm', warm, c.warm.length ? c.warm : memcpy));
+console.log(line('vm.guest.read (a new Buffer), warm', freshRead, c.warm.length ? c.warm : memcpy));
