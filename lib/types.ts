@@ -230,6 +230,13 @@ export interface Vcpu extends Disposable {
 export interface GuestAccess {
   read(gpa: U64, length: U64): Promise<Buffer>;
   write(gpa: U64, data: ArrayBufferView): Promise<void>;
+  /** As read, into `target` (any Uint8Array, SharedArrayBuffer too): resolves to its length. */
+  readInto(gpa: U64, target: Uint8Array): Promise<number>;
+  /**
+   * The guest-physical range the library's own helper guest occupies (real backend, once the
+   * first access made it), which the user's vCPUs cannot change; null while there is none.
+   */
+  readonly reserved: { gpa: number; size: number } | null;
 }
 
 export interface Vm extends Disposable {

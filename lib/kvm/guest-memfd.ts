@@ -45,6 +45,9 @@ export class KvmHold implements Hold {
   }
 }
 
+/** The file behind each mapping (vm.guest asks which file a slot's userspace memory shows). */
+export const mappingFile = new WeakMap<KvmMapping, KvmGuestMemfd>();
+
 export class KvmGuestMemfd implements GuestMemfd {
   readonly size: number;
   readonly flags: GuestMemfdFlags;
@@ -88,6 +91,7 @@ export class KvmGuestMemfd implements GuestMemfd {
     const { offset: off, length: len, private: priv } = mapArgs(this.#size, offset, length, opts);
     const m = new KvmMapping(this.native.map(off, len, priv), (x) => this.#mappings.delete(x));
     this.#mappings.add(m);
+    mappingFile.set(m, this);
     return m;
   }
 

@@ -1,95 +1,96 @@
 // vm.guest on the real backend: memory as the guest sees it, read and written by a small guest
-// program on a vCPU and in a memory slot of the library's own, out of the user's way.
+// program on a vCPU and in memory slots of the library's own, out of the user's way.
 //
 // The helper runs in 64-bit mode, set up directly through KVM_SET_SREGS (after KVM_SET_CPUID2,
-// done when any vCPU is created). Its 4 MiB region holds code, page tables and a 2 MiB bounce
-// buffer the host reaches through its own mmap. The target is reached through a movable window:
-// two 2 MiB page-table entries the host points at the target before each chunk (1 GiB pages end
-// in KVM_EXIT_SHUTDOWN on this machine), so any gpa a slot covers is reachable, above 4 GiB too.
-// Before copying a chunk the program reads one byte of each page and checks an abort flag: a page
-// the guest may not map (a private guest_memfd page ends in KVM_EXIT_MMIO here) costs one MMIO exit
-// and one io exit, never one exit per byte.
+// done when any vCPU is created). Its region (vm.guest.reserved, laid out in guest-program.ts) is
+// one guest_memfd the host reaches through its own mmap, bound as two userspace slots: code,
+// descriptor tables and page tables in a KVM_MEM_READONLY slot, so no vCPU of the user's can
+// change the helper (a write there is an MMIO exit of that vCPU), then the arguments, the abort
+// flag and two 2 MiB bounce buffers, writable. A read of several chunks overlaps the guest's copy
+// of one chunk with the host's copy of the one before, out of the other bounce buffer.
+//
+// Each chunk (at most 2 MiB, within one GiB) takes one of two paths:
+//   - fast (CPL3, native speed): when every page of the chunk is shown to the guest through a
+//     slot's userspace mapping whose file pages are shared (the state mirror), and, for a
+//     guest_memfd slot, that mapping is the slot's own file at the slot's offset, so native access
+//     (which goes to the file) and the emulator's (which goes to the mapping) see the same bytes.
+//     Windows of whole GiBs are mapped; changing one rewrites its page directory and re-adds the
+//     read-only slot, since native code runs on KVM's shadow of the tables, which host writes
+//     bypass. Any exit but the program's own sends the chunk to the slow path on a fresh vCPU.
+//   - slow (CPL0, emulated by PVM): everything else. The target is reached through two 2 MiB
+//     entries the host points at it before each chunk (1 GiB pages end in KVM_EXIT_SHUTDOWN on
+//     this machine). Before copying, the program reads one byte of each page and checks an abort
+//     flag: a page the guest may not map (KVM_EXIT_MMIO here) costs one MMIO exit and one io exit.
 import { constants as bufferConstants } from 'node:buffer';
 import { FLAGS, CAPS } from '../constants.js';
 import { ClosedError, GuestMemoryFault, argRangeError } from '../errors.js';
 import type { GuestAccess, U64, VcpuExit } from '../types.js';
-import { bytes, num, rangeEnd, u64 } from '../validate.js';
+import { num, rangeEnd, u64 } from '../validate.js';
+import { guestBytes } from './guest-bytes.js';
 import { guestPhysLimit } from '../phys-bits.js';
-import type { NativeGuestMemfd } from './guest-memfd.js';
+import { mappingFile, type NativeGuestMemfd } from './guest-memfd.js';
 import type { NativeMapping } from './mapping.js';
 import { KvmVcpu } from './vcpu.js';
 import type { KvmVm } from './vm.js';
+import {
+  ARGS, BOUNCE, CHUNK, FAST_PD, FAST_WINDOWS, FLAG, GDT, GDT_ENTRIES, GDT_LIMIT, GiB, LARGE, PAGE, PD_LOW, PD_WIN,
+  PDPT, PML4, PORT, PROG0, PROG3, PROGRAM0, PROGRAM3, PTE_LARGE, PTE_TABLE, REGION_ALIGN, REGION_SIZE,
+  RFLAGS0, RFLAGS3, RO_SIZE, SEL, TSS, TSS_LIMIT, WINDOW_VA, fastVa, tssBytes, u64le,
+} from './guest-program.js';
 
-const MiB = 1n << 20n;
-const PAGE = 4096n;
-const HELPER_SIZE = 4n * MiB;
-const BOUNCE = 2n * MiB; // offset of the bounce buffer in the helper region (and its VA)
-const CHUNK = 2n * MiB;
-const LARGE = 2n * MiB;
-// Offsets in the helper region's first page group.
-const FLAG = 0x800; // abort flag, set by the host on an MMIO exit
-const PML4 = 0x1000;
-const PDPT = 0x2000;
-const PD_LOW = 0x3000; // VA 0..1 GiB: the helper region itself
-const PD_WIN = 0x4000; // VA 1..2 GiB: the window onto the target
-const GDT = 0x5000;
-const WINDOW_VA = 1n << 30n;
-const PORT = 0x4b47; // 'KG'
 const PREFERRED_GPA = 0xf000_0000n; // below 4 GiB: within every guest's physical address width
 const MMIO_EXIT_LIMIT = 16;
-const PTE_LARGE = 0x83n; // present | writable | 2 MiB page
-const PTE_TABLE = 0x03n; // present | writable
-
-const lo = PORT & 0xff;
-const hi = PORT >> 8;
-// Args: rdx = window VA of the first page to probe, r8 = pages to probe, r9 = VA of the abort flag,
-// rsi/rdi = copy source and destination, rcx = length / 8 (rep movsq), r10 = length % 8.
-const PROGRAM = Buffer.from([
-  0x0f, 0x20, 0xd8, //             0x00 mov rax, cr3
-  0x0f, 0x22, 0xd8, //             0x03 mov cr3, rax        ; drop the old window's TLB entries
-  0x4d, 0x85, 0xc0, //             0x06 probe: test r8, r8
-  0x74, 0x14, //                   0x09 jz copy (0x1f)
-  0x8a, 0x02, //                   0x0b mov al, [rdx]       ; touch one byte of the page
-  0x41, 0x80, 0x39, 0x00, //       0x0d cmp byte [r9], 0    ; did the host flag a fault?
-  0x75, 0x1c, //                   0x11 jne abort (0x2f)
-  0x48, 0x81, 0xc2, 0x00, 0x10, 0x00, 0x00, // 0x13 add rdx, 4096
-  0x49, 0xff, 0xc8, //             0x1a dec r8
-  0xeb, 0xe7, //                   0x1d jmp probe (0x06)
-  0xf3, 0x48, 0xa5, //             0x1f copy: rep movsq     ; rcx = length / 8
-  0x4c, 0x89, 0xd1, //             0x22 mov rcx, r10        ; r10 = length % 8
-  0xf3, 0xa4, //                   0x25 rep movsb
-  0xb0, 0x00, //                   0x27 mov al, 0           ; status: done
-  0x66, 0xba, lo, hi, //           0x29 mov dx, PORT
-  0xee, //                         0x2d out dx, al
-  0xf4, //                         0x2e hlt
-  0xb0, 0x01, //                   0x2f abort: mov al, 1     ; status: aborted
-  0x66, 0xba, lo, hi, //           0x31 mov dx, PORT
-  0xee, //                         0x35 out dx, al
-  0xf4, //                         0x36 hlt
-]);
+// Each fast-path chunk that ends in another exit costs a vCPU (one left mid-instruction cannot be
+// reset): after this many the VM's calls all take the CPL0 path.
+const FAST_FAILURE_LIMIT = 8;
+const RUN_INLINE_US = 500; // the vCPU default: an exit within it costs no thread handoff
+// A retry when the abort flag was set by someone else (a user vCPU writing the writable part).
+const FORGED_ABORT_LIMIT = 3;
 
 interface Helper {
-  slot: number;
+  /** The read-only slot (code and tables) and the writable one (flag and bounce buffer). */
+  slots: [number, number];
   gpa: bigint;
   gmem: NativeGuestMemfd;
   map: NativeMapping;
+  /** The bounce buffer through a zero-copy view of the helper's mapping (never converted). */
+  bounce: Uint8Array | undefined;
   vcpu: KvmVcpu;
+  /** The privilege level the vCPU's segments are set for. */
+  cpl: 0 | 3;
+  /** The next KVM_RUN starts the CPL3 program at its top (it reads its arguments then). */
+  atTop: boolean;
+  /** The GiB (its first gpa) each CPL3 window shows, and when each was last used. */
+  windows: (bigint | undefined)[];
+  used: number[];
+  tick: number;
+  /** Bumped whenever the region moves: a run that spans a move has its result thrown away. */
+  gen: number;
 }
 
-function u64le(values: bigint[]): Buffer {
-  const b = Buffer.alloc(values.length * 8);
-  values.forEach((v, i) => b.writeBigUInt64LE(v, i * 8));
-  return b;
-}
+/** A call's buffer, and its length when the call was made. */
+type Target = { buf: Uint8Array; write: boolean; length: bigint };
+type Inflight = { h: Helper; at: bigint; n: bigint; slice: Uint8Array; bounce: 0 | 1; run: Promise<boolean> };
+
+const detached = (call: string) => argRangeError(`the buffer given to vm.guest.${call} was detached or resized during the call`);
 
 export class KvmGuestAccess implements GuestAccess {
   #helper: Helper | undefined;
   #vcpuBroken = false;
+  #fastFailures = 0;
+  /** The helper vCPU while a run of it is in flight (on its own thread). */
+  #running: KvmVcpu | undefined;
   #nextVcpuId: number | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   constructor(readonly vm: KvmVm) {}
+
+  /** The guest-physical range the helper occupies, once it exists. */
+  get reserved(): { gpa: number; size: number } | null {
+    const h = this.#helper;
+    return h ? { gpa: num(h.gpa), size: Number(REGION_SIZE) } : null;
+  }
 
   read(gpa: U64, length: U64): Promise<Buffer> {
     try {
@@ -97,8 +98,21 @@ export class KvmGuestAccess implements GuestAccess {
       const len = u64('length', length);
       if (len > BigInt(bufferConstants.MAX_LENGTH)) throw argRangeError(`length ${len} is larger than a Buffer can be`);
       this.#check(start, len, false);
-      const out = Buffer.alloc(Number(len));
-      return this.#serial(() => this.#transfer(start, out, false)).then(() => out);
+      // Every byte is written before the Buffer is handed out; on a rejection it is dropped.
+      const out = Buffer.allocUnsafeSlow(Number(len));
+      return this.#serial(() => this.#transfer(start, { buf: out, write: false, length: len })).then(() => out);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  readInto(gpa: U64, target: Uint8Array): Promise<number> {
+    try {
+      const start = u64('gpa', gpa);
+      const dst = guestBytes('target', target);
+      const len = dst.byteLength;
+      this.#check(start, BigInt(len), false);
+      return this.#serial(() => this.#transfer(start, { buf: dst, write: false, length: BigInt(len) })).then(() => len);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -107,15 +121,16 @@ export class KvmGuestAccess implements GuestAccess {
   write(gpa: U64, data: ArrayBufferView): Promise<void> {
     try {
       const start = u64('gpa', gpa);
-      const src = bytes('data', data);
-      const readonlyAt = this.#check(start, BigInt(src.byteLength), true);
-      // A copy, so the caller may reuse its buffer as soon as write() returns.
-      const copy = Buffer.from(src);
-      if (readonlyAt === undefined) return this.#serial(() => this.#transfer(start, copy, true));
+      // No copy: data is read while the call is pending (api.md), so large writes cost no Buffer.
+      const src = guestBytes('data', data);
+      const len = BigInt(src.byteLength);
+      const readonlyAt = this.#check(start, len, true);
+      if (readonlyAt === undefined) return this.#serial(() => this.#transfer(start, { buf: src, write: true, length: len }));
       // The pages before the read-only slot are written in order (and may fault first); then the
       // read-only page faults, as a guest writing in address order would see it.
       return this.#serial(async () => {
-        if (readonlyAt > start) await this.#transfer(start, copy.subarray(0, Number(readonlyAt - start)), true);
+        const head = src.byteLength === Number(len) ? src.subarray(0, Number(readonlyAt - start)) : new Uint8Array(0);
+        if (readonlyAt > start) await this.#transfer(start, { buf: head, write: true, length: readonlyAt - start });
         throw new GuestMemoryFault({
           gpa: num(readonlyAt & ~(PAGE - 1n)),
           size: Number(PAGE),
@@ -128,13 +143,23 @@ export class KvmGuestAccess implements GuestAccess {
     }
   }
 
+  async #run(h: Helper): Promise<VcpuExit> {
+    const v = h.vcpu;
+    this.#running = v;
+    try {
+      return await v.run();
+    } finally {
+      if (this.#running === v) this.#running = undefined;
+    }
+  }
+
   /** Before the user sets a slot: move the helper out of the way if the new slot would collide. */
   makeRoom(slot: number, gpa: bigint, size: bigint): void {
     const h = this.#helper;
     if (!h) return;
-    // A delete (size 0) of the helper's slot id must find no slot there, as on a VM without a helper.
-    if (slot !== h.slot && (size === 0n || gpa + size <= h.gpa || h.gpa + HELPER_SIZE <= gpa)) return;
-    this.vm.native.setUserMemoryRegion2(h.slot, 0, 0, 0, null, 0, null, 0);
+    // A delete (size 0) of a helper's slot id must find no slot there, as on a VM without a helper.
+    if (!h.slots.includes(slot) && (size === 0n || gpa + size <= h.gpa || h.gpa + REGION_SIZE <= gpa)) return;
+    this.#unbind(h);
     this.#place(h, { slot, gpa, size });
   }
 
@@ -150,12 +175,16 @@ export class KvmGuestAccess implements GuestAccess {
     return p;
   }
 
+  #sortedSlots() {
+    return [...this.vm.slots.values()].sort((a, b) => (a.guestPhysAddr < b.guestPhysAddr ? -1 : 1));
+  }
+
   // The user's slots must cover [gpa, gpa + len); writes must not land in a read-only slot.
   /** Closed and coverage checks; for a write, where its first read-only slot starts (if any). */
   #check(gpa: bigint, len: bigint, write: boolean): bigint | undefined {
     if (this.#closed || this.vm.closed) throw new ClosedError('Vm');
     const end = rangeEnd(gpa, len);
-    const slots = [...this.vm.slots.values()].sort((a, b) => (a.guestPhysAddr < b.guestPhysAddr ? -1 : 1));
+    const slots = this.#sortedSlots();
     // Coverage of the whole range first (RangeError), as the simulator orders it (found by the
     // differential fuzzer); a read-only slot only faults when the write reaches it.
     const runs: [typeof slots[number], bigint][] = [];
@@ -183,52 +212,258 @@ export class KvmGuestAccess implements GuestAccess {
     return false;
   }
 
-  async #transfer(gpa: bigint, buf: Buffer, write: boolean): Promise<void> {
+  /**
+   * Whether native (CPL3) access to [gpa, gpa + n) sees what the emulated (CPL0) one sees: each
+   * page through a slot's open userspace mapping, of a file whose pages there are shared, and for a
+   * guest_memfd slot that same file at the slot's own offset. Only type-0 VMs: no private attributes.
+   */
+  #fastPathSees(gpa: bigint, n: bigint): boolean {
+    if (this.vm.type !== 0 || this.#fastFailures >= FAST_FAILURE_LIMIT) return false;
+    const end = gpa + n;
+    const slots = this.#sortedSlots();
+    for (let at = gpa; at < end; ) {
+      const s = slots.find((x) => x.guestPhysAddr <= at && at < x.guestPhysAddr + x.size);
+      if (!s) return false;
+      const to = s.guestPhysAddr + s.size < end ? s.guestPhysAddr + s.size : end;
+      const m = s.userspace;
+      const file = m && !m.closed ? mappingFile.get(m) : undefined;
+      if (!m || !file || file.closed) return false;
+      const first = (at - s.guestPhysAddr) & ~(PAGE - 1n);
+      const last = (to - s.guestPhysAddr + PAGE - 1n) & ~(PAGE - 1n);
+      if (s.userspaceOffset + last > BigInt(m.length)) return false;
+      const fileAt = BigInt(m.offset) + s.userspaceOffset + first;
+      if (s.guestMemfd && (s.guestMemfd !== file || s.guestMemfdOffset + first !== fileAt)) return false;
+      if (fileAt + (last - first) > BigInt(file.size)) return false;
+      if (file.states(fileAt, last - first).some((e) => e.state !== 'shared')) return false;
+      at = to;
+    }
+    return true;
+  }
+
+  async #transfer(gpa: bigint, t: Target): Promise<void> {
+    const total = t.length;
+    // A read of several chunks overlaps the guest's copy of one with the host's of the previous,
+    // so the vCPU runs on its own thread then; a short access stays on this one (no handoff).
+    const overlap = !t.write && total > CHUNK;
+    if (this.#helper && !this.#vcpuBroken && !overlap) this.#helper.vcpu.setRunInline(RUN_INLINE_US);
+    let inflight: Inflight | undefined;
+    try {
+      await this.#chunks(gpa, t, total, overlap, (f) => {
+        inflight = f;
+      });
+    } finally {
+      // Never leave a run going: the next call would find the vCPU busy.
+      if (inflight) await inflight.run.catch(() => false);
+    }
+  }
+
+  /** A fast read's copy in flight: its chunk, its bounce buffer and whether the guest's copy worked. */
+  async #finish(f: Inflight): Promise<void> {
+    if (await f.run) this.#fromBounce(f.h, f.slice, f.bounce);
+    else await this.#slowChunk(this.#ensureHelper(), f.at, f.n, f.slice, false);
+  }
+
+  async #chunks(gpa: bigint, t: Target, total: bigint, overlap: boolean, track: (f: Inflight | undefined) => void): Promise<void> {
     let done = 0n;
-    const total = BigInt(buf.length);
+    let prev: Inflight | undefined;
+    let which: 0 | 1 = 0;
     while (done < total) {
       if (this.#closed || this.vm.closed) throw new ClosedError('Vm');
-      const h = this.#ensureHelper();
+      // Not the vCPU yet: the previous chunk's run may still be in flight on it.
+      this.#ensureRegion();
       const at = gpa + done;
       // Past the guest's physical address width the helper's page tables would triple-fault:
       // a fault at that page instead, as the simulator reports it (found by the differential fuzzer).
       const limit = guestPhysLimit();
       if (at >= limit) throw new GuestMemoryFault({ gpa: num(at & ~(PAGE - 1n)), size: Number(PAGE), private: false });
-      const base = at & ~(LARGE - 1n);
+      const gibEnd = (at & ~(GiB - 1n)) + GiB;
       let n = total - done < CHUNK ? total - done : CHUNK;
+      if (at + n > gibEnd) n = gibEnd - at;
       if (at + n > limit) n = limit - at;
-      const slice = buf.subarray(Number(done), Number(done + n));
-      h.map.write(PD_WIN, u64le([base | PTE_LARGE, (base + LARGE) | PTE_LARGE]));
-      h.map.write(FLAG, Buffer.of(0));
-      if (write) h.map.write(Number(BOUNCE), slice);
-      const firstPage = at & ~(PAGE - 1n);
-      const pages = ((at + n - 1n) & ~(PAGE - 1n)) - firstPage + PAGE;
-      const winAt = WINDOW_VA + (at - base);
-      h.vcpu.setRegs({
-        rip: 0n, rflags: 2n,
-        rdx: WINDOW_VA + (firstPage - base), r8: pages / PAGE, r9: BigInt(FLAG),
-        rsi: write ? BOUNCE : winAt, rdi: write ? winAt : BOUNCE, rcx: n >> 3n, r10: n & 7n,
-      });
-      await this.#runChunk(h);
-      if (!write) h.map.readInto(Number(BOUNCE), slice);
+      this.#sameSize(t, total);
+      const slice = t.buf.subarray(Number(done), Number(done + n));
+      const fast = this.#fastPathSees(at, n);
+      if (overlap && fast) {
+        // The previous guest copy must be over before this one starts on the same vCPU.
+        if (prev && !(await prev.run)) {
+          track(undefined);
+          await this.#slowChunk(this.#ensureHelper(), prev.at, prev.n, prev.slice, false);
+          prev = undefined;
+        }
+        const cur: Inflight = { h: this.#ensureHelper(), at, n, slice, bounce: which, run: Promise.resolve(false) };
+        cur.h.vcpu.setRunInline(0); // a vCPU made since the call began starts with the default
+        cur.run = this.#fastChunk(cur.h, at, n, slice, false, which);
+        track(cur);
+        if (prev) this.#fromBounce(prev.h, prev.slice, prev.bounce);
+        prev = cur;
+        which = which === 0 ? 1 : 0;
+      } else {
+        if (prev) {
+          track(undefined);
+          await this.#finish(prev);
+          prev = undefined;
+        }
+        const h = this.#ensureHelper();
+        if (fast && (await this.#fastChunk(h, at, n, slice, t.write, 0))) {
+          if (!t.write) this.#fromBounce(h, slice, 0);
+        } else {
+          await this.#slowChunk(this.#ensureHelper(), at, n, slice, t.write);
+        }
+      }
       done += n;
+    }
+    if (prev) {
+      track(undefined);
+      await this.#finish(prev);
     }
   }
 
-  async #runChunk(h: Helper): Promise<void> {
-    let fault: { gpa: number; size: number; private: boolean } | undefined;
-    let mmioExits = 0;
+  // A target or source detached or shrunk under the call (transferred, or a resizable buffer).
+  #sameSize(t: Target, total: bigint): void {
+    if (BigInt(t.buf.byteLength) !== total) throw detached(t.write ? 'write' : 'readInto');
+  }
+
+  #bounce(h: Helper, which: 0 | 1): Uint8Array | undefined {
+    if (h.bounce === undefined || h.bounce.byteLength === 0) {
+      try {
+        h.bounce = new Uint8Array(h.map.view(), Number(BOUNCE), Number(2n * CHUNK));
+      } catch {
+        h.bounce = undefined; // a runtime without external ArrayBuffers: the mapping's own copies
+      }
+    }
+    return h.bounce?.subarray(which * Number(CHUNK), (which + 1) * Number(CHUNK));
+  }
+
+  #toBounce(h: Helper, src: Uint8Array): void {
+    if (src.byteLength === 0) throw detached('write'); // every chunk has a byte at least
+    const b = this.#bounce(h, 0);
+    if (b) b.set(src);
+    else h.map.write(Number(BOUNCE), Buffer.from(src));
+  }
+
+  #fromBounce(h: Helper, dst: Uint8Array, which: 0 | 1): void {
+    if (dst.byteLength === 0) throw detached('readInto');
+    const b = this.#bounce(h, which);
+    if (b) dst.set(b.subarray(0, dst.byteLength));
+    else dst.set(h.map.read(Number(BOUNCE + BigInt(which) * CHUNK), dst.byteLength));
+  }
+
+  /**
+   * The CPL3 copy (a read into bounce buffer `which`, left there); false when it could not finish
+   * (then the vCPU is replaced).
+   */
+  async #fastChunk(h: Helper, at: bigint, n: bigint, slice: Uint8Array, write: boolean, which: 0 | 1): Promise<boolean> {
+    const bounce = BOUNCE + BigInt(which) * CHUNK;
+    const gen = h.gen;
+    const gib = at & ~(GiB - 1n);
+    const va = fastVa(this.#window(h, gib)) + (at - gib);
+    if (h.cpl !== 3) this.#setCpl(h, 3);
+    if (write) this.#toBounce(h, slice);
+    h.map.write(ARGS, u64le([write ? bounce : va, write ? va : bounce, n >> 3n, n & 7n]));
+    if (!h.atTop) {
+      h.vcpu.setRegs({ rip: BigInt(PROG3), rflags: RFLAGS3 });
+      h.atTop = true;
+    }
     for (;;) {
       let e: VcpuExit;
       try {
-        e = await h.vcpu.run();
+        e = await this.#run(h);
+      } catch (err) {
+        if (this.#closed || this.vm.closed) throw new ClosedError('Vm');
+        if (h.gen !== gen) return false;
+        this.#vcpuBroken = true;
+        this.#fastFailures++;
+        return false;
+      }
+      // The region moved under the run (a slot the user set): redo the chunk on a fresh vCPU.
+      if (h.gen !== gen) {
+        h.atTop = false;
+        return false;
+      }
+      if (e.reason === 'intr') continue;
+      if (e.reason === 'io' && e.port === PORT && e.direction === 'out' && e.data[0] === 0) break;
+      // An MMIO exit, a memory fault or anything else: the CPL0 path finds out what it is.
+      this.#vcpuBroken = true;
+      this.#fastFailures++;
+      h.atTop = false;
+      return false;
+    }
+    return true;
+  }
+
+  /** The CPL3 window showing the GiB at gpa `gib`, made (or repointed) when none does. */
+  #window(h: Helper, gib: bigint): number {
+    let w = h.windows.indexOf(gib);
+    if (w < 0) {
+      w = h.windows.indexOf(undefined);
+      if (w < 0) w = h.used.indexOf(Math.min(...h.used));
+      const limit = guestPhysLimit();
+      const pdes: bigint[] = [];
+      for (let i = 0n; i < 512n; i++) pdes.push(gib + i * LARGE < limit ? (gib + i * LARGE) | PTE_LARGE : 0n);
+      const pd = FAST_PD + w * 0x1000;
+      h.map.write(pd, u64le(pdes));
+      h.map.write(PDPT + 8 * (2 + w), u64le([(h.gpa + BigInt(pd)) | PTE_TABLE]));
+      h.windows[w] = gib;
+      // Native code runs on KVM's shadow of these tables, which the host's writes bypass; a slot
+      // re-added drops every shadow page of its memory (no `mov cr3` at CPL3, no rewrite in place).
+      const ro = h.slots[0];
+      this.vm.native.setUserMemoryRegion2(ro, 0, 0, 0, null, 0, null, 0);
+      this.vm.native.setUserMemoryRegion2(ro, FLAGS.KVM_MEM_READONLY!, h.gpa, RO_SIZE, h.map, 0, null, 0);
+    }
+    h.used[w] = ++h.tick;
+    return w;
+  }
+
+  /** The CPL0 probe and copy, which sees and reports every fault. */
+  async #slowChunk(h: Helper, at: bigint, n: bigint, slice: Uint8Array, write: boolean): Promise<void> {
+    if (h.cpl !== 0) this.#setCpl(h, 0);
+    h.atTop = false;
+    const base = at & ~(LARGE - 1n);
+    h.map.write(PD_WIN, u64le([base | PTE_LARGE, (base + LARGE) | PTE_LARGE]));
+    const firstPage = at & ~(PAGE - 1n);
+    const pages = ((at + n - 1n) & ~(PAGE - 1n)) - firstPage + PAGE;
+    const winAt = WINDOW_VA + (at - base);
+    for (let attempt = 0; ; attempt++) {
+      if (attempt === FORGED_ABORT_LIMIT) {
+        throw new Error(`vm.guest: the helper was stopped ${attempt} times by writes to its abort flag at gpa 0x${(h.gpa + BigInt(FLAG)).toString(16)} (a vCPU is writing vm.guest.reserved)`);
+      }
+      h.map.write(FLAG, Buffer.of(0));
+      if (write) this.#toBounce(h, slice);
+      h.vcpu.setRegs({
+        rip: BigInt(PROG0), rflags: RFLAGS0,
+        rdx: WINDOW_VA + (firstPage - base), r8: pages / PAGE, r9: BigInt(FLAG),
+        rsi: write ? BOUNCE : winAt, rdi: write ? winAt : BOUNCE, rcx: n >> 3n, r10: n & 7n,
+      });
+      const r = await this.#runSlow(h);
+      if (r === 'moved') return this.#slowChunk(this.#ensureHelper(), at, n, slice, write);
+      if (r === 'done') break;
+    }
+    if (!write) this.#fromBounce(h, slice, 0);
+  }
+
+  /**
+   * Runs the CPL0 program once: done, again (a forged abort) or moved (the region moved under the
+   * run: its exits say nothing of the target).
+   */
+  async #runSlow(h: Helper): Promise<'done' | 'again' | 'moved'> {
+    let fault: { gpa: number; size: number; private: boolean } | undefined;
+    let mmioExits = 0;
+    const gen = h.gen;
+    for (;;) {
+      let e: VcpuExit;
+      try {
+        e = await this.#run(h);
       } catch (err) {
         this.#vcpuBroken = true;
+        if (h.gen !== gen && !this.#closed && !this.vm.closed) return 'moved';
         throw err;
       }
+      if (h.gen !== gen) return 'moved';
       if (e.reason === 'io' && e.port === PORT && e.direction === 'out') {
-        if (e.data[0] === 0 && !fault) return;
-        const f = fault ?? { gpa: 0, size: Number(PAGE), private: false };
+        if (e.data[0] === 0 && !fault) return 'done';
+        // Aborted on a flag the host did not set: another vCPU wrote it. Not a fault; run again.
+        if (!fault) return 'again';
+        const f = fault;
         throw new GuestMemoryFault({ ...f, message: `guest access to gpa 0x${f.gpa.toString(16)} faulted (the guest may not map this page${f.private ? ': private guest_memfd memory' : ''})` });
       }
       if (e.reason === 'mmio') {
@@ -251,36 +486,48 @@ export class KvmGuestAccess implements GuestAccess {
     }
   }
 
+  /** The helper's region and slots (made on first use), without touching its vCPU. */
+  #ensureRegion(): void {
+    if (!this.#helper) this.#ensureHelper();
+  }
+
   #ensureHelper(): Helper {
     const h = this.#helper;
     if (h && !this.#vcpuBroken) return h;
     if (h) {
-      // A vCPU left mid-instruction cannot be reset through KVM; a fresh one (new id) replaces it.
-      h.vcpu.markClosed();
+      // A vCPU left mid-instruction cannot be reset through KVM; a fresh one (new id) replaces it
+      // (KVM keeps the old one until the VM goes; its fd is closed now).
+      h.vcpu.close();
       h.vcpu = this.#newVcpu();
       this.#vcpuBroken = false;
       this.#setupVcpu(h);
       return h;
     }
     const native = this.vm.native;
-    const gmem = native.createGuestMemfd(HELPER_SIZE, BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP! | FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!));
+    const gmem = native.createGuestMemfd(REGION_SIZE, BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP! | FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!));
     let map: NativeMapping | undefined;
     let helper: Helper | undefined;
     try {
-      map = gmem.map(0, HELPER_SIZE, false);
-      map.write(0, PROGRAM);
-      helper = { slot: -1, gpa: 0n, gmem, map, vcpu: undefined as unknown as KvmVcpu };
+      map = gmem.map(0, REGION_SIZE, false);
+      map.write(PROG0, PROGRAM0);
+      map.write(PROG3, PROGRAM3);
+      map.write(GDT, u64le(GDT_ENTRIES));
+      map.write(TSS, tssBytes());
+      helper = {
+        slots: [-1, -1], gpa: 0n, gmem, map, bounce: undefined, vcpu: undefined as unknown as KvmVcpu, cpl: 0, atTop: false,
+        windows: new Array<bigint | undefined>(FAST_WINDOWS).fill(undefined), used: new Array<number>(FAST_WINDOWS).fill(0), tick: 0, gen: 0,
+      };
       helper.vcpu = this.#newVcpu();
       this.#place(helper);
       this.#helper = helper;
       return helper;
     } catch (e) {
-      // Undo whatever was made before the failure: the slot, the vCPU's fd, then the file.
-      if (helper && helper.slot >= 0) {
+      // Undo whatever was made before the failure: the slots, the vCPU's fd, then the file.
+      if (helper) {
         try {
-          native.setUserMemoryRegion2(helper.slot, 0, 0, 0, null, 0, null, 0);
+          this.#unbind(helper);
         } catch {
-          // the VM closes the slot with it
+          // the VM closes the slots with it
         }
       }
       helper?.vcpu?.close();
@@ -302,40 +549,70 @@ export class KvmGuestAccess implements GuestAccess {
     }
   }
 
-  // Picks a slot id and a gpa clear of the user's slots (and of `avoid`), binds the region there
+  #unbind(h: Helper): void {
+    for (const slot of h.slots) if (slot >= 0) this.vm.native.setUserMemoryRegion2(slot, 0, 0, 0, null, 0, null, 0);
+    h.slots = [-1, -1];
+  }
+
+  // Picks two slot ids and a gpa clear of the user's slots (and of `avoid`), binds the region there
   // and writes the page tables, whose entries hold physical addresses.
   #place(h: Helper, avoid?: { slot: number; gpa: bigint; size: bigint }): void {
     const used = [...this.vm.slots.values()].map((s) => ({ slot: s.slot, gpa: s.guestPhysAddr, size: s.size }));
     if (avoid) used.push(avoid);
-    const overlaps = (g: bigint) => used.some((s) => g < s.gpa + s.size && s.gpa < g + HELPER_SIZE);
-    const align = (g: bigint) => (g + HELPER_SIZE - 1n) & ~(HELPER_SIZE - 1n);
+    const overlaps = (g: bigint) => used.some((s) => g < s.gpa + s.size && s.gpa < g + REGION_SIZE);
+    const align = (g: bigint) => (g + REGION_ALIGN - 1n) & ~(REGION_ALIGN - 1n);
     const candidates = [PREFERRED_GPA, ...used.map((s) => align(s.gpa + s.size)).sort((a, b) => (a < b ? -1 : 1))];
     const gpa = candidates.find((g) => !overlaps(g))!;
-    let slot = this.vm.checkExtension(CAPS.NR_MEMSLOTS!) - 1;
-    while (used.some((s) => s.slot === slot)) slot--;
-    this.vm.native.setUserMemoryRegion2(slot, FLAGS.KVM_MEM_GUEST_MEMFD!, gpa, HELPER_SIZE, h.map, 0, h.gmem, 0);
-    h.slot = slot;
-    h.gpa = gpa;
+    const ids: number[] = [];
+    for (let slot = this.vm.checkExtension(CAPS.NR_MEMSLOTS!) - 1; ids.length < 2; slot--) {
+      if (!used.some((s) => s.slot === slot)) ids.push(slot);
+    }
+    const [ro, rw] = ids as [number, number];
+    // The tables first (their entries hold physical addresses), then the slots: binding the
+    // read-only one last leaves KVM no shadow of the tables as they were.
     h.map.write(PML4, u64le([(gpa + BigInt(PDPT)) | PTE_TABLE]));
-    h.map.write(PDPT, u64le([(gpa + BigInt(PD_LOW)) | PTE_TABLE, (gpa + BigInt(PD_WIN)) | PTE_TABLE]));
-    h.map.write(PD_LOW, u64le([gpa | PTE_LARGE, (gpa + BOUNCE) | PTE_LARGE]));
-    this.#setupVcpu(h);
+    h.map.write(PDPT, u64le([(gpa + BigInt(PD_LOW)) | PTE_TABLE, (gpa + BigInt(PD_WIN)) | PTE_TABLE, ...new Array<bigint>(FAST_WINDOWS).fill(0n)]));
+    const lows: bigint[] = [];
+    for (let at = 0n; at < REGION_SIZE; at += LARGE) lows.push((gpa + at) | PTE_LARGE);
+    h.map.write(PD_LOW, u64le(lows));
+    h.windows.fill(undefined);
+    h.used.fill(0);
+    // Userspace slots over the helper's own mapping: KVM refuses KVM_MEM_READONLY on a guest_memfd slot.
+    this.vm.native.setUserMemoryRegion2(rw, 0, gpa + RO_SIZE, REGION_SIZE - RO_SIZE, h.map, RO_SIZE, null, 0);
+    h.slots = [-1, rw];
+    this.vm.native.setUserMemoryRegion2(ro, FLAGS.KVM_MEM_READONLY!, gpa, RO_SIZE, h.map, 0, null, 0);
+    h.slots = [ro, rw];
+    h.gpa = gpa;
+    h.gen++;
+    if (this.#running === h.vcpu) {
+      // Mid-run (a slot set while a call awaits): stop it; the chunk is redone on a fresh vCPU.
+      this.#vcpuBroken = true;
+      h.vcpu.kick();
+    } else {
+      this.#setupVcpu(h);
+    }
   }
 
-  // 64-bit mode straight away: paging on, EFER.LME|LMA, a long-mode code segment, flat data.
+  #setCpl(h: Helper, cpl: 0 | 3): void {
+    const seg = { base: 0n, limit: 0xffffffff, present: 1, dpl: cpl, s: 1, g: 1, avl: 0, unusable: 0 };
+    const data = { ...seg, selector: cpl === 3 ? SEL.data3 : SEL.data0, type: 3, db: 1, l: 0 };
+    h.vcpu.setSregs({ cs: { ...seg, selector: cpl === 3 ? SEL.code3 : SEL.code0, type: 11, db: 0, l: 1 }, ds: data, es: data, fs: data, gs: data, ss: data });
+    h.cpl = cpl;
+    h.atTop = false;
+  }
+
+  // 64-bit mode straight away: paging on, EFER.LME|LMA, a long-mode code segment, flat data, and
+  // a TSS whose I/O bitmap lets the CPL3 program's `out` through.
   #setupVcpu(h: Helper): void {
-    const seg = { base: 0n, limit: 0xffffffff, present: 1, dpl: 0, s: 1, g: 1, avl: 0, unusable: 0 };
-    const data = { ...seg, selector: 16, type: 3, db: 1, l: 0 };
     h.vcpu.setSregs({
-      cs: { ...seg, selector: 8, type: 11, db: 0, l: 1 },
-      ds: data, es: data, fs: data, gs: data, ss: data,
-      tr: { base: 0n, limit: 0x67, selector: 24, type: 11, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0 },
-      gdt: { base: BigInt(GDT), limit: 0x1f },
+      tr: { base: BigInt(TSS), limit: TSS_LIMIT, selector: SEL.tss, type: 11, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0 },
+      gdt: { base: BigInt(GDT), limit: GDT_LIMIT },
       idt: { base: 0n, limit: 0 },
       cr0: 0x80050033n, // PG | AM | WP | NE | ET | MP | PE
       cr3: h.gpa + BigInt(PML4),
       cr4: 0x20n, // PAE
       efer: 0x500n, // LMA | LME
     });
+    this.#setCpl(h, 0);
   }
 }

@@ -14,7 +14,8 @@
 // A fault names its page, and is `private` when the guest_memfd page behind it is not shared.
 import { GuestMemoryFault, argRangeError } from '../errors.js';
 import type { GuestAccess, U64 } from '../types.js';
-import { PAGE_SIZE, bytes, ensureOpen, num, rangeEnd, u64 } from '../validate.js';
+import { PAGE_SIZE, ensureOpen, num, rangeEnd, u64 } from '../validate.js';
+import { guestBytes } from '../kvm/guest-bytes.js';
 import { SHARED } from '../state-map.js';
 import { guestPhysLimit } from '../phys-bits.js';
 import type { SimGuestMemfd } from './guest-memfd.js';
@@ -32,6 +33,11 @@ type Piece = { file: SimGuestMemfd; at: bigint } | { fault: boolean };
 export class SimGuestAccess implements GuestAccess {
   constructor(private readonly vm: Owner) {}
 
+  /** The simulator's guest access takes no guest-physical memory. */
+  get reserved(): null {
+    return null;
+  }
+
   async read(gpa: U64, length: U64): Promise<Buffer> {
     const [start, len] = this.#args(gpa, length);
     const out = Buffer.alloc(Number(len));
@@ -39,8 +45,17 @@ export class SimGuestAccess implements GuestAccess {
     return out;
   }
 
+  async readInto(gpa: U64, target: Uint8Array): Promise<number> {
+    // The kvm backend's order: gpa, the target's type, closed, then ranges.
+    u64('gpa', gpa);
+    const dst = guestBytes('target', target);
+    const [start, len] = this.#args(gpa, dst.byteLength);
+    this.#walk(start, len, false, (file, at, pos, n) => file.pages.read(at, dst.subarray(pos, pos + n)));
+    return dst.byteLength;
+  }
+
   async write(gpa: U64, data: ArrayBufferView): Promise<void> {
-    const src = bytes('data', data);
+    const src = guestBytes('data', data);
     const [start, len] = this.#args(gpa, src.length);
     this.#walk(start, len, true, (file, at, pos, n) => file.pages.write(at, src.subarray(pos, pos + n)));
   }

@@ -81,7 +81,7 @@ describeKvm('vm.guest on the real backend', () => {
     expect(map.read(MiB, 5)).toEqual(Buffer.alloc(5));
     const back = await vm.guest.read(MiB + 5, data.length);
     expect(back.equals(data)).toBe(true);
-  }, 300_000); // guest code runs slowly on this nested host: about 6 MB/s through the helper
+  }, 300_000); // at CPL0 (e.g. a slot the fast path may not use) the helper moves about 6 MB/s
 
   it('a range across two adjacent slots (two files) reads and writes as one', async () => {
     const a = sharedSlot(0, 0x100000, 0x10000);

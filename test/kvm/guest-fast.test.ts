@@ -1,0 +1,235 @@
+// vm.guest's native-speed (CPL3) path and readInto: the same answers as the emulated (CPL0) path
+// wherever the fast path runs, and the CPL0 path wherever the two would differ (issue 15).
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GuestMemoryFault, open } from '../../lib/index.js';
+import type { Kvm, Vm } from '../../lib/index.js';
+import { describeKvm } from '../helpers/kvm.js';
+
+const GiB = 0x4000_0000;
+const PAGE = 4096;
+
+let kvm: Kvm;
+let vm: Vm;
+afterEach(() => kvm.close());
+
+function shared(slot: number, gpa: number, size: number) {
+  const g = vm.createGuestMemfd({ size, mmap: true, initShared: true });
+  const m = g.map();
+  vm.setMemoryRegion({ slot, guestPhysAddr: gpa, size, guestMemfd: g, userspace: m });
+  return { g, m };
+}
+
+/** What both backends must agree on: readInto into shared memory, at an offset, over a fault. */
+async function readIntoScenario(k: Kvm): Promise<unknown> {
+  const v = k.createVm();
+  const g = v.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+  const m = g.map();
+  m.fill(0, 4 * PAGE, 0x5a);
+  v.setMemoryRegion({ slot: 0, guestPhysAddr: 0x100000, size: 4 * PAGE, guestMemfd: g, userspace: m });
+  const p = v.createGuestMemfd({ size: PAGE, mmap: true });
+  v.setMemoryRegion({ slot: 1, guestPhysAddr: 0x100000 + 4 * PAGE, size: PAGE, guestMemfd: p });
+  const sab = new Uint8Array(new SharedArrayBuffer(64));
+  const got = await v.guest.readInto(0x100000 + PAGE - 3, sab.subarray(8, 40));
+  await v.guest.write(0x100000 + 2 * PAGE, new Uint8Array(new SharedArrayBuffer(5)).fill(7));
+  const fault = await v.guest.readInto(0x100000 + 4 * PAGE - 8, new Uint8Array(16)).catch((e: unknown) => e as GuestMemoryFault);
+  const bad = await v.guest.readInto(0, 'x' as unknown as Uint8Array).catch((e: unknown) => (e as { code: string }).code);
+  const uncovered = await v.guest.readInto(0x900000, new Uint8Array(1)).catch((e: unknown) => (e as { code: string }).code);
+  const empty = await v.guest.readInto(0x100000, new Uint8Array(0));
+  const result = {
+    got, bytes: [...sab], written: [...m.read(2 * PAGE - 1, 7)], empty, bad, uncovered,
+    fault: { cls: fault?.constructor.name, gpa: (fault as GuestMemoryFault).gpa, private: (fault as GuestMemoryFault).private },
+  };
+  v.close();
+  const closed = await v.guest.readInto(0x100000, new Uint8Array(1)).catch((e: unknown) => (e as { code: string }).code);
+  return { ...result, closed };
+}
+
+/** Hostile buffers: both backends refuse them with the same typed errors, or use only real memory. */
+async function hostileScenario(k: Kvm): Promise<unknown> {
+  const v = k.createVm();
+  const g = v.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+  const m = g.map();
+  m.fill(0, 4 * PAGE, 0x77);
+  v.setMemoryRegion({ slot: 0, guestPhysAddr: 0x100000, size: 4 * PAGE, guestMemfd: g, userspace: m });
+  const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string; name?: string }) => e.code ?? e.name);
+  const proxied = new Proxy(new Uint8Array(8), {});
+  const shadowed = new Uint8Array(4);
+  Object.defineProperty(shadowed, 'byteLength', { value: 1 << 30 });
+  Object.defineProperty(shadowed, 'buffer', { value: new ArrayBuffer(1 << 20) });
+  const lookalike = Object.create(Uint8Array.prototype) as Uint8Array;
+  const src = new Uint8Array([1, 2, 3, 4]);
+  Object.defineProperty(src, 'byteOffset', { value: 2 });
+  const r = {
+    proxyRead: await code(v.guest.readInto(0x100000, proxied)),
+    proxyWrite: await code(v.guest.write(0x100000, proxied)),
+    lookalike: await code(v.guest.readInto(0x100000, lookalike)),
+    object: await code(v.guest.write(0x100000, { byteLength: 4, buffer: new ArrayBuffer(4) } as unknown as Uint8Array)),
+    shadowed: await v.guest.readInto(0x100000, shadowed),
+    shadowedBytes: [...shadowed.subarray(0, 4)],
+    dataView: await v.guest.readInto(0x100000 + 1, new DataView(new ArrayBuffer(3)) as unknown as Uint8Array),
+    write: await code(v.guest.write(0x100000 + 8, src)),
+    written: [...m.read(8, 4)],
+  };
+  v.close();
+  return r;
+}
+
+describe('vm.guest.readInto on the simulator', () => {
+  it('refuses hostile buffers with typed errors and reads only through the real view', async () => {
+    const k = open({ backend: 'sim', profile: 'linux-6.18' });
+    expect(await hostileScenario(k)).toEqual({
+      proxyRead: 'ERR_INVALID_ARG_TYPE', proxyWrite: 'ERR_INVALID_ARG_TYPE', lookalike: 'ERR_INVALID_ARG_TYPE', object: 'ERR_INVALID_ARG_TYPE',
+      shadowed: 4, shadowedBytes: [0x77, 0x77, 0x77, 0x77], dataView: 3, write: 'ok', written: [1, 2, 3, 4],
+    });
+    k.close();
+  });
+
+  beforeEach(() => {
+    kvm = open({ backend: 'sim', profile: 'linux-6.18' });
+  });
+  it('fills a SharedArrayBuffer view, resolves to its length, and faults like read', async () => {
+    const r = (await readIntoScenario(kvm)) as { got: number; bytes: number[]; fault: unknown; written: number[] };
+    expect(r.got).toBe(32);
+    expect(r.bytes).toEqual([...new Array(8).fill(0), ...new Array(32).fill(0x5a), ...new Array(24).fill(0)]);
+    expect(r.written).toEqual([0x5a, 7, 7, 7, 7, 7, 0x5a]);
+    expect(r.fault).toEqual({ cls: 'GuestMemoryFault', gpa: 0x104000, private: true });
+    expect(r).toMatchObject({ empty: 0, bad: 'ERR_INVALID_ARG_TYPE', uncovered: 'ERR_OUT_OF_RANGE', closed: 'ERR_KVM_CLOSED' });
+  });
+});
+
+describeKvm('vm.guest fast path on the real backend', () => {
+  beforeEach(() => {
+    kvm = open({ backend: 'kvm' });
+    vm = kvm.createVm();
+  });
+
+  it('readInto gives what the linux-6.18 simulator gives', async () => {
+    const sim = open({ backend: 'sim', profile: 'linux-6.18' });
+    try {
+      expect(await readIntoScenario(kvm)).toEqual(await readIntoScenario(sim));
+    } finally {
+      sim.close();
+    }
+  });
+
+  it('hostile buffers get what the simulator gives them', async () => {
+    const sim = open({ backend: 'sim', profile: 'linux-6.18' });
+    try {
+      expect(await hostileScenario(kvm)).toEqual(await hostileScenario(sim));
+    } finally {
+      sim.close();
+    }
+  });
+
+  it('a target detached or shrunk during readInto is a RangeError, not a crash', async () => {
+    shared(0, 0x1000_0000, 8 * 0x100000);
+    const buf = new ArrayBuffer(8 * 0x100000);
+    const p = vm.guest.readInto(0x1000_0000, new Uint8Array(buf));
+    structuredClone(buf, { transfer: [buf] });
+    await expect(p).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('detached') });
+    const rab = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(4 * 0x100000, { maxByteLength: 4 * 0x100000 });
+    const q = vm.guest.readInto(0x1000_0000, new Uint8Array(rab));
+    rab.resize(0x1000);
+    await expect(q).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    const src = new ArrayBuffer(3 * 0x100000);
+    const w = vm.guest.write(0x1000_0000, new Uint8Array(src));
+    structuredClone(src, { transfer: [src] });
+    await expect(w).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
+    expect((await vm.guest.read(0x1000_0000, 2)).length).toBe(2); // the helper carries on
+  });
+
+  it('a guest_memfd slot whose userspace memory is another file reads that file, as the emulated path does', async () => {
+    const a = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+    const b = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+    a.map().fill(0, 0x10000, 0xaa);
+    const bm = b.map();
+    bm.fill(0, 0x10000, 0xbb);
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0x100000, size: 0x10000, guestMemfd: a, userspace: bm });
+    expect([...(await vm.guest.read(0x100000, 4))]).toEqual([0xbb, 0xbb, 0xbb, 0xbb]);
+    // At an offset into the same file, too: the slot's file offset and the mapping's differ.
+    const c = vm.createGuestMemfd({ size: 0x20000, mmap: true, initShared: true });
+    const cm = c.map();
+    cm.fill(0, 0x10000, 0x01);
+    cm.fill(0x10000, 0x10000, 0x02);
+    vm.setMemoryRegion({ slot: 1, guestPhysAddr: 0x200000, size: 0x10000, guestMemfd: c, guestMemfdOffset: 0x10000, userspace: cm });
+    expect([...(await vm.guest.read(0x200000, 2))]).toEqual([0x01, 0x01]);
+  });
+
+  it('a private page behind the slot\'s own mapping is a fault, not a silent native read', async () => {
+    const p = vm.createGuestMemfd({ size: 0x10000, mmap: true });
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0x200000, size: 0x10000, guestMemfd: p, userspace: p.map() });
+    await expect(vm.guest.read(0x200000, 2)).rejects.toMatchObject({ code: 'KVM_EXIT_MEMORY_FAULT', gpa: 0x200000, private: true });
+    await expect(vm.guest.write(0x201000, Buffer.from([1]))).rejects.toMatchObject({ gpa: 0x201000, private: true });
+  });
+
+  it('reads and writes slots in more GiBs than it has windows, in turn, each as the host sees it', async () => {
+    const maps = [];
+    for (let i = 0; i < 10; i++) {
+      // The same offset in each GiB: a window repointed without KVM dropping its shadow shows the old GiB.
+      const { m } = shared(i, (i + 1) * GiB, 0x10000);
+      m.fill(0, 0x10000, 0x10 + i);
+      maps.push(m);
+    }
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 10; i++) {
+        const at = (i + 1) * GiB;
+        expect([...(await vm.guest.read(at + 100 * round, 3))]).toEqual([0x10 + i, 0x10 + i, 0x10 + i]);
+        await vm.guest.write(at + 0x8000 + round, Buffer.from([0xe0 + i]));
+        expect(maps[i]!.read(0x8000 + round, 1)[0]).toBe(0xe0 + i);
+      }
+    }
+  });
+
+  it('a range across a GiB boundary, into a reused SharedArrayBuffer, both ways', async () => {
+    const { m } = shared(0, 2 * GiB - 3 * 0x100000, 6 * 0x100000);
+    const data = randomBytes(5 * 0x100000);
+    m.write(0x80000, data);
+    const target = new Uint8Array(new SharedArrayBuffer(data.length));
+    for (let i = 0; i < 2; i++) {
+      expect(await vm.guest.readInto(2 * GiB - 3 * 0x100000 + 0x80000, target)).toBe(data.length);
+      expect(Buffer.from(target).equals(data)).toBe(true);
+    }
+    const back = new Uint8Array(new SharedArrayBuffer(data.length));
+    back.set(randomBytes(data.length));
+    await vm.guest.write(2 * GiB - 3 * 0x100000 + 0x80001, back);
+    expect(m.read(0x80001, back.length).equals(Buffer.from(back))).toBe(true);
+    expect(m.read(0x80000, 1)[0]).toBe(data[0]);
+  });
+
+  it('a read of many chunks mixing fast and emulated slots, then a fault, in address order', async () => {
+    const MiB = 0x100000;
+    const base = 0x1000_0000;
+    const one = shared(0, base, 3 * MiB);
+    const a = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+    const b = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+    const bm = b.map();
+    vm.setMemoryRegion({ slot: 1, guestPhysAddr: base + 3 * MiB, size: 0x10000, guestMemfd: a, userspace: bm }); // emulated path
+    const two = shared(2, base + 3 * MiB + 0x10000, 5 * MiB);
+    const priv = vm.createGuestMemfd({ size: 0x10000, mmap: true });
+    vm.setMemoryRegion({ slot: 3, guestPhysAddr: base + 8 * MiB + 0x10000, size: 0x10000, guestMemfd: priv });
+    const d1 = randomBytes(3 * MiB);
+    const d2 = randomBytes(0x10000);
+    const d3 = randomBytes(5 * MiB);
+    one.m.write(0, d1);
+    bm.write(0, d2);
+    two.m.write(0, d3);
+    const all = Buffer.concat([d1, d2, d3]);
+    const target = new Uint8Array(all.length - 7);
+    expect(await vm.guest.readInto(base + 7, target)).toBe(target.length);
+    expect(Buffer.from(target).equals(all.subarray(7))).toBe(true);
+    const e = await vm.guest.read(base + 5, all.length + 0x100).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(GuestMemoryFault);
+    expect(e).toMatchObject({ gpa: base + 8 * MiB + 0x10000, private: true });
+    // The helper carries on.
+    expect((await vm.guest.read(base + 3 * MiB + 0x10000, 4)).equals(d3.subarray(0, 4))).toBe(true);
+  });
+
+  it('an unmapped userspace mapping still faults at its gpa after fast reads of it', async () => {
+    const { m } = shared(0, 0x400000, 0x10000);
+    m.fill(0, 0x10000, 0x33);
+    expect([...(await vm.guest.read(0x400000, 2))]).toEqual([0x33, 0x33]);
+    m.unmap();
+    await expect(vm.guest.read(0x400000, 2)).rejects.toBeInstanceOf(GuestMemoryFault);
+  });
+});
