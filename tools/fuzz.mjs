@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Differential fuzzing budget: seeded call sequences on the real kernel and the simulator's
-// 'linux-6.18' profile side by side (lib/fuzz). Exit 1 on the first difference, printing the seed
+// profile for this host side by side (lib/fuzz). Exit 1 on the first difference, printing the seed
 // and the shortest failing sequence found.
 //   node tools/fuzz.mjs [--seeds 10] [--steps 2000] [--first 1] [--seed N] [--stats] [--counts FILE] [--dist DIR]
+//     [--profile P]  (default: the profile probe expects on this host, hostProfile())
 import { appendFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -18,14 +19,16 @@ const { values: a } = parseArgs({
     counts: { type: 'string' },
     dist: { type: 'string', default: path.join(root, 'dist') },
     stats: { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
+if (a.profile) process.env.KVM_GMEM_FUZZ_PROFILE = a.profile;
 const entry = path.join(a.dist, 'fuzz', 'index.js');
 if (!existsSync(entry)) {
   console.error(`fuzz: ${entry} is missing; compile the library first (npm run build:ts)`);
   process.exit(2);
 }
-const { fuzzSeed, report } = await import(pathToFileURL(entry).href);
+const { fuzzSeed, fuzzProfile, report } = await import(pathToFileURL(entry).href);
 const { kvmAvailable } = await import(pathToFileURL(path.join(a.dist, 'fuzz', 'available.js')).href);
 
 const steps = Number(a.steps);
@@ -37,6 +40,7 @@ if (why !== null) {
   process.exit(0);
 }
 
+console.log(`fuzz: kernel ${process.platform === 'linux' ? (await import('node:os')).release() : ''} vs the simulator's '${fuzzProfile()}'`);
 let total = 0;
 let bad = 0;
 let failed = false;

@@ -2,9 +2,15 @@
 // A gpa range not covered by slots is refused whole (RangeError naming the first uncovered gpa),
 // as the real backend refuses it before running its guest program. Otherwise the access runs in
 // order and stops at the first page the guest may not use (GuestMemoryFault, size 4096):
-//   - linux-6.18: a type-0 VM has no private memory, so the guest reaches every slot, guest_memfd
-//     or not, through the slot's userspace memory (measured: a MMAP|INIT_SHARED slot without
-//     `userspace` gives the guest an MMIO exit; with the file's own mapping it sees the file).
+//   - linux-6.18, linux-7.3 (mainline): a slot bound to a guest_memfd with MMAP is gmem-only
+//     (kvm_gmem_bind sets KVM_MEMSLOT_GMEM_ONLY): every guest fault is served from the file by
+//     __kvm_mmu_faultin_pfn -> kvm_gmem_get_pfn, shared or not, with or without `userspace`; once
+//     the file is released (kvm_gmem_release clears slot->gmem.file) the guest faults. A slot on a
+//     file without MMAP goes through its userspace memory (a type-0 VM has no private gfns).
+//     Measured on Debian 6.18.15 and 7.3.4 with kvm_amd in the rig (tools/rig).
+//   - linux-6.18-pvm: PVM reaches guest memory only through the slot's userspace memory, guest_memfd
+//     or not (measured: a MMAP|INIT_SHARED slot without `userspace` gives the guest an MMIO exit;
+//     with the file's own mapping it sees the file).
 //   - series profiles, guest_memfd slot, file with MMAP: the file's pages in place; rfc-v5 refuses
 //     pending pages, inplace-v8 refuses nothing. File without MMAP: shared pages through the
 //     userspace memory, private pages in the file.
@@ -101,8 +107,13 @@ export class SimGuestAccess implements GuestAccess {
         return { file: g, at };
       }
     }
-    // linux-6.18: closing the guest_memfd's fd leaves the slot's binding (the kernel holds the
-    // file), and the guest goes through the userspace memory anyway (found by the differential fuzzer).
+    if (g && g.profile.gmemOnlySlots && g.flags.mmap) {
+      // Mainline: KVM_MEMSLOT_GMEM_ONLY; a released file leaves kvm_gmem_get_pfn nothing (EFAULT).
+      if (g.closed) return { fault: false };
+      return { file: g, at: slot.gmemOffset + rel };
+    }
+    // linux-6.18-pvm: closing the guest_memfd's fd leaves the slot's binding, and the guest goes
+    // through the userspace memory anyway (found by the differential fuzzer).
     const m = slot.mapping;
     if (!m) return { fault: pagePrivate() };
     const where = m.guestView(slot.userspaceOffset + rel, n);

@@ -7,12 +7,15 @@
 //   of size, userspace address or READONLY -> EINVAL; the same region again -> no-op; a create or
 //   move overlapping another slot -> EEXIST; a slot ending past 2^52 -> EINVAL; guest_memfd of
 //   another VM, a range past the file's end (unless offset + size reaches 2^63: the kernel's
-//   signed sum wraps and it accepts), or pages bound to another slot -> EINVAL.
+//   signed sum wraps and it accepts), or pages bound to another slot -> EINVAL. Where mainline
+//   6.18, 7.x and the PVM host differ, the profile says which (SimProfile: tdp, rebindErrno,
+//   gmemOffsetSignedSum; docs/profiles.md).
 import { kvmError } from '../errors.js';
 import { PAGE_SIZE } from '../validate.js';
 import type { SimGuestMemfd } from './guest-memfd.js';
 import type { SimMapping } from './mapping.js';
-import { LIMITS } from './profiles.js';
+import { guestPhysLimit } from '../phys-bits.js';
+import { LIMITS, type SimProfile } from './profiles.js';
 
 const P = BigInt(PAGE_SIZE);
 const IOCTL = 'KVM_SET_USER_MEMORY_REGION2';
@@ -49,7 +52,10 @@ function sameUserspace(a: SlotRequest, b: SlotRequest): boolean {
 export class SlotTable {
   readonly slots = new Map<number, SimSlot>();
 
-  constructor(private readonly vm: object) {}
+  constructor(
+    private readonly vm: object,
+    private readonly profile: SimProfile,
+  ) {}
 
   set(r: SlotRequest): void {
     const gmemFlag = (r.flags & MEM_GUEST_MEMFD) !== 0;
@@ -76,7 +82,8 @@ export class SlotTable {
       }
     }
     this.#checkOverlap(r);
-    if (r.gpa + r.size > LIMITS.maxGpaEnd) throw einval();
+    // kvm_arch_prepare_memory_region against kvm_mmu_max_gfn(): the host MAXPHYADDR with TDP, else 52 bits.
+    if (r.gpa + r.size > (this.profile.tdp ? guestPhysLimit() : LIMITS.maxGpaEnd)) throw einval();
     let binding: SimSlot['binding'];
     if (gmemFlag) binding = this.#bind(r.gmem!, r.gmemOffset, npages);
     if (old) this.slots.delete(r.slot);
@@ -93,13 +100,19 @@ export class SlotTable {
 
   #bind(g: SimGuestMemfd, offset: bigint, npages: bigint): { first: bigint; end: bigint } {
     if (g.owner !== this.vm) throw einval();
-    // kvm_gmem_bind compares offset + size with i_size as loff_t: a negative offset is refused,
-    // but a sum of 2^63 or more wraps negative and passes (found by the fuzzer; the kernel's answer).
     const last = offset + npages * P;
-    if (offset >= 1n << 63n || (last < 1n << 63n && last > g.sizeBig)) throw einval();
+    if (this.profile.gmemOffsetSignedSum) {
+      // 6.18's kvm_gmem_bind compares offset + size with i_size as loff_t: a negative offset is
+      // refused, but a sum of 2^63 or more wraps negative and passes (found by the fuzzer).
+      if (offset >= 1n << 63n || (last < 1n << 63n && last > g.sizeBig)) throw einval();
+    } else if (last > g.sizeBig) {
+      // 7.x's kvm_gmem_prepare_memory_region sums them as uoff_t: no wrap.
+      throw einval();
+    }
     const first = offset / P;
     const end = first + npages;
-    for (const b of g.bindings) if (first < b.end && b.first < end) throw einval();
+    // A range already bound: 6.18's kvm_gmem_bind EINVAL, 7.x's kvm_gmem_commit_memory_region EEXIST.
+    for (const b of g.bindings) if (first < b.end && b.first < end) throw kvmError(this.profile.rebindErrno, 'ioctl', IOCTL);
     const binding = { first, end };
     g.bindings.add(binding);
     return binding;

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 
 export const USAGE = `usage: npm run rig -- [options] <kernel> <command...>
-  kernels: ${'debian-6.12, debian-7.3, custom'}
+  kernels: debian-6.12, debian-6.18, debian-7.3, custom
   options (before the kernel's name):
     --timeout S     kill QEMU after S seconds of wall time (default 900)
     --mem SIZE      guest memory, QEMU syntax (default 3G)
@@ -68,6 +68,10 @@ export const KERNELS = {
   'debian-6.12': {
     what: "Debian bookworm's 6.12 (guest_memfd without the MMAP flag)",
     image: /^linux-image-6\.12\.[0-9]+\+deb12-amd64$/,
+  },
+  'debian-6.18': {
+    what: "Debian's 6.18 from sid (mainline 6.18's guest_memfd: MMAP, INIT_SHARED, gmem-only slots)",
+    image: /^linux-image-6\.18\.[0-9]+\+deb1[0-9]-amd64$/,
   },
   'debian-7.3': {
     what: "Debian's 7.3 from trixie-backports (guest_memfd with MMAP and INIT_SHARED)",
@@ -204,7 +208,7 @@ export function guestEnv(hostEnv, extra) {
   return { ...env, ...extra };
 }
 
-// Where the job directory appears in the guest's chroot (a tmpfs is mounted over /tmp first).
+// Where the job directory appears in the guest's chroot (/run is a fresh tmpfs there).
 export const GUEST_JOB = '/run/rig-job';
 
 /** The initramfs's /init (busybox sh): modules, the host's root as an overlay, the chroot, the result. */
@@ -233,7 +237,6 @@ mount -t devtmpfs dev /newroot/dev
 mkdir -p /newroot/dev/shm /newroot/dev/pts
 mount -t tmpfs shm /newroot/dev/shm
 mount -t tmpfs run /newroot/run
-mount -t tmpfs tmp /newroot/tmp
 mkdir -p /newroot${GUEST_JOB}
 mount -t 9p -o trans=virtio,version=9p2000.L,cache=none job /newroot${GUEST_JOB} || say "mounting the job directory failed"
 if [ -e /dev/kvm ]; then say "/dev/kvm present"; else say "/dev/kvm absent"; fi
