@@ -203,6 +203,10 @@ export function guestEnv(hostEnv, extra) {
     TERM: 'dumb',
     LANG: 'C.UTF-8',
     KVM_GMEM_RIG: '1',
+    // The guest has no network: npm's once-a-day update check would wait on it.
+    npm_config_update_notifier: 'false',
+    npm_config_fund: 'false',
+    npm_config_audit: 'false',
   };
   for (const [k, v] of Object.entries(hostEnv)) if (/^(KVM_GMEM_|CI$)/.test(k) && v !== undefined) env[k] = v;
   return { ...env, ...extra };
