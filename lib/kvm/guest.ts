@@ -18,7 +18,7 @@ import { guestPhysLimit } from '../phys-bits.js';
 import type { NativeGuestMemfd } from './guest-memfd.js';
 import type { NativeMapping } from './mapping.js';
 import { KvmVcpu } from './vcpu.js';
-import type { KvmVm } from './vm.js';
+import type { KvmVm, NativeVm } from './vm.js';
 
 const MiB = 1n << 20n;
 const PAGE = 4096n;
@@ -74,6 +74,8 @@ interface Helper {
   gmem: NativeGuestMemfd;
   map: NativeMapping;
   vcpu: KvmVcpu;
+  /** Set when the memory is a type-0 VM's file: this VM (type 1) offers no INIT_SHARED. */
+  donor?: NativeVm;
 }
 
 function u64le(values: bigint[]): Buffer {
@@ -141,6 +143,7 @@ export class KvmGuestAccess implements GuestAccess {
   markClosed(): void {
     this.#closed = true;
     this.#helper?.vcpu.markClosed();
+    this.#helper?.donor?.close();
     this.#helper = undefined;
   }
 
@@ -263,13 +266,17 @@ export class KvmGuestAccess implements GuestAccess {
       return h;
     }
     const native = this.vm.native;
-    const gmem = native.createGuestMemfd(HELPER_SIZE, BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP! | FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!));
+    // A VM with private memory (type 1) offers no INIT_SHARED (kvm_gmem_get_supported_flags): the
+    // helper's memory is then a type-0 VM's shared file, set as plain userspace memory.
+    const shared = BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP! | FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!);
+    const donor = (BigInt(this.vm.checkExtension(CAPS.GUEST_MEMFD_FLAGS!)) & shared) === shared ? undefined : this.vm.makeDonor();
+    const gmem = (donor ?? native).createGuestMemfd(HELPER_SIZE, shared);
     let map: NativeMapping | undefined;
     let helper: Helper | undefined;
     try {
       map = gmem.map(0, HELPER_SIZE, false);
       map.write(0, PROGRAM);
-      helper = { slot: -1, gpa: 0n, gmem, map, vcpu: undefined as unknown as KvmVcpu };
+      helper = { slot: -1, gpa: 0n, gmem, map, vcpu: undefined as unknown as KvmVcpu, donor };
       helper.vcpu = this.#newVcpu();
       this.#place(helper);
       this.#helper = helper;
@@ -285,6 +292,7 @@ export class KvmGuestAccess implements GuestAccess {
       }
       helper?.vcpu?.close();
       gmem.close();
+      donor?.close();
       throw e;
     }
   }
@@ -313,7 +321,8 @@ export class KvmGuestAccess implements GuestAccess {
     const gpa = candidates.find((g) => !overlaps(g))!;
     let slot = this.vm.checkExtension(CAPS.NR_MEMSLOTS!) - 1;
     while (used.some((s) => s.slot === slot)) slot--;
-    this.vm.native.setUserMemoryRegion2(slot, FLAGS.KVM_MEM_GUEST_MEMFD!, gpa, HELPER_SIZE, h.map, 0, h.gmem, 0);
+    if (h.donor) this.vm.native.setUserMemoryRegion2(slot, 0, gpa, HELPER_SIZE, h.map, 0, null, 0);
+    else this.vm.native.setUserMemoryRegion2(slot, FLAGS.KVM_MEM_GUEST_MEMFD!, gpa, HELPER_SIZE, h.map, 0, h.gmem, 0);
     h.slot = slot;
     h.gpa = gpa;
     h.map.write(PML4, u64le([(gpa + BigInt(PDPT)) | PTE_TABLE]));
