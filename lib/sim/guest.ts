@@ -14,26 +14,29 @@
 //   - series profiles, guest_memfd slot, file with MMAP: the file's pages in place; rfc-v5 refuses
 //     pending pages, inplace-v8 refuses nothing. File without MMAP: shared pages through the
 //     userspace memory, private pages in the file.
-//   - userspace memory that is missing, unmapped, too short or not host-accessible faults, and so
+//   - userspace memory that is missing, unmapped, too short or not host-accessible faults (mainline:
+//     KVM_RUN fails with EFAULT, a KvmError; PVM: an MMIO exit, a GuestMemoryFault), and so
 //     does a write to a readonly slot (and, in the series profiles, a slot whose guest_memfd was
 //     closed; on linux-6.18 the kernel keeps the file and the userspace memory answers).
 // A fault names its page, and is `private` when the guest_memfd page behind it is not shared.
-import { GuestMemoryFault, argRangeError } from '../errors.js';
+import { GuestMemoryFault, argRangeError, kvmError } from '../errors.js';
 import type { GuestAccess, U64 } from '../types.js';
 import { PAGE_SIZE, bytes, ensureOpen, num, rangeEnd, u64 } from '../validate.js';
 import { SHARED } from '../state-map.js';
 import { guestPhysLimit } from '../phys-bits.js';
 import type { SimGuestMemfd } from './guest-memfd.js';
+import type { SimProfile } from './profiles.js';
 import { MEM_READONLY, type SimSlot, type SlotTable } from './slots.js';
 
 const P = BigInt(PAGE_SIZE);
 
 interface Owner {
   readonly closed: boolean;
+  readonly profile: SimProfile;
   readonly slotTable: SlotTable;
 }
 
-type Piece = { file: SimGuestMemfd; at: bigint } | { fault: boolean };
+type Piece = { file: SimGuestMemfd; at: bigint } | { fault: boolean } | { efault: true };
 
 export class SimGuestAccess implements GuestAccess {
   constructor(private readonly vm: Owner) {}
@@ -80,6 +83,7 @@ export class SimGuestAccess implements GuestAccess {
         // No guest reaches past its physical address width (the host's MAXPHYADDR).
         if (gpa >= guestPhysLimit()) throw new GuestMemoryFault({ gpa: num((gpa / P) * P), size: PAGE_SIZE, private: false });
         const piece = this.#backing(slot, gpa, stop - gpa, write);
+        if ('efault' in piece) throw kvmError('EFAULT', 'ioctl', 'KVM_RUN');
         if ('fault' in piece) throw new GuestMemoryFault({ gpa: num((gpa / P) * P), size: PAGE_SIZE, private: piece.fault });
         fn(piece.file, piece.at, Number(gpa - start), Number(stop - gpa));
         gpa = stop;
@@ -115,9 +119,11 @@ export class SimGuestAccess implements GuestAccess {
     // linux-6.18-pvm: closing the guest_memfd's fd leaves the slot's binding, and the guest goes
     // through the userspace memory anyway (found by the differential fuzzer).
     const m = slot.mapping;
-    if (!m) return { fault: pagePrivate() };
+    // Mainline: an hva that cannot be faulted in fails KVM_RUN with EFAULT; PVM: an MMIO exit.
+    const unserved = (): Piece => (slot.gmem?.profile ?? this.vm.profile).userspaceFaultEfault ? { efault: true } : { fault: pagePrivate() };
+    if (!m) return unserved();
     const where = m.guestView(slot.userspaceOffset + rel, n);
-    if ('fault' in where) return { fault: pagePrivate() };
+    if ('fault' in where) return unserved();
     return { file: m.file, at: where.at };
   }
 }

@@ -71,6 +71,13 @@ export interface SimProfile {
    * passes the end-of-file check. 7.x takes uoff_t (kvm_gmem_prepare_memory_region): no wrap.
    */
   readonly gmemOffsetSignedSum: boolean;
+  /**
+   * A guest access the slot's userspace memory cannot serve (no mapping, unmapped, past the file,
+   * host-private): mainline's KVM_RUN fails with EFAULT (hva_to_pfn gives KVM_PFN_ERR_FAULT and
+   * kvm_handle_error_pfn returns -EFAULT, no memory-fault exit); PVM exits to userspace as MMIO.
+   * Found by the differential fuzzer in tools/rig (Debian 7.3.4).
+   */
+  readonly userspaceFaultEfault: boolean;
 }
 
 // Measured on the PVM host (Linux 6.18, kvm_pvm, /dev/kvm); see the table above.
@@ -137,7 +144,7 @@ export const HOST_DEPENDENT_CAPS: ReadonlySet<number> = new Set(
 const GMEM_FLAGS = 0b11n;
 
 // This project's development host, PVM (kernel-uapi.md §1).
-const PVM_RULES = { gmemOnlySlots: false, vmAttributes: false, tdp: false, rebindErrno: 'EINVAL', gmemOffsetSignedSum: true } as const;
+const PVM_RULES = { gmemOnlySlots: false, vmAttributes: false, tdp: false, rebindErrno: 'EINVAL', gmemOffsetSignedSum: true, userspaceFaultEfault: false } as const;
 
 export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
   'linux-6.18': {
@@ -152,6 +159,7 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     tdp: true,
     rebindErrno: 'EINVAL',
     gmemOffsetSignedSum: true,
+    userspaceFaultEfault: true,
   },
   'linux-7.3': {
     name: 'linux-7.3',
@@ -165,6 +173,7 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     tdp: true,
     rebindErrno: 'EEXIST',
     gmemOffsetSignedSum: false,
+    userspaceFaultEfault: true,
   },
   'linux-6.18-pvm': {
     name: 'linux-6.18-pvm',

@@ -18,6 +18,7 @@ import { guestPhysLimit } from '../phys-bits.js';
 import { LIMITS, type SimProfile } from './profiles.js';
 
 const P = BigInt(PAGE_SIZE);
+const CAP_MULTI_ADDRESS_SPACE = 118;
 const IOCTL = 'KVM_SET_USER_MEMORY_REGION2';
 export const MEM_LOG_DIRTY_PAGES = 1;
 export const MEM_READONLY = 2;
@@ -60,7 +61,9 @@ export class SlotTable {
   set(r: SlotRequest): void {
     const gmemFlag = (r.flags & MEM_GUEST_MEMFD) !== 0;
     if (gmemFlag && (r.flags & (MEM_READONLY | MEM_LOG_DIRTY_PAGES)) !== 0) throw einval();
-    if (r.slot >>> 16 >= LIMITS.addressSpaces || (r.slot & 0xffff) >= LIMITS.userSlots) throw einval();
+    // Address spaces: KVM_CAP_MULTI_ADDRESS_SPACE (2 with SMM on mainline kvm_amd/kvm_intel; PVM has 1).
+    const spaces = this.profile.caps.get(CAP_MULTI_ADDRESS_SPACE) ?? LIMITS.addressSpaces;
+    if (r.slot >>> 16 >= spaces || (r.slot & 0xffff) >= LIMITS.userSlots) throw einval();
     if (r.size % P !== 0n || r.gpa % P !== 0n || r.userspaceOffset % P !== 0n) throw einval();
     if (gmemFlag && (r.gmemOffset % P !== 0n || r.gmemOffset + r.size >= 1n << 64n)) throw einval();
     if (r.gpa + r.size >= 1n << 64n) throw einval();
@@ -93,7 +96,8 @@ export class SlotTable {
   #checkOverlap(r: SlotRequest): void {
     const end = r.gpa + r.size;
     for (const s of this.slots.values()) {
-      if (s.slot === r.slot) continue;
+      // Only slots of the same address space can overlap (__kvm_set_memory_region, per as_id).
+      if (s.slot === r.slot || s.slot >>> 16 !== r.slot >>> 16) continue;
       if (r.gpa < s.gpa + s.size && s.gpa < end) throw kvmError('EEXIST', 'ioctl', IOCTL);
     }
   }

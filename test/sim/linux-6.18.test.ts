@@ -82,14 +82,31 @@ describe.each(MAINLINE)('%s: gmem-only slots (KVM_MEMSLOT_GMEM_ONLY)', (p) => {
     expect([e.name, e.gpa, e.private]).toEqual(['GuestMemoryFault', GPA + PAGE, false]);
   });
 
-  it('a file without MMAP is not gmem-only: the guest uses the userspace memory, and faults without it', async () => {
+  it('a file without MMAP is not gmem-only: the guest uses the userspace memory, and KVM_RUN fails without it', async () => {
     const g = vm.createGuestMemfd({ size: 2 * PAGE });
     const backing = vm.createGuestMemfd({ size: 2 * PAGE, mmap: true, initShared: true });
     backing.map().fill(0, 2 * PAGE, 0x5a);
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 2 * PAGE, guestMemfd: g, userspace: backing.map() });
     expect((await vm.guest.read(GPA, 2)).toString('hex')).toBe('5a5a');
     vm.setMemoryRegion({ slot: 1, guestPhysAddr: 2 * GPA, size: 2 * PAGE, guestMemfd: vm.createGuestMemfd({ size: 2 * PAGE }) });
-    expect((await rejected(vm.guest.read(2 * GPA, 1))).name).toBe('GuestMemoryFault');
+    expect((await rejected(vm.guest.read(2 * GPA, 1))).code).toBe('EFAULT');
+  });
+
+  it('an access the userspace memory cannot serve fails KVM_RUN with EFAULT (no memory-fault exit)', async () => {
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 2 * PAGE, guestMemfd: vm.createGuestMemfd({ size: 2 * PAGE }) });
+    const e = await rejected(vm.guest.read(GPA + PAGE, 4));
+    expect([e.name, e.code, e.syscall, e.ioctl]).toEqual(['KvmError', 'EFAULT', 'ioctl', 'KVM_RUN']);
+    const priv = vm.createGuestMemfd({ size: 2 * PAGE, mmap: true });
+    vm.setMemoryRegion({ slot: 1, guestPhysAddr: 2 * GPA, size: 2 * PAGE, userspace: priv.map() });
+    expect((await rejected(vm.guest.read(2 * GPA, 1))).code).toBe('EFAULT');
+  });
+
+  it('SMM gives a second address space: slot ids 0x10000.. are valid and overlap only their own space', () => {
+    const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 2 * PAGE, userspace: g.map() });
+    vm.setMemoryRegion({ slot: 0x10000, guestPhysAddr: GPA, size: 2 * PAGE, userspace: g.map() });
+    expectKvmError(() => vm.setMemoryRegion({ slot: 0x10001, guestPhysAddr: GPA, size: PAGE, userspace: g.map() }), 'EEXIST', 'ioctl', 'KVM_SET_USER_MEMORY_REGION2');
+    expectKvmError(() => vm.setMemoryRegion({ slot: 0x20000, guestPhysAddr: 4 * GPA, size: PAGE, userspace: g.map() }), 'EINVAL', 'ioctl', 'KVM_SET_USER_MEMORY_REGION2');
   });
 
   it('a slot must end within the host MAXPHYADDR (kvm_mmu_max_gfn with TDP)', () => {
@@ -133,6 +150,7 @@ describe('the PVM profile stays what this host measured', () => {
     const g = vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true });
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: PAGE, guestMemfd: g });
     expect((await rejected(vm.guest.read(GPA, 1))).name).toBe('GuestMemoryFault');
+    expectKvmError(() => vm.setMemoryRegion({ slot: 0x10000, guestPhysAddr: 2 * GPA, size: PAGE, userspace: g.map() }), 'EINVAL', 'ioctl', 'KVM_SET_USER_MEMORY_REGION2');
   });
 
   it('host-dependent caps are named: vCPU count, nesting, paging mode, vendor quirks', () => {
