@@ -2,9 +2,10 @@
 // print the matrix and say which profile the kernel matches. The logic is in conformance/matrix.ts.
 import os from 'node:os';
 import { GROUPS, casesOf, computeMatrix, computeVerdict, formatReport, isGroup, runCases, type CaseResult, type Group, type ProfileResults, type Row, type Verdict } from './conformance/index.js';
+import { PROFILE_NAMES } from './sim/profiles.js';
 import type { Kvm, Profile } from './types.js';
 
-export const PROFILES: readonly Profile[] = ['rfc-v5', 'inplace-v8', 'linux-6.18'];
+export const PROFILES: readonly Profile[] = PROFILE_NAMES;
 
 export interface CheckArgs {
   json: boolean;
@@ -34,7 +35,8 @@ export function parseCheckArgs(args: string[]): CheckArgs | string {
 }
 
 export interface CheckReport {
-  host: { kernel: string; path: string; conversion: string | null };
+  /** profile: what probe expects this host to match (hostProfile), or null. */
+  host: { kernel: string; path: string; conversion: string | null; profile: Profile | null };
   groups: Group[];
   profiles: Record<string, { available: boolean; error?: string }>;
   rows: Row[];
@@ -62,6 +64,7 @@ export async function check(opts: { only?: Group[]; path?: string } = {}): Promi
   const path = opts.path ?? '/dev/kvm';
   // Loaded here so argument errors and the pure parts need no native addon.
   const { open } = await import('./open.js');
+  const { hostProfile } = await import('./probe.js');
   const kernelKvm = open({ backend: 'kvm', path });
   const conversion = kernelKvm.profile as string | null;
   const kernel = await runOn(kernelKvm, groups);
@@ -81,7 +84,7 @@ export async function check(opts: { only?: Group[]; path?: string } = {}): Promi
   }
   const rows = computeMatrix(kernel, results);
   return {
-    host: { kernel: `${os.type()} ${os.release()}`, path, conversion },
+    host: { kernel: `${os.type()} ${os.release()}`, path, conversion, profile: hostProfile() },
     groups: groups.length ? groups : [...GROUPS],
     profiles,
     rows,
@@ -109,7 +112,7 @@ export async function runCheck(args: string[]): Promise<number> {
   if (parsed.json) {
     console.log(JSON.stringify(report, null, 2));
   } else {
-    console.log(`kernel: ${report.host.kernel} (${report.host.path}); conversion mechanism: ${report.host.conversion ?? 'none'}`);
+    console.log(`kernel: ${report.host.kernel} (${report.host.path}); conversion mechanism: ${report.host.conversion ?? 'none'}; expected profile: ${report.host.profile ?? 'none verified'}`);
     for (const [p, s] of Object.entries(report.profiles)) if (!s.available) console.log(`profile '${p}' could not be run: ${s.error}`);
     console.log('');
     console.log(formatReport(report.rows, report.verdict, [...PROFILES]));

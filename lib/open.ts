@@ -1,11 +1,11 @@
 // open(): the real kernel when /dev/kvm opens, else (backend 'auto') the simulator.
 import { argRangeError, argTypeError, KvmError } from './errors.js';
 import { KvmSystem } from './kvm/kvm.js';
-import { openSim } from './sim/index.js';
+import { PROFILE_NAMES, openSim } from './sim/index.js';
 import type { Kvm, OpenOptions, Profile } from './types.js';
 import { describe, options } from './validate.js';
 
-const PROFILES: readonly Profile[] = ['rfc-v5', 'inplace-v8', 'linux-6.18'];
+const PROFILES: readonly Profile[] = PROFILE_NAMES;
 
 export function open(opts?: OpenOptions): Kvm {
   const o = options<OpenOptions>('options', opts);

@@ -1,8 +1,28 @@
 // probe(): what this host's kernel supports, as plain data. Never throws.
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { CAPS } from './constants.js';
 import { KvmSystem } from './kvm/kvm.js';
-import type { ProbeReport } from './types.js';
+import type { ProbeReport, Profile } from './types.js';
+
+/**
+ * The simulator profile whose rules were verified on a kernel like this one, or null when none
+ * was: PVM's /dev/kvm (kvm_pvm loaded) is 'linux-6.18-pvm'; a mainline 6.18.x or 7.3.x kernel is
+ * 'linux-6.18' or 'linux-7.3' (measured in tools/rig on Debian's builds). Pure, for tests.
+ */
+export function profileFor(host: { pvm: boolean; release: string }): Profile | null {
+  const m = /^(\d+)\.(\d+)/.exec(host.release);
+  const version = m ? `${m[1]}.${m[2]}` : '';
+  if (host.pvm) return version === '6.18' ? 'linux-6.18-pvm' : null;
+  if (version === '6.18') return 'linux-6.18';
+  if (version === '7.3') return 'linux-7.3';
+  return null;
+}
+
+/** profileFor this host: PVM is found by its module, /sys/module/kvm_pvm. */
+export function hostProfile(): Profile | null {
+  return profileFor({ pvm: existsSync('/sys/module/kvm_pvm'), release: os.release() });
+}
 
 export function probe(path = '/dev/kvm'): ProbeReport {
   const report: ProbeReport = {
@@ -13,6 +33,7 @@ export function probe(path = '/dev/kvm'): ProbeReport {
     vmTypes: [],
     guestMemfdFlags: null,
     conversion: { mechanism: null, inPlace: false },
+    profile: hostProfile(),
   };
   let kvm: KvmSystem | undefined;
   try {

@@ -4,7 +4,7 @@
 export type U64 = number | bigint;
 
 export type Backend = 'kvm' | 'sim';
-export type Profile = 'rfc-v5' | 'inplace-v8' | 'linux-6.18';
+export type Profile = 'rfc-v5' | 'inplace-v8' | 'linux-6.18' | 'linux-7.3' | 'linux-6.18-pvm';
 export type ConversionMechanism = 'attributes2' | 'gmem-convert' | 'vm-attributes' | null;
 export type PageState = 'shared' | 'private' | 'pending';
 
@@ -279,4 +279,6 @@ export interface ProbeReport {
   vmTypes: number[];
   guestMemfdFlags: GuestMemfdFlags & { raw: number } | null;
   conversion: { mechanism: ConversionMechanism; inPlace: boolean };
+  /** The simulator profile verified on a kernel like this one (by version, PVM by /sys/module/kvm_pvm), or null. */
+  profile: Profile | null;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Differential fuzzing budget: seeded call sequences on the real kernel and the simulator's
-// 'linux-6.18' profile side by side (lib/fuzz). Exit 1 on the first difference, printing the seed
+// profile for this host side by side (lib/fuzz). Exit 1 on the first difference, printing the seed
 // and the shortest failing sequence found.
 //   node tools/fuzz.mjs [--seeds 10] [--steps 2000] [--first 1] [--seed N] [--stats] [--counts FILE] [--dist DIR]
+//     [--profile P]  (default: the profile probe expects on this host, hostProfile())
 import { appendFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -11,7 +12,7 @@ import { parseArgs } from 'node:util';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const usage = `usage: node tools/fuzz.mjs [options]
 Differential fuzzing: the same seeded call sequences on the real kernel and the simulator's
-'linux-6.18' profile; exit 1 on the first difference (with the seed and a shrunk sequence),
+profile for this kernel; exit 1 on the first difference (with the seed and a shrunk sequence),
 0 when every call agrees or when there is no usable /dev/kvm to compare with, 2 on bad options.
   --seeds N     how many seeds to run (default 10)
   --first N     the first seed (default 1)
@@ -20,6 +21,7 @@ Differential fuzzing: the same seeded call sequences on the real kernel and the 
   --stats       print how each call ended, by call
   --counts FILE append {fuzzSteps, badInputs} as a JSON line (CI sums these)
   --dist DIR    the compiled library to fuzz (default dist/)
+  --profile P   the simulator profile to compare with (default: the one probe finds for this kernel)
   -h, --help    this text`;
 let a;
 try {
@@ -33,6 +35,7 @@ try {
       dist: { type: 'string', default: path.join(root, 'dist') },
       stats: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      profile: { type: 'string' },
     },
   }));
 } catch (e) {
@@ -49,12 +52,13 @@ for (const k of ['seeds', 'steps', 'first', 'seed']) {
     process.exit(2);
   }
 }
+if (a.profile) process.env.KVM_GMEM_FUZZ_PROFILE = a.profile;
 const entry = path.join(a.dist, 'fuzz', 'index.js');
 if (!existsSync(entry)) {
   console.error(`fuzz: ${entry} is missing; compile the library first (npm run build:ts)`);
   process.exit(2);
 }
-const { fuzzSeed, report } = await import(pathToFileURL(entry).href);
+const { fuzzSeed, fuzzProfile, report } = await import(pathToFileURL(entry).href);
 const { kvmAvailable } = await import(pathToFileURL(path.join(a.dist, 'fuzz', 'available.js')).href);
 
 const steps = Number(a.steps);
@@ -66,6 +70,7 @@ if (why !== null) {
   process.exit(0);
 }
 
+console.log(`fuzz: kernel ${process.platform === 'linux' ? (await import('node:os')).release() : ''} vs the simulator's '${fuzzProfile()}'`);
 let total = 0;
 let bad = 0;
 let failed = false;

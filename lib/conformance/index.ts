@@ -6,10 +6,12 @@ import { fallocateCases } from './cases-fallocate.js';
 import { guestCases } from './cases-guest.js';
 import { mapCases } from './cases-map.js';
 import { pinCases } from './cases-pins.js';
+import { privateCases } from './cases-private.js';
 import { slotCases } from './cases-slots.js';
 
 export * from './case.js';
 export * from './matrix.js';
+export { privateCases, privateExpectations, privateVm } from './cases-private.js';
 
 export const cases: readonly Case[] = [
   ...createCases,
@@ -18,6 +20,7 @@ export const cases: readonly Case[] = [
   ...slotCases,
   ...guestCases,
   ...convertCases,
+  ...privateCases,
   ...pinCases,
 ];
 

@@ -3,7 +3,9 @@
 // (delta debugging: drop steps while the same call still differs) and reported with its seed.
 import { canonical, type Json } from '../conformance/case.js';
 import { open } from '../open.js';
-import type { Kvm } from '../types.js';
+import { hostProfile } from '../probe.js';
+import { PROFILE_NAMES } from '../sim/profiles.js';
+import type { Kvm, Profile } from '../types.js';
 import { Side, type Outcome } from './exec.js';
 import { Generator, type GenObject, type Kind, type Op } from './ops.js';
 import { Rng } from './rng.js';
@@ -38,9 +40,19 @@ export interface Backends {
   sim: () => Kvm;
 }
 
+/** The profile the fuzzer holds this kernel to: KVM_GMEM_FUZZ_PROFILE, else the one probe expects here. */
+export function fuzzProfile(): Profile {
+  const env = process.env.KVM_GMEM_FUZZ_PROFILE;
+  if (env) {
+    if (!(PROFILE_NAMES as readonly string[]).includes(env)) throw new RangeError(`KVM_GMEM_FUZZ_PROFILE: unknown profile '${env}'`);
+    return env as Profile;
+  }
+  return hostProfile() ?? 'linux-6.18';
+}
+
 export const defaultBackends: Backends = {
   kernel: () => open({ backend: 'kvm' }),
-  sim: () => open({ backend: 'sim', profile: 'linux-6.18' }),
+  sim: () => open({ backend: 'sim', profile: fuzzProfile() }),
 };
 
 function differs(a: Outcome, b: Outcome): boolean {
@@ -240,7 +252,7 @@ export function report(r: FuzzResult): string {
   const seq = r.shrunk ?? [r.mismatch.op];
   const last = r.shrunkMismatch ?? r.mismatch;
   return [
-    `seed ${r.seed}: the kernel and the simulator (linux-6.18) differ at step ${r.mismatch.step}: ${formatOp(r.mismatch.op)}`,
+    `seed ${r.seed}: the kernel and the simulator (${fuzzProfile()}) differ at step ${r.mismatch.step}: ${formatOp(r.mismatch.op)}`,
     `shortest failing sequence (${seq.length} calls; reproduce with: node tools/fuzz.mjs --seed ${r.seed} --steps ${r.mismatch.step + 1}):`,
     ...seq.map((op) => `  ${formatOp(op)}`),
     `  kernel: ${formatOutcome(last.kernel)}`,

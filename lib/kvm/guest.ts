@@ -31,7 +31,7 @@ import { guestPhysLimit } from '../phys-bits.js';
 import { mappingFile, type NativeGuestMemfd } from './guest-memfd.js';
 import type { NativeMapping } from './mapping.js';
 import { KvmVcpu } from './vcpu.js';
-import type { KvmVm } from './vm.js';
+import type { KvmVm, NativeVm } from './vm.js';
 import {
   ARGS, BOUNCE, CHUNK, FAST_PD, FAST_WINDOWS, FLAG, GDT, GDT_ENTRIES, GDT_LIMIT, GiB, LARGE, PAGE, PD_LOW, PD_WIN,
   PDPT, PML4, PORT, PROG0, PROG3, PROGRAM0, PROGRAM3, PTE_LARGE, PTE_TABLE, REGION_ALIGN, REGION_SIZE,
@@ -56,6 +56,8 @@ interface Helper {
   /** The bounce buffer through a zero-copy view of the helper's mapping (never converted). */
   bounce: Uint8Array | undefined;
   vcpu: KvmVcpu;
+  /** Set when the memory is a type-0 VM's file: this VM (type 1) offers no INIT_SHARED. */
+  donor?: NativeVm;
   /** The privilege level the vCPU's segments are set for. */
   cpl: 0 | 3;
   /** The next KVM_RUN starts the CPL3 program at its top (it reads its arguments then). */
@@ -166,6 +168,7 @@ export class KvmGuestAccess implements GuestAccess {
   markClosed(): void {
     this.#closed = true;
     this.#helper?.vcpu.markClosed();
+    this.#helper?.donor?.close();
     this.#helper = undefined;
   }
 
@@ -504,7 +507,11 @@ export class KvmGuestAccess implements GuestAccess {
       return h;
     }
     const native = this.vm.native;
-    const gmem = native.createGuestMemfd(REGION_SIZE, BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP! | FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!));
+    // A VM with private memory (type 1) offers no INIT_SHARED (kvm_gmem_get_supported_flags): the
+    // helper's memory is then a type-0 VM's shared file (its slots are plain userspace slots anyway).
+    const shared = BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP! | FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!);
+    const donor = (BigInt(this.vm.checkExtension(CAPS.GUEST_MEMFD_FLAGS!)) & shared) === shared ? undefined : this.vm.makeDonor();
+    const gmem = (donor ?? native).createGuestMemfd(REGION_SIZE, shared);
     let map: NativeMapping | undefined;
     let helper: Helper | undefined;
     try {
@@ -514,7 +521,7 @@ export class KvmGuestAccess implements GuestAccess {
       map.write(GDT, u64le(GDT_ENTRIES));
       map.write(TSS, tssBytes());
       helper = {
-        slots: [-1, -1], gpa: 0n, gmem, map, bounce: undefined, vcpu: undefined as unknown as KvmVcpu, cpl: 0, atTop: false,
+        slots: [-1, -1], gpa: 0n, gmem, map, bounce: undefined, vcpu: undefined as unknown as KvmVcpu, donor, cpl: 0, atTop: false,
         windows: new Array<bigint | undefined>(FAST_WINDOWS).fill(undefined), used: new Array<number>(FAST_WINDOWS).fill(0), tick: 0, gen: 0,
       };
       helper.vcpu = this.#newVcpu();
@@ -532,6 +539,7 @@ export class KvmGuestAccess implements GuestAccess {
       }
       helper?.vcpu?.close();
       gmem.close();
+      donor?.close();
       throw e;
     }
   }

@@ -66,7 +66,7 @@ export class KvmSystem implements Kvm {
   createVm(opts?: { type?: number }): Vm {
     ensureOpen(this.#closed, 'Kvm');
     const type = vmTypeArg(opts);
-    const vm = new KvmVm(this.native.createVm(type), (x) => this.#vms.delete(x));
+    const vm = new KvmVm(this.native.createVm(type), (x) => this.#vms.delete(x), () => this.native.createVm(0));
     this.#vms.add(vm);
     return vm;
   }

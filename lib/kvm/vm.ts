@@ -46,6 +46,10 @@ export class KvmVm implements Vm {
   constructor(
     readonly native: NativeVm,
     private readonly onClose: (vm: KvmVm) => void,
+    /** A type-0 VM of the same /dev/kvm, for vm.guest's helper memory where this VM's own files cannot be shared. */
+    readonly makeDonor: () => NativeVm = () => {
+      throw new Error('no /dev/kvm to make a donor VM from');
+    },
   ) {}
 
   get type(): number {

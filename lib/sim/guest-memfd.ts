@@ -85,7 +85,8 @@ export class SimGuestMemfd implements GuestMemfd {
 
   /** First page in [first, end) the guest may not map in this profile, or -1n. */
   guestFault(first: bigint, end: bigint): bigint {
-    // A type-0 VM on 6.18 has no private memory: a private page is not memory to its guest (MMIO exit).
+    // PVM (6.18) type-0 VM: a private page is not memory to its guest (MMIO exit). Mainline serves
+    // MMAP files' pages to the guest without asking (guest.ts); this answers the other paths.
     if (this.profile.conversion === null) return this.flags.initShared ? -1n : first;
     if (!this.#states) return -1n;
     return this.stateMap.firstIn(first, end, PENDING);

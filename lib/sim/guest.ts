@@ -2,33 +2,42 @@
 // A gpa range not covered by slots is refused whole (RangeError naming the first uncovered gpa),
 // as the real backend refuses it before running its guest program. Otherwise the access runs in
 // order and stops at the first page the guest may not use (GuestMemoryFault, size 4096):
-//   - linux-6.18: a type-0 VM has no private memory, so the guest reaches every slot, guest_memfd
-//     or not, through the slot's userspace memory (measured: a MMAP|INIT_SHARED slot without
-//     `userspace` gives the guest an MMIO exit; with the file's own mapping it sees the file).
+//   - linux-6.18, linux-7.3 (mainline): a slot bound to a guest_memfd with MMAP is gmem-only
+//     (kvm_gmem_bind sets KVM_MEMSLOT_GMEM_ONLY): every guest fault is served from the file by
+//     __kvm_mmu_faultin_pfn -> kvm_gmem_get_pfn, shared or not, with or without `userspace`; once
+//     the file is released (kvm_gmem_release clears slot->gmem.file) the guest faults. A slot on a
+//     file without MMAP goes through its userspace memory (a type-0 VM has no private gfns).
+//     Measured on Debian 6.18.15 and 7.3.4 with kvm_amd in the rig (tools/rig).
+//   - linux-6.18-pvm: PVM reaches guest memory only through the slot's userspace memory, guest_memfd
+//     or not (measured: a MMAP|INIT_SHARED slot without `userspace` gives the guest an MMIO exit;
+//     with the file's own mapping it sees the file).
 //   - series profiles, guest_memfd slot, file with MMAP: the file's pages in place; rfc-v5 refuses
 //     pending pages, inplace-v8 refuses nothing. File without MMAP: shared pages through the
 //     userspace memory, private pages in the file.
-//   - userspace memory that is missing, unmapped, too short or not host-accessible faults, and so
+//   - userspace memory that is missing, unmapped, too short or not host-accessible faults (mainline:
+//     KVM_RUN fails with EFAULT, a KvmError; PVM: an MMIO exit, a GuestMemoryFault), and so
 //     does a write to a readonly slot (and, in the series profiles, a slot whose guest_memfd was
 //     closed; on linux-6.18 the kernel keeps the file and the userspace memory answers).
 // A fault names its page, and is `private` when the guest_memfd page behind it is not shared.
-import { GuestMemoryFault, argRangeError } from '../errors.js';
+import { GuestMemoryFault, argRangeError, kvmError } from '../errors.js';
 import type { GuestAccess, U64 } from '../types.js';
 import { PAGE_SIZE, ensureOpen, num, rangeEnd, u64 } from '../validate.js';
 import { guestBytes } from '../kvm/guest-bytes.js';
 import { SHARED } from '../state-map.js';
 import { guestPhysLimit } from '../phys-bits.js';
 import type { SimGuestMemfd } from './guest-memfd.js';
+import type { SimProfile } from './profiles.js';
 import { MEM_READONLY, type SimSlot, type SlotTable } from './slots.js';
 
 const P = BigInt(PAGE_SIZE);
 
 interface Owner {
   readonly closed: boolean;
+  readonly profile: SimProfile;
   readonly slotTable: SlotTable;
 }
 
-type Piece = { file: SimGuestMemfd; at: bigint } | { fault: boolean };
+type Piece = { file: SimGuestMemfd; at: bigint } | { fault: boolean } | { efault: true };
 
 export class SimGuestAccess implements GuestAccess {
   constructor(private readonly vm: Owner) {}
@@ -89,6 +98,7 @@ export class SimGuestAccess implements GuestAccess {
         // No guest reaches past its physical address width (the host's MAXPHYADDR).
         if (gpa >= guestPhysLimit()) throw new GuestMemoryFault({ gpa: num((gpa / P) * P), size: PAGE_SIZE, private: false });
         const piece = this.#backing(slot, gpa, stop - gpa, write);
+        if ('efault' in piece) throw kvmError('EFAULT', 'ioctl', 'KVM_RUN');
         if ('fault' in piece) throw new GuestMemoryFault({ gpa: num((gpa / P) * P), size: PAGE_SIZE, private: piece.fault });
         fn(piece.file, piece.at, Number(gpa - start), Number(stop - gpa));
         gpa = stop;
@@ -116,12 +126,19 @@ export class SimGuestAccess implements GuestAccess {
         return { file: g, at };
       }
     }
-    // linux-6.18: closing the guest_memfd's fd leaves the slot's binding (the kernel holds the
-    // file), and the guest goes through the userspace memory anyway (found by the differential fuzzer).
+    if (g && g.profile.gmemOnlySlots && g.flags.mmap) {
+      // Mainline: KVM_MEMSLOT_GMEM_ONLY; a released file leaves kvm_gmem_get_pfn nothing (EFAULT).
+      if (g.closed) return { fault: false };
+      return { file: g, at: slot.gmemOffset + rel };
+    }
+    // linux-6.18-pvm: closing the guest_memfd's fd leaves the slot's binding, and the guest goes
+    // through the userspace memory anyway (found by the differential fuzzer).
     const m = slot.mapping;
-    if (!m) return { fault: pagePrivate() };
+    // Mainline: an hva that cannot be faulted in fails KVM_RUN with EFAULT; PVM: an MMIO exit.
+    const unserved = (): Piece => (slot.gmem?.profile ?? this.vm.profile).userspaceFaultEfault ? { efault: true } : { fault: pagePrivate() };
+    if (!m) return unserved();
     const where = m.guestView(slot.userspaceOffset + rel, n);
-    if ('fault' in where) return { fault: pagePrivate() };
+    if ('fault' in where) return unserved();
     return { file: m.file, at: where.at };
   }
 }

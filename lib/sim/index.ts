@@ -16,4 +16,4 @@ export { SimKvm } from './kvm.js';
 export { SimVm } from './vm.js';
 export { SimGuestMemfd } from './guest-memfd.js';
 export { SimMapping } from './mapping.js';
-export { PROFILES } from './profiles.js';
+export { HOST_DEPENDENT_CAPS, PROFILES, PROFILE_NAMES } from './profiles.js';

@@ -1,20 +1,28 @@
 // The kernels the simulator models, as data: what checkExtension answers, which VM types exist,
-// and which conversion model the guest_memfd files follow.
+// which conversion model the guest_memfd files follow, and the kernel rules that differ between
+// mainline KVM and this project's development host (docs/profiles.md has every rule and its source).
 //
-// checkExtension values (capability number: value). 'linux-6.18' is the real kernel of the
-// development machines, measured with `checkExtension(0..399)` on /dev/kvm and on a type-0 VM
-// (Linux 6.18, x86-64, Intel, 2 vCPUs); every cap not listed answers 0, as the kernel does.
-// The two patch-series profiles start from it and change only what their series changes:
+// Three kernels were measured with `checkExtension(0..399)` on /dev/kvm and on a type-0 VM:
+//   - 'linux-6.18-pvm': the development machines (Linux 6.18 in Firecracker, /dev/kvm from the
+//     kvm_pvm module: PVM, shadow paging, Intel Xeon, 2 vCPUs). Not mainline KVM.
+//   - 'linux-6.18': Debian's 6.18.15 in the rig (tools/rig: QEMU TCG, EPYC with SVM, 1 vCPU,
+//     kvm_amd with nested paging), i.e. mainline 6.18's KVM on an AMD host with NPT.
+//   - 'linux-7.3': Debian's 7.3.4 in the rig, same host.
+// Caps marked 'host' below depend on the host CPU or hypervisor, not on the kernel version: a
+// model can only answer them for the host it was measured on (see HOST_DEPENDENT_CAPS).
 //
-// | cap                               | linux-6.18 | rfc-v5 | inplace-v8 | why                                         |
-// |-----------------------------------|-----------:|-------:|-----------:|---------------------------------------------|
-// | 233 MEMORY_ATTRIBUTES             |          0 |      0 |          0 | no VM-level attributes on a type-0 VM        |
-// | 235 VM_TYPES                      |          1 |      1 |          3 | v8 is tested on SW_PROTECTED (type 1) VMs   |
-// | 239 GUEST_MEMFD_MAPPABLE (RFC v5) |          0 |      1 |          0 | the series' proposed capability             |
-// | 244 GUEST_MEMFD_FLAGS             |          3 |      3 |          3 | same public flags everywhere (portable code) |
-// | 250 MEMORY_ATTRIBUTES2 (v8)       |          0 |      0 |          8 | KVM_MEMORY_ATTRIBUTE_PRIVATE; the number     |
-// |                                   |            |        |            | moved between revisions (246..250)          |
-// | 129 (VM fd only)                  |         11 |     11 |         11 | the VM answers 11 where /dev/kvm answers 15 |
+// The two patch-series profiles start from the PVM table (where they were first measured against)
+// and change only what their series changes:
+//
+// | cap                               | 6.18-pvm | rfc-v5 | inplace-v8 | why                                         |
+// |-----------------------------------|---------:|-------:|-----------:|---------------------------------------------|
+// | 233 MEMORY_ATTRIBUTES             |        0 |      0 |          0 | no VM-level attributes on a type-0 VM        |
+// | 235 VM_TYPES                      |        1 |      1 |          3 | v8 is tested on SW_PROTECTED (type 1) VMs   |
+// | 239 GUEST_MEMFD_MAPPABLE (RFC v5) |        0 |      1 |          0 | the series' proposed capability             |
+// | 244 GUEST_MEMFD_FLAGS             |        3 |      3 |          3 | same public flags everywhere (portable code) |
+// | 250 MEMORY_ATTRIBUTES2 (v8)       |        0 |      0 |          8 | KVM_MEMORY_ATTRIBUTE_PRIVATE; the number     |
+// |                                   |          |        |            | moved between revisions (246..250)          |
+// | 129 (VM fd only)                  |       11 |     11 |         11 | the VM answers 11 where /dev/kvm answers 15 |
 //
 // Conversion entry points of the two series profiles are modelled as the v8 ioctl on the file
 // (KVM_SET_MEMORY_ATTRIBUTES2): page-aligned, non-empty ranges, else EINVAL. RFC v5 had no ioctl
@@ -33,10 +41,47 @@ export interface SimProfile {
   readonly conversion: ConversionModel;
   /** KVM_CREATE_GUEST_MEMFD: flag bits accepted (MMAP | INIT_SHARED). */
   readonly gmemFlags: bigint;
+  /**
+   * A slot bound to a guest_memfd created with MMAP is gmem-only: the guest's faults are served
+   * from the file, with no userspace address needed, and fault once the file is released.
+   * Mainline: kvm_gmem_bind sets KVM_MEMSLOT_GMEM_ONLY, __kvm_mmu_faultin_pfn then takes
+   * kvm_gmem_get_pfn. PVM (false): the guest reaches memory only through userspace_addr.
+   */
+  readonly gmemOnlySlots: boolean;
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES exists (CONFIG_KVM_GENERIC_MEMORY_ATTRIBUTES, selected by
+   * KVM_AMD_SEV / KVM_INTEL_TDX / KVM_SW_PROTECTED_VM in Debian's config): on a type-0 VM it
+   * accepts attributes 0 and refuses PRIVATE with EINVAL (kvm_vm_ioctl_set_mem_attributes against
+   * kvm_supported_mem_attributes). false: the ioctl is ENOTTY (the PVM host's build lacks it).
+   */
+  readonly vmAttributes: boolean;
+  /**
+   * Two-dimensional paging (NPT/EPT). Decides KVM_CAP_PRE_FAULT_MEMORY (= tdp_enabled) and the
+   * highest gpa a slot may reach: kvm_mmu_max_gfn() is the host MAXPHYADDR with TDP, 52 bits
+   * without (shadow paging, as PVM). Host-dependent.
+   */
+  readonly tdp: boolean;
+  /**
+   * The same guest_memfd range bound to a second slot: EINVAL in 6.18's kvm_gmem_bind, EEXIST in
+   * 7.x, where the binding moved to kvm_gmem_commit_memory_region.
+   */
+  readonly rebindErrno: 'EINVAL' | 'EEXIST';
+  /**
+   * 6.18's kvm_gmem_bind sums offset + size as loff_t: a sum reaching 2^63 wraps negative and
+   * passes the end-of-file check. 7.x takes uoff_t (kvm_gmem_prepare_memory_region): no wrap.
+   */
+  readonly gmemOffsetSignedSum: boolean;
+  /**
+   * A guest access the slot's userspace memory cannot serve (no mapping, unmapped, past the file,
+   * host-private): mainline's KVM_RUN fails with EFAULT (hva_to_pfn gives KVM_PFN_ERR_FAULT and
+   * kvm_handle_error_pfn returns -EFAULT, no memory-fault exit); PVM exits to userspace as MMIO.
+   * Found by the differential fuzzer in tools/rig (Debian 7.3.4).
+   */
+  readonly userspaceFaultEfault: boolean;
 }
 
-// Measured on Linux 6.18 (/dev/kvm); see the table above.
-const LINUX_6_18_CAPS: ReadonlyArray<[number, number]> = [
+// Measured on the PVM host (Linux 6.18, kvm_pvm, /dev/kvm); see the table above.
+const PVM_6_18_CAPS: ReadonlyArray<[number, number]> = [
   [0, 1], [1, 1], [2, 1], [3, 1], [4, 1], [6, 1], [7, 1], [8, 1], [9, 2], [10, 32764], [11, 1], [12, 1],
   [14, 1], [15, 2], [16, 1], [21, 1], [22, 1], [23, 1], [24, 1], [25, 4096], [26, 1], [30, 1], [31, 32],
   [32, 1], [33, 1], [34, 1], [35, 1], [36, 1], [37, 1], [39, 14], [40, 1], [41, 1], [47, 1], [50, 1],
@@ -48,45 +93,119 @@ const LINUX_6_18_CAPS: ReadonlyArray<[number, number]> = [
   [209, 1], [213, 1535], [215, 1], [218, 1], [220, 1], [223, 1048576], [226, 1], [231, 1], [232, 1], [234, 1],
   [235, 1], [237, 1], [238, 1], [244, 3],
 ];
-const LINUX_6_18_VM_CAPS: ReadonlyArray<[number, number]> = [[129, 11]];
+const PVM_6_18_VM_CAPS: ReadonlyArray<[number, number]> = [[129, 11]];
 
-function withCaps(over: ReadonlyArray<[number, number]>): Map<number, number> {
-  const m = new Map(LINUX_6_18_CAPS);
-  for (const [k, v] of over) {
-    if (v === 0) m.delete(k);
-    else m.set(k, v);
+// Debian 6.18.15 with kvm_amd in the rig, measured as the PVM table was: where it differs from it.
+// 'host': the host CPU or hypervisor decides; 'config': Debian's kernel config; 'version': 6.18 vs 7.3.
+const MAINLINE_6_18_OVER: ReadonlyArray<[number, number, string]> = [
+  [9, 1, 'host: NR_VCPUS is num_online_cpus() (the rig runs -smp 1)'],
+  [38, 511, 'config: CONFIG_KVM_XEN (XEN_HVM flags)'],
+  [44, 1, 'config: CONFIG_KVM_HYPERV'], [45, 1, 'config: CONFIG_KVM_HYPERV'], [46, 1, 'config: CONFIG_KVM_HYPERV'],
+  [96, 1, 'config: CONFIG_KVM_HYPERV'], [123, 1, 'config: CONFIG_KVM_HYPERV'], [148, 1, 'config: CONFIG_KVM_HYPERV'],
+  [149, 1, 'config: CONFIG_KVM_HYPERV'], [154, 1, 'config: CONFIG_KVM_HYPERV'], [155, 1, 'config: CONFIG_KVM_HYPERV'],
+  [161, 1, 'config: CONFIG_KVM_HYPERV'], [167, 1, 'config: CONFIG_KVM_HYPERV'], [191, 1, 'config: CONFIG_KVM_HYPERV'],
+  [199, 1, 'config: CONFIG_KVM_HYPERV'],
+  [66, 4096, 'config: CONFIG_KVM_MAX_NR_VCPUS'], [128, 16384, 'config: MAX_VCPU_ID follows KVM_MAX_NR_VCPUS'],
+  [117, 1, 'config: CONFIG_KVM_SMM'], [118, 2, 'config: SMM gives a second address space'],
+  [196, 1, 'config: CONFIG_X86_SGX_KVM'],
+  [129, 3, 'version: 6.18 answers X2APIC_API 3 on kvm_amd (7.3 and the PVM host: 15)'],
+  [143, 15, 'host: X86_DISABLE_EXITS (kvm_amd offers CSTATE here; PVM 14)'],
+  [157, 4224, 'host: NESTED_STATE is kvm_amd\'s nested state size (PVM has no nesting: 0)'],
+  [185, 0, 'host: SMALLER_MAXPHYADDR needs EPT with allow_smaller_maxphyaddr (Intel only)'],
+  [213, 1023, 'host+version: DISABLE_QUIRKS2, vendor quirks (PVM 1535) and 7.3 adds bits (4095)'],
+  [233, 8, 'config: KVM_GENERIC_MEMORY_ATTRIBUTES; /dev/kvm answers PRIVATE (kvm_supported_mem_attributes(NULL))'],
+  [236, 1, 'host: PRE_FAULT_MEMORY is tdp_enabled (NPT here; PVM shadow-pages: 0)'],
+];
+// On a type-0 VM: no private memory, so no attributes; 6.18 answers X2APIC_API as /dev/kvm does.
+const MAINLINE_6_18_VM_CAPS: ReadonlyArray<[number, number]> = [[233, 0]];
+// Debian 7.3.4 in the rig: the 6.18 table except these (version changes).
+const MAINLINE_7_3_OVER: ReadonlyArray<[number, number, string]> = [
+  [129, 15, 'version: X2APIC_API gained flags; a VM answers 11'],
+  [213, 4095, 'version: DISABLE_QUIRKS2 gained quirks'],
+];
+const MAINLINE_7_3_VM_CAPS: ReadonlyArray<[number, number]> = [[129, 11], [233, 0]];
+
+function overlay(base: ReadonlyArray<[number, number]>, ...overs: ReadonlyArray<ReadonlyArray<readonly [number, number, ...unknown[]]>>): Map<number, number> {
+  const m = new Map(base);
+  for (const over of overs) {
+    for (const [k, v] of over) {
+      if (v === 0) m.delete(k);
+      else m.set(k, v);
+    }
   }
   return m;
 }
 
+/** Caps whose value depends on the host (CPU vendor, paging mode, vCPU count), not on the kernel. */
+export const HOST_DEPENDENT_CAPS: ReadonlySet<number> = new Set(
+  MAINLINE_6_18_OVER.filter(([, , why]) => why.startsWith('host')).map(([k]) => k),
+);
+
 const GMEM_FLAGS = 0b11n;
+
+// This project's development host, PVM (kernel-uapi.md §1).
+const PVM_RULES = { gmemOnlySlots: false, vmAttributes: false, tdp: false, rebindErrno: 'EINVAL', gmemOffsetSignedSum: true, userspaceFaultEfault: false } as const;
 
 export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
   'linux-6.18': {
     name: 'linux-6.18',
     apiVersion: 12,
-    caps: new Map(LINUX_6_18_CAPS),
-    vmCaps: new Map(LINUX_6_18_VM_CAPS),
+    caps: overlay(PVM_6_18_CAPS, MAINLINE_6_18_OVER),
+    vmCaps: new Map(MAINLINE_6_18_VM_CAPS),
     conversion: null,
     gmemFlags: GMEM_FLAGS,
+    gmemOnlySlots: true,
+    vmAttributes: true,
+    tdp: true,
+    rebindErrno: 'EINVAL',
+    gmemOffsetSignedSum: true,
+    userspaceFaultEfault: true,
+  },
+  'linux-7.3': {
+    name: 'linux-7.3',
+    apiVersion: 12,
+    caps: overlay(PVM_6_18_CAPS, MAINLINE_6_18_OVER, MAINLINE_7_3_OVER),
+    vmCaps: new Map(MAINLINE_7_3_VM_CAPS),
+    conversion: null,
+    gmemFlags: GMEM_FLAGS,
+    gmemOnlySlots: true,
+    vmAttributes: true,
+    tdp: true,
+    rebindErrno: 'EEXIST',
+    gmemOffsetSignedSum: false,
+    userspaceFaultEfault: true,
+  },
+  'linux-6.18-pvm': {
+    name: 'linux-6.18-pvm',
+    apiVersion: 12,
+    caps: new Map(PVM_6_18_CAPS),
+    vmCaps: new Map(PVM_6_18_VM_CAPS),
+    conversion: null,
+    gmemFlags: GMEM_FLAGS,
+    ...PVM_RULES,
   },
   'rfc-v5': {
     name: 'rfc-v5',
     apiVersion: 12,
-    caps: withCaps([[239, 1]]),
-    vmCaps: new Map(LINUX_6_18_VM_CAPS),
+    caps: overlay(PVM_6_18_CAPS, [[239, 1]]),
+    vmCaps: new Map(PVM_6_18_VM_CAPS),
     conversion: 'rfc-v5',
     gmemFlags: GMEM_FLAGS,
+    ...PVM_RULES,
   },
   'inplace-v8': {
     name: 'inplace-v8',
     apiVersion: 12,
-    caps: withCaps([[235, 3], [250, 8]]),
-    vmCaps: new Map(LINUX_6_18_VM_CAPS),
+    caps: overlay(PVM_6_18_CAPS, [[235, 3], [250, 8]]),
+    vmCaps: new Map(PVM_6_18_VM_CAPS),
     conversion: 'inplace-v8',
     gmemFlags: GMEM_FLAGS,
+    ...PVM_RULES,
   },
 };
+
+/** Every profile name, in the order check prints its columns. */
+export const PROFILE_NAMES: readonly Profile[] = ['rfc-v5', 'inplace-v8', 'linux-6.18', 'linux-7.3', 'linux-6.18-pvm'];
 
 /** The limits the kernel applies, measured on Linux 6.18 x86-64 (see lib/sim/slots.ts). */
 export const LIMITS = {
@@ -96,7 +215,7 @@ export const LIMITS = {
   addressSpaces: 1,
   /** KVM_MEM_MAX_NR_PAGES. */
   maxSlotPages: (1n << 31n) - 1n,
-  /** A slot must end at or below this gpa (kvm_mmu_max_gfn() + 1 pages). */
+  /** A slot must end at or below this gpa (kvm_mmu_max_gfn() + 1 pages) without TDP; with TDP, the host MAXPHYADDR. */
   maxGpaEnd: 1n << 52n,
   /** i_size and file offsets (loff_t): below 2^63. */
   maxFileBytes: (1n << 63n) - 1n,

@@ -7,14 +7,18 @@
 //   of size, userspace address or READONLY -> EINVAL; the same region again -> no-op; a create or
 //   move overlapping another slot -> EEXIST; a slot ending past 2^52 -> EINVAL; guest_memfd of
 //   another VM, a range past the file's end (unless offset + size reaches 2^63: the kernel's
-//   signed sum wraps and it accepts), or pages bound to another slot -> EINVAL.
+//   signed sum wraps and it accepts), or pages bound to another slot -> EINVAL. Where mainline
+//   6.18, 7.x and the PVM host differ, the profile says which (SimProfile: tdp, rebindErrno,
+//   gmemOffsetSignedSum; docs/profiles.md).
 import { kvmError } from '../errors.js';
 import { PAGE_SIZE } from '../validate.js';
 import type { SimGuestMemfd } from './guest-memfd.js';
 import type { SimMapping } from './mapping.js';
-import { LIMITS } from './profiles.js';
+import { guestPhysLimit } from '../phys-bits.js';
+import { LIMITS, type SimProfile } from './profiles.js';
 
 const P = BigInt(PAGE_SIZE);
+const CAP_MULTI_ADDRESS_SPACE = 118;
 const IOCTL = 'KVM_SET_USER_MEMORY_REGION2';
 export const MEM_LOG_DIRTY_PAGES = 1;
 export const MEM_READONLY = 2;
@@ -49,12 +53,17 @@ function sameUserspace(a: SlotRequest, b: SlotRequest): boolean {
 export class SlotTable {
   readonly slots = new Map<number, SimSlot>();
 
-  constructor(private readonly vm: object) {}
+  constructor(
+    private readonly vm: object,
+    private readonly profile: SimProfile,
+  ) {}
 
   set(r: SlotRequest): void {
     const gmemFlag = (r.flags & MEM_GUEST_MEMFD) !== 0;
     if (gmemFlag && (r.flags & (MEM_READONLY | MEM_LOG_DIRTY_PAGES)) !== 0) throw einval();
-    if (r.slot >>> 16 >= LIMITS.addressSpaces || (r.slot & 0xffff) >= LIMITS.userSlots) throw einval();
+    // Address spaces: KVM_CAP_MULTI_ADDRESS_SPACE (2 with SMM on mainline kvm_amd/kvm_intel; PVM has 1).
+    const spaces = this.profile.caps.get(CAP_MULTI_ADDRESS_SPACE) ?? LIMITS.addressSpaces;
+    if (r.slot >>> 16 >= spaces || (r.slot & 0xffff) >= LIMITS.userSlots) throw einval();
     if (r.size % P !== 0n || r.gpa % P !== 0n || r.userspaceOffset % P !== 0n) throw einval();
     if (gmemFlag && (r.gmemOffset % P !== 0n || r.gmemOffset + r.size >= 1n << 64n)) throw einval();
     if (r.gpa + r.size >= 1n << 64n) throw einval();
@@ -76,7 +85,8 @@ export class SlotTable {
       }
     }
     this.#checkOverlap(r);
-    if (r.gpa + r.size > LIMITS.maxGpaEnd) throw einval();
+    // kvm_arch_prepare_memory_region against kvm_mmu_max_gfn(): the host MAXPHYADDR with TDP, else 52 bits.
+    if (r.gpa + r.size > (this.profile.tdp ? guestPhysLimit() : LIMITS.maxGpaEnd)) throw einval();
     let binding: SimSlot['binding'];
     if (gmemFlag) binding = this.#bind(r.gmem!, r.gmemOffset, npages);
     if (old) this.slots.delete(r.slot);
@@ -86,20 +96,27 @@ export class SlotTable {
   #checkOverlap(r: SlotRequest): void {
     const end = r.gpa + r.size;
     for (const s of this.slots.values()) {
-      if (s.slot === r.slot) continue;
+      // Only slots of the same address space can overlap (__kvm_set_memory_region, per as_id).
+      if (s.slot === r.slot || s.slot >>> 16 !== r.slot >>> 16) continue;
       if (r.gpa < s.gpa + s.size && s.gpa < end) throw kvmError('EEXIST', 'ioctl', IOCTL);
     }
   }
 
   #bind(g: SimGuestMemfd, offset: bigint, npages: bigint): { first: bigint; end: bigint } {
     if (g.owner !== this.vm) throw einval();
-    // kvm_gmem_bind compares offset + size with i_size as loff_t: a negative offset is refused,
-    // but a sum of 2^63 or more wraps negative and passes (found by the fuzzer; the kernel's answer).
     const last = offset + npages * P;
-    if (offset >= 1n << 63n || (last < 1n << 63n && last > g.sizeBig)) throw einval();
+    if (this.profile.gmemOffsetSignedSum) {
+      // 6.18's kvm_gmem_bind compares offset + size with i_size as loff_t: a negative offset is
+      // refused, but a sum of 2^63 or more wraps negative and passes (found by the fuzzer).
+      if (offset >= 1n << 63n || (last < 1n << 63n && last > g.sizeBig)) throw einval();
+    } else if (last > g.sizeBig) {
+      // 7.x's kvm_gmem_prepare_memory_region sums them as uoff_t: no wrap.
+      throw einval();
+    }
     const first = offset / P;
     const end = first + npages;
-    for (const b of g.bindings) if (first < b.end && b.first < end) throw einval();
+    // A range already bound: 6.18's kvm_gmem_bind EINVAL, 7.x's kvm_gmem_commit_memory_region EEXIST.
+    for (const b of g.bindings) if (first < b.end && b.first < end) throw kvmError(this.profile.rebindErrno, 'ioctl', IOCTL);
     const binding = { first, end };
     g.bindings.add(binding);
     return binding;

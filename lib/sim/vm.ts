@@ -18,13 +18,15 @@ export class SimVm implements Vm {
   #closed = false;
   #files = new Set<SimGuestMemfd>();
   #guest: SimGuestAccess | undefined;
-  readonly slotTable = new SlotTable(this);
+  readonly slotTable: SlotTable;
 
   constructor(
     readonly profile: SimProfile,
     readonly type: number,
     private readonly onClose: (vm: SimVm) => void,
-  ) {}
+  ) {
+    this.slotTable = new SlotTable(this, profile);
+  }
 
   get closed(): boolean {
     return this.#closed;
@@ -68,9 +70,15 @@ export class SimVm implements Vm {
 
   setMemoryAttributes(gpa: U64, size: U64, attributes: { private: boolean }): void {
     ensureOpen(this.#closed, 'Vm');
-    attributesArgs(gpa, size, attributes);
-    // No profile gives a type-0 VM VM-level attributes (KVM_CAP_MEMORY_ATTRIBUTES is 0), as on 6.18.
-    throw kvmError('ENOTTY', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
+    const a = attributesArgs(gpa, size, attributes);
+    // The PVM host's build has no KVM_SET_MEMORY_ATTRIBUTES (ENOTTY), nor do the series profiles.
+    if (!this.profile.vmAttributes) throw kvmError('ENOTTY', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
+    // kvm_vm_ioctl_set_mem_attributes, in its order: attributes outside kvm_supported_mem_attributes
+    // (none on a VM without private memory), then an empty or wrapping range, then alignment.
+    // Every modelled mainline VM is type 0, so shared (attributes 0) is all it accepts, as a no-op.
+    if (a.private) throw kvmError('EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
+    if (a.size === 0n || a.gpa + a.size >= 1n << 64n) throw kvmError('EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
+    if (a.gpa % P !== 0n || a.size % P !== 0n) throw kvmError('EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
   }
 
   createVcpu(id: number = 0): Vcpu {

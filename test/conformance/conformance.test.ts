@@ -1,11 +1,15 @@
-// Every conformance case on the real kernel and on the simulator's 'linux-6.18' profile: any
-// difference fails, because that profile claims to be this kernel. Then what each profile must
+// Every conformance case on the real kernel and on the simulator profile probe expects for it
+// (hostProfile: 'linux-6.18-pvm' here, 'linux-6.18' / 'linux-7.3' in tools/rig): any difference
+// fails, because that profile claims to be this kernel. Then what each profile must
 // answer where the profiles part ways.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { open } from '../../lib/index.js';
 import { canonical, cases, runCases, type CaseResult } from '../../lib/conformance/index.js';
 import type { Kvm, Profile } from '../../lib/types.js';
+import { hostProfile } from '../../lib/probe.js';
 import { describeKvm } from '../helpers/kvm.js';
+
+const expected: Profile = hostProfile() ?? 'linux-6.18';
 
 async function runAll(kvm: Kvm): Promise<Map<string, CaseResult>> {
   try {
@@ -21,12 +25,12 @@ function comparable(r: CaseResult | undefined) {
   return r.status === 'ran' ? { status: r.status, outcome: r.outcome } : { status: r.status };
 }
 
-describeKvm('conformance: the real kernel and the simulator profile linux-6.18 agree', () => {
+describeKvm(`conformance: the real kernel and the simulator profile ${expected} agree`, () => {
   let kernel: Map<string, CaseResult>;
   let sim: Map<string, CaseResult>;
   beforeAll(async () => {
     kernel = await runAll(open({ backend: 'kvm' }));
-    sim = await runAll(open({ backend: 'sim', profile: 'linux-6.18' }));
+    sim = await runAll(open({ backend: 'sim', profile: expected }));
     const skipped = [...kernel.values()].filter((r) => r.status === 'n/s');
     if (skipped.length) console.info(`[conformance] ${skipped.length} cases not supported by this kernel (both sides must agree): ${[...new Set(skipped.map((r) => r.reason))].join('; ')}`);
   });
@@ -36,7 +40,7 @@ describeKvm('conformance: the real kernel and the simulator profile linux-6.18 a
       const k = kernel.get(c.id)!;
       // A crash or a hang on the kernel is a bug in the case or the backend, not a result to compare.
       expect(k.status === 'crashed' || k.status === 'timeout' ? `${k.status}: ${k.reason}` : 'ok').toBe('ok');
-      expect(comparable(sim.get(c.id)), `simulator 'linux-6.18' differs from the kernel in ${c.id}`).toEqual(comparable(k));
+      expect(comparable(sim.get(c.id)), `simulator '${expected}' differs from the kernel in ${c.id}`).toEqual(comparable(k));
     });
   }
 });
@@ -53,7 +57,7 @@ function outcome(rs: Map<string, CaseResult>, id: string): unknown {
 
 const UNSUPPORTED_CONVERSION = { error: { class: 'UnsupportedError', code: 'ERR_KVM_UNSUPPORTED', feature: 'in-place conversion' } };
 
-describe.each(['rfc-v5', 'inplace-v8', 'linux-6.18'] as const)('conformance on the simulator profile %s', (profile) => {
+describe.each(['rfc-v5', 'inplace-v8', 'linux-6.18', 'linux-7.3', 'linux-6.18-pvm'] as const)('conformance on the simulator profile %s', (profile) => {
   let rs: Map<string, CaseResult>;
   beforeAll(async () => {
     rs = await profileResults(profile);
@@ -77,7 +81,7 @@ describe.each(['rfc-v5', 'inplace-v8', 'linux-6.18'] as const)('conformance on t
     });
   });
 
-  if (profile === 'linux-6.18') {
+  if (profile.startsWith('linux-')) {
     it('has no conversion: share is UnsupportedError and the conversion and pins cases are not supported', () => {
       expect(outcome(rs, 'conv.available')).toEqual({ share: UNSUPPORTED_CONVERSION, unshare: UNSUPPORTED_CONVERSION });
       for (const id of ['conv.share-private', 'conv.round-trip-keeps-data', 'pins.unshare-held', 'pins.two-holds']) {

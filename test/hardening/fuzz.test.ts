@@ -4,7 +4,7 @@
 import { appendFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { open } from '../../lib/index.js';
-import { formatOp, fuzzSeed, replay, report, type Backends } from '../../lib/fuzz/index.js';
+import { formatOp, fuzzProfile, fuzzSeed, replay, report, type Backends } from '../../lib/fuzz/index.js';
 import { Generator } from '../../lib/fuzz/ops.js';
 import { Rng } from '../../lib/fuzz/rng.js';
 import { describeKvm } from '../helpers/kvm.js';
@@ -16,7 +16,7 @@ function count(fields: Record<string, number>): void {
   if (process.env.KVM_GMEM_COUNTS) appendFileSync(process.env.KVM_GMEM_COUNTS, JSON.stringify(fields) + '\n');
 }
 
-describeKvm('differential fuzzing: kernel vs simulator linux-6.18', () => {
+describeKvm(`differential fuzzing: kernel vs simulator ${fuzzProfile()}`, () => {
   it(`${SEEDS.length} seeds x ${STEPS} calls agree on every result and error`, async () => {
     let steps = 0;
     let bad = 0;

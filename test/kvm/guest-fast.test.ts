@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GuestMemoryFault, open } from '../../lib/index.js';
 import type { Kvm, Vm } from '../../lib/index.js';
 import { describeKvm } from '../helpers/kvm.js';
+import { hostProfile } from '../../lib/probe.js';
 
 const GiB = 0x4000_0000;
 const PAGE = 4096;
@@ -86,7 +87,8 @@ describe('vm.guest.readInto on the simulator', () => {
   });
 
   beforeEach(() => {
-    kvm = open({ backend: 'sim', profile: 'linux-6.18' });
+    // This host's profile: a private guest_memfd page faults for the guest (mainline serves it).
+    kvm = open({ backend: 'sim', profile: 'linux-6.18-pvm' });
   });
   it('fills a SharedArrayBuffer view, resolves to its length, and faults like read', async () => {
     const r = (await readIntoScenario(kvm)) as { got: number; bytes: number[]; fault: unknown; written: number[] };
@@ -104,8 +106,8 @@ describeKvm('vm.guest fast path on the real backend', () => {
     vm = kvm.createVm();
   });
 
-  it('readInto gives what the linux-6.18 simulator gives', async () => {
-    const sim = open({ backend: 'sim', profile: 'linux-6.18' });
+  it('readInto gives what this kernel\'s simulator profile gives', async () => {
+    const sim = open({ backend: 'sim', profile: hostProfile() ?? 'linux-6.18' });
     try {
       expect(await readIntoScenario(kvm)).toEqual(await readIntoScenario(sim));
     } finally {
@@ -114,7 +116,7 @@ describeKvm('vm.guest fast path on the real backend', () => {
   });
 
   it('hostile buffers get what the simulator gives them', async () => {
-    const sim = open({ backend: 'sim', profile: 'linux-6.18' });
+    const sim = open({ backend: 'sim', profile: hostProfile() ?? 'linux-6.18' });
     try {
       expect(await hostileScenario(kvm)).toEqual(await hostileScenario(sim));
     } finally {

@@ -10,7 +10,7 @@ let vm: Vm;
 let g: GuestMemfd;
 let m: Mapping;
 beforeEach(() => {
-  kvm = sim('linux-6.18');
+  kvm = sim('linux-6.18-pvm');
   vm = kvm.createVm();
   g = vm.createGuestMemfd({ size: 16 * PAGE, mmap: true, initShared: true });
   m = vm.createGuestMemfd({ size: 64 * PAGE, mmap: true, initShared: true }).map();
@@ -20,7 +20,7 @@ afterEach(() => kvm.close());
 const einval = (r: MemoryRegion) => expectKvmError(() => vm.setMemoryRegion(r), 'EINVAL', 'ioctl', IOCTL);
 const eexist = (r: MemoryRegion) => expectKvmError(() => vm.setMemoryRegion(r), 'EEXIST', 'ioctl', IOCTL);
 
-describe('memory slots (linux-6.18 rules)', () => {
+describe('memory slots (linux-6.18-pvm rules)', () => {
   it('refuses unaligned size, gpa, userspace address and guest_memfd offset with EINVAL', () => {
     einval({ slot: 1, guestPhysAddr: 0, size: 100, userspace: m });
     einval({ slot: 1, guestPhysAddr: 100, size: PAGE, userspace: m });

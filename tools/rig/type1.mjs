@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// The VM type 1 (KVM_X86_SW_PROTECTED_VM) cases, held to what the kernel must answer
+// (lib/conformance/cases-private.ts). Run inside the rig's custom kernel:
+//   npm run rig -- custom node tools/rig/type1.mjs
+// Exit 0 when every case ran and matched; 1 on a difference; 2 when type 1 is missing here.
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist');
+const { open } = await import(pathToFileURL(path.join(dist, 'index.js')).href);
+const { canonical, privateCases, privateExpectations, runCases } = await import(pathToFileURL(path.join(dist, 'conformance', 'index.js')).href);
+
+const kvm = open({ backend: 'kvm' });
+let status = 0;
+try {
+  const want = privateExpectations();
+  for (const r of await runCases(kvm, privateCases)) {
+    if (r.status !== 'ran') {
+      console.log(`type1 ${r.id}: ${r.status}: ${r.reason}`);
+      status = Math.max(status, r.status === 'n/s' ? 2 : 1);
+      continue;
+    }
+    const ok = canonical(r.outcome) === canonical(want[r.id]);
+    console.log(`type1 ${r.id}: ${ok ? 'as expected' : 'DIFFERS'} (${r.ms} ms)`);
+    if (!ok) {
+      console.log(`  kernel:   ${canonical(r.outcome)}`);
+      console.log(`  expected: ${canonical(want[r.id])}`);
+      status = 1;
+    }
+  }
+} finally {
+  kvm.close();
+}
+process.exit(status);
