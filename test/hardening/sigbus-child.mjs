@@ -4,9 +4,11 @@
 //   node sigbus-child.mjs <bundled lib> external      kill -BUS with no other handler
 //   node sigbus-child.mjs <bundled lib> handled       kill -BUS, again and again, during copies, with a JS listener
 //   node sigbus-child.mjs <bundled lib> replaced      process.on('SIGBUS') after the first map()
+//   node sigbus-child.mjs <bundled lib> worker        the same listener, then guarded copies in a worker
 import { spawn, spawnSync } from 'node:child_process';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 
-const [lib, mode] = process.argv.slice(2);
+const [lib, mode] = isMainThread ? process.argv.slice(2) : [process.argv[2], 'in-worker'];
 const { open, HostAccessError } = await import(lib);
 const PAGE = 4096;
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -48,6 +50,7 @@ if (mode === 'external') {
   const killer = spawn('sh', ['-c', `for i in $(seq ${SENT}); do kill -BUS ${process.pid}; sleep 0.02; done`]);
   let done = false;
   killer.on('exit', () => (done = true));
+  killer.on('error', () => (done = true));
   let copies = 0;
   const wrong = [];
   while (!done) {
@@ -79,5 +82,22 @@ if (mode === 'external') {
   killBus();
   await sleep(300);
   out({ step: 'alive' });
+} else if (mode === 'worker') {
+  const pm = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true }).map();
+  out({ step: 'main', guarded: guardedRead(pm) });
+  process.on('SIGBUS', listener);
+  // The worker's own load of the addon is the same library: its copies must re-assert the guard.
+  const w = new Worker(new URL(import.meta.url), { argv: [lib] });
+  const m = await new Promise((resolve) => {
+    w.on('message', resolve);
+    w.on('error', (e) => resolve(`${e.name}: ${e.message}`));
+  });
+  out({ step: 'worker', guarded: m });
+  await new Promise((r) => w.on('exit', r));
+  out({ step: 'main again', guarded: guardedRead(pm) });
+  process.off('SIGBUS', listener);
+} else if (mode === 'in-worker') {
+  const pm = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true }).map();
+  parentPort.postMessage(guardedRead(pm));
 }
 kvm.close();

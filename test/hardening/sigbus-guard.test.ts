@@ -6,7 +6,8 @@
 //   turns into a HostAccessError; the guard still catches faults afterwards;
 // - process.on('SIGBUS') after the first map() (libuv's sigaction replaces the guard's handler):
 //   a guarded copy of a private page still throws HostAccessError instead of re-faulting forever,
-//   the listener still gets kill -BUS, and once it is removed a kill -BUS kills again.
+//   the listener still gets kill -BUS, and once it is removed a kill -BUS kills again; the same
+//   for a guarded copy in a worker thread.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,5 +65,15 @@ describeKvm('SIGBUS from outside and other handlers', () => {
       { step: 'off', guarded: PRIVATE_READ },
     ]);
     expect({ status: r.status, signal: r.signal }).toEqual({ status: null, signal: 'SIGBUS' });
+  }, 30_000);
+
+  it("process.on('SIGBUS') on the main thread, then a guarded copy in a worker, still throws HostAccessError", async () => {
+    const r = await child('worker');
+    expect(r.lines, r.stderr).toEqual([
+      { step: 'main', guarded: PRIVATE_READ },
+      { step: 'worker', guarded: PRIVATE_READ },
+      { step: 'main again', guarded: PRIVATE_READ },
+    ]);
+    expect({ status: r.status, signal: r.signal }).toEqual({ status: 0, signal: null });
   }, 30_000);
 });
