@@ -22,7 +22,7 @@ const root = path.resolve(here, '..');
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
   process.stdout.write(`usage: npm run bench [-- --quick] [-- --out DIR]
-  --quick     shorter samples and smaller windows, still 7 interleaved rounds; the same ids
+  --quick     shorter samples and smaller windows (about two minutes), still 7 interleaved rounds; the same ids
   --out DIR   where latest.json and latest.svg go (default bench/out/, git-ignored)
 Prints the tables and the path of the results.
 `);

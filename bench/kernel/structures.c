@@ -7,7 +7,7 @@
 // the interval tree take none, as a caller holding the file's lock would use them. The lock-pair
 // line gives that mutex's cost so a reader can subtract it.
 //
-// Usage: structures [--quick] [--rounds N] [--only WORKLOAD]
+// Usage: structures [--quick] [--rounds N] [--only WORKLOAD] [--kind N (one structure, by enum kind)]
 // Prints one JSON object per line: {workload, structure, unit, value (median), min, max, rounds,
 // opsPerRound, scale, note}; times are thread CPU time. On a wrong answer {"error": ...} and exit 1.
 #include "shared.h"
@@ -339,12 +339,6 @@ static void report(const char* workload, enum kind k, const char* unit, struct s
   fflush(stdout);
 }
 
-static void report_skip(const char* workload, enum kind k, const char* unit, const char* why) {
-  printf("{\"workload\":\"%s\",\"structure\":\"%s\",\"unit\":\"%s\",\"value\":null,\"skipped\":\"%s\"}\n", workload,
-         kind_name[k], unit, why);
-  fflush(stdout);
-}
-
 // One timed unit of work for a structure: returns the number of ops it did.
 typedef unsigned long long (*step_fn)(struct st* s, void* arg);
 
@@ -672,10 +666,11 @@ int main(int argc, char** argv) {
     } else if (!strcmp(argv[i], "--kind") && i + 1 < argc) {
       all_kinds[0] = atoi(argv[++i]);
       nkinds = 1;
+      if (all_kinds[0] < 0 || all_kinds[0] >= NKINDS) fail("--kind must be 0..5");
     } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
       only = argv[++i];
     } else {
-      fprintf(stderr, "usage: structures [--quick] [--rounds N] [--only WORKLOAD]\n");
+      fprintf(stderr, "usage: structures [--quick] [--rounds N] [--only WORKLOAD] [--kind N]\n");
       return 2;
     }
   }
@@ -697,7 +692,6 @@ int main(int argc, char** argv) {
   if (!only || !strcmp(only, "op-2mib-among")) op_2mib_among();
   if (!only || !strcmp(only, "rfc-loop")) rfc_loop();
   if (!only || !strcmp(only, "lock-pair")) lock_pair();
-  (void)report_skip;
   rcu_unregister_thread();
   return 0;
 }
