@@ -49,7 +49,7 @@ KvmObject::KvmObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvmObjec
   if (info.Length() < 1 || !info[0].IsString()) ThrowTypeError(env, "path must be a string");
   std::string path = info[0].As<Napi::String>().Utf8Value();
   int fd = InjectFault(Sys::Open) ? -1 : open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) ThrowErrno(env, errno, "open");
+  if (fd < 0) ThrowErrnoPath(env, errno, "open", path);
   fd_ = fd;
   Attach(env, nullptr, Napi::Object());
 }

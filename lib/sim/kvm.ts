@@ -9,6 +9,8 @@ import { SimVm } from './vm.js';
 
 export class SimKvm implements Kvm {
   readonly backend = 'sim' as const;
+  /** Set by open() when backend 'auto' fell back to the simulator: why /dev/kvm was not used. */
+  fallbackReason: string | null = null;
   readonly apiVersion: number;
   #closed = false;
   #vms = new Set<SimVm>();

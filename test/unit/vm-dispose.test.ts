@@ -1,0 +1,18 @@
+// `using` under vitest's vmThreads pool (issue 17): runs a consumer-style vitest project whose
+// test file lives in a vm context, where Node 20 has no Symbol.dispose.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+
+const root = path.resolve(__dirname, '../..');
+
+it('a vmThreads test file disposes kvm-gmem objects with `using`', () => {
+  const r = spawnSync(process.execPath, [path.join(root, 'node_modules/vitest/vitest.mjs'), 'run', '--config', 'test/fixtures/vm-threads/vitest.config.ts'], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined },
+  });
+  expect(r.status, r.stdout + r.stderr).toBe(0);
+  expect(r.stdout).toMatch(/Tests\s+1 passed/);
+});
