@@ -18,7 +18,12 @@ function addonPath(): string {
   ];
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
-    throw new Error(`kvm-gmem: the native addon is not built (looked in ${candidates.join(', ')}); run \`npm run build:native\``);
+    // Installed as a dependency (its install script skipped: --ignore-scripts) or a checkout of the repository.
+    const installed = root.split(path.sep).includes('node_modules');
+    const how = installed
+      ? 'run `npm rebuild kvm-gmem` in your project (it needs a C++ compiler, make and python3; npm install --ignore-scripts skips this build)'
+      : 'run `npm run build:native`';
+    throw new Error(`kvm-gmem: the native addon is not built (looked in ${candidates.join(', ')}); ${how}`);
   }
   return found;
 }
