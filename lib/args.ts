@@ -115,7 +115,7 @@ export function regionArgs<G extends { closed: boolean }, M extends { closed: bo
     ensureOpen(mapping.closed, 'Mapping');
   }
   const userspaceOffset = r.userspaceOffset === undefined ? 0n : u64('userspaceOffset', r.userspaceOffset);
-  if (mapping && userspaceOffset > BigInt(mapping.length)) throw argRangeError('userspaceOffset is beyond the mapping');
+  if (mapping && userspaceOffset > BigInt(mapping.length)) throw argRangeError(`userspaceOffset must be within the mapping (${mapping.length} bytes), got ${userspaceOffset}`);
   // The kernel only checks that the range is user memory: a slot longer than the rest of its
   // mapping would give the guest whatever this process maps next (V8's heap, say) to read and write.
   const mapped = mapping ? ((BigInt(mapping.length) + 4095n) / 4096n) * 4096n : 0n;

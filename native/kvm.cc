@@ -93,7 +93,10 @@ Napi::Value KvmObject::CreateVm(const Napi::CallbackInfo& info) {
   EnsureOpen(env, *this, "Kvm");
   uint32_t type = GetU32(env, info[0], "type");
   long fd = IoctlRetry(fd_, KVM_CREATE_VM, static_cast<unsigned long>(type));
-  if (fd < 0) ThrowErrno(env, errno, "ioctl", "KVM_CREATE_VM");
+  if (fd < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "ioctl", "KVM_CREATE_VM", "type " + std::to_string(type));
+  }
   // KVM installs the VM fd with O_CLOEXEC already.
   ChildInit init{static_cast<int>(fd), type, 0, 0, this, info.This().As<Napi::Object>()};
   return NewChild(env, GetData(env)->vmCtor, init);

@@ -38,7 +38,7 @@ export class SimKvm implements Kvm {
   createVm(opts?: { type?: number }): Vm {
     ensureOpen(this.#closed, 'Kvm');
     const type = vmTypeArg(opts);
-    if (!this.vmTypes().includes(type)) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_VM');
+    if (!this.vmTypes().includes(type)) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_VM', undefined, `type ${type}`);
     const vm = new SimVm(this.model, type, (x) => this.#vms.delete(x));
     this.#vms.add(vm);
     return vm;

@@ -93,6 +93,7 @@ describe.each(backends)('unknown option keys (%s)', (_name, make) => {
     const e = thrown(() => vm.createGuestMemfd({ size: 1000 }));
     expect(e).toBeInstanceOf(KvmError);
     expect(e.message).toBe('EINVAL: Invalid argument, ioctl KVM_CREATE_GUEST_MEMFD (size 1000, flags 0x0)');
+    expect(thrown(() => kvm.createVm({ type: 77 })).message).toBe('EINVAL: Invalid argument, ioctl KVM_CREATE_VM (type 77)');
   });
 
   it('view() of a range the library knows is not shared is refused with HostAccessError', () => {
