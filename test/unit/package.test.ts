@@ -65,6 +65,7 @@ describe('the tarball (npm pack)', () => {
 describe('a consumer project with the packed tarball', () => {
   let dir = '';
   let pkgDir = '';
+  let tarball = '';
   const node = (args: string[], env: NodeJS.ProcessEnv = {}) =>
     spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', env: { ...process.env, KVM_GMEM_ADDON: '', ...env } });
 
@@ -72,10 +73,13 @@ describe('a consumer project with the packed tarball', () => {
     expect(tsc(['-p', 'tsconfig.json']).status).toBe(0);
     dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-gmem-consumer-'));
     const tgz = execFileSync(npm, ['pack', '--ignore-scripts', '--pack-destination', dir, '--silent'], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop()!;
+    tarball = path.join(dir, tgz);
     // npm install --ignore-scripts of the tarball, without the registry: unpack it where npm would.
     pkgDir = path.join(dir, 'node_modules', 'kvm-gmem');
     mkdirSync(pkgDir, { recursive: true });
     execFileSync('tar', ['-xzf', path.join(dir, tgz), '-C', pkgDir, '--strip-components=1']);
+    // Without a prebuilt addon (a checkout that ran `npm run prebuilds` packs one): the source-build case.
+    rmSync(path.join(pkgDir, 'prebuilds'), { recursive: true, force: true });
     writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
   });
 
@@ -87,6 +91,54 @@ describe('a consumer project with the packed tarball', () => {
     const r = node(['-e', "import('kvm-gmem').then(() => console.log('loaded'), (e) => { console.log(e.message); })"]);
     expect(r.stdout).toContain('npm rebuild kvm-gmem');
     expect(r.stdout).not.toContain('npm run build:native');
+  });
+
+  /** A fresh unpacked copy of the package, as `npm install --ignore-scripts` leaves it. */
+  function unpack(name: string): string {
+    const at = path.join(dir, name, 'node_modules', 'kvm-gmem');
+    mkdirSync(at, { recursive: true });
+    execFileSync('tar', ['-xzf', tarball, '-C', at, '--strip-components=1']);
+    // A tarball packed where prebuilds/ exists carries one: start each case without it.
+    rmSync(path.join(at, 'prebuilds'), { recursive: true, force: true });
+    return at;
+  }
+  // The install script as npm runs it there, on a machine with no compiler, make or python3 on PATH.
+  const install = (at: string) =>
+    spawnSync(process.execPath, [path.join(at, 'tools', 'install.mjs')], { cwd: at, encoding: 'utf8', env: { ...process.env, PATH: '/nonexistent', KVM_GMEM_ADDON: '' } });
+
+  it.skipIf(!existsSync(addon))('with no compiler the install uses the prebuilt addon, and the package then loads and runs', () => {
+    const at = unpack('prebuilt');
+    const r = spawnSync(process.execPath, [path.join(root, 'tools', 'prebuild.mjs'), '--from', addon, '--out', path.join(at, 'prebuilds')], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(existsSync(path.join(at, 'prebuilds', 'linux-x64', 'kvm_gmem.glibc.node'))).toBe(true);
+    const i = install(at);
+    expect([i.status, i.stderr]).toEqual([0, '']);
+    expect(existsSync(path.join(at, 'build'))).toBe(false);
+    const use = spawnSync(process.execPath, ['-e', "const { open } = require('kvm-gmem'); const k = open({ backend: 'sim' }); console.log(k.createVm().createGuestMemfd({ size: 4096 }).size);"], {
+      cwd: path.dirname(path.dirname(at)),
+      encoding: 'utf8',
+      env: { ...process.env, KVM_GMEM_ADDON: '' },
+    });
+    expect(use.stdout.trim(), use.stderr).toBe('4096');
+  });
+
+  it('with no prebuilt addon and no compiler the install fails with one line naming what is missing', () => {
+    const at = unpack('nothing');
+    const i = install(at);
+    expect(i.status).toBe(1);
+    expect(i.stderr.trim().split('\n')).toHaveLength(1);
+    expect(i.stderr).toContain('missing make, a C++ compiler');
+    expect(i.stderr).toContain('npm rebuild kvm-gmem');
+  });
+
+  it('a prebuilt addon that does not load here is reported and the install falls back to building from source', () => {
+    const at = unpack('broken');
+    mkdirSync(path.join(at, 'prebuilds', 'linux-x64'), { recursive: true });
+    writeFileSync(path.join(at, 'prebuilds', 'linux-x64', 'kvm_gmem.glibc.node'), 'not an ELF file');
+    const i = install(at);
+    expect(i.status).toBe(1);
+    expect(i.stderr).toContain('the prebuilt addon does not load here');
+    expect(i.stderr).toContain('missing make');
   });
 
   describe.skipIf(!existsSync(addon))('with the addon built (as the install script does)', () => {
