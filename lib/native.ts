@@ -19,15 +19,15 @@ function prebuilt(): string {
 function addonPath(): string {
   const override = process.env.KVM_GMEM_ADDON;
   if (override) return path.resolve(override);
+  // Installed as a dependency, or a checkout of the repository (whose prebuilds/ may be older than its sources).
+  const installed = root.split(path.sep).includes('node_modules');
   const candidates = [
     path.join(root, 'build', 'Release', 'kvm_gmem.node'),
     path.join(root, 'build', 'Debug', 'kvm_gmem.node'),
-    prebuilt(),
+    ...(installed ? [prebuilt()] : []),
   ];
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
-    // Installed as a dependency (its install script skipped: --ignore-scripts) or a checkout of the repository.
-    const installed = root.split(path.sep).includes('node_modules');
     const how = installed
       ? 'run `npm rebuild kvm-gmem` in your project (it needs a C++ compiler, make and python3; npm install --ignore-scripts skips this build)'
       : 'run `npm run build:native`';

@@ -11,7 +11,11 @@ import { prebuildPath } from './addon-target.mjs';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const prebuilt = prebuildPath(root);
 
-if (process.env.KVM_GMEM_BUILD_FROM_SOURCE !== '1' && existsSync(prebuilt)) {
+// In a checkout (npm install / npm ci of the repository itself) the sources may be newer than
+// any prebuilds/ left by a pack: only an installed package uses the prebuilt addon.
+const installed = root.split(path.sep).includes('node_modules');
+
+if (installed && process.env.KVM_GMEM_BUILD_FROM_SOURCE !== '1' && existsSync(prebuilt)) {
   // Loaded in a child: a binary this C library cannot load (too old a glibc) must not stop the install.
   const r = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', prebuilt], { encoding: 'utf8' });
   if (r.status === 0) process.exit(0);
