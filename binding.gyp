@@ -15,6 +15,8 @@
         "native/vcpu.cc",
         "native/guest_regs.cc",
         "native/guest_runner.cc",
+        "native/cpu_config.cc",
+        "native/page_hold.cc",
         "native/extent_map.cc",
         "native/extent_map_binding.cc"
       ],
@@ -24,6 +26,8 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-O2"],
       "cflags": ["-Wall", "-Wextra"],
+      # NODELETE: the addon stays loaded for the life of the process (see CMakeLists.txt).
+      "ldflags": ["-Wl,-z,nodelete"],
       "variables": {
         "kvm_gmem_werror%": "<!(node -p \"process.env.KVM_GMEM_WERROR === '1' ? 1 : 0\")"
       },

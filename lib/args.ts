@@ -59,6 +59,13 @@ export function fileRange(fileSize: bigint, offset: U64, length: U64): [bigint, 
   return [off, len];
 }
 
+/** hold(offset, length): a range inside the file covering at least one byte (a pin of nothing is no pin). */
+export function holdRange(fileSize: bigint, offset: U64, length: U64): [bigint, bigint] {
+  const [off, len] = fileRange(fileSize, offset, length);
+  if (len === 0n) throw argRangeError('a hold must cover at least one byte, got length 0');
+  return [off, len];
+}
+
 /** states(offset = 0, length = size - offset): the range it reports. */
 export function statesRange(fileSize: bigint, offset: U64, length: U64 | undefined): [bigint, bigint] {
   const off = u64('offset', offset);

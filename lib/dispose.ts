@@ -3,7 +3,7 @@
 // pool) has no Symbol.dispose, so a class method keyed [Symbol.dispose] evaluated there is named
 // "undefined", and esbuild's `using` helper looks for Symbol.for('Symbol.dispose') instead.
 // Each class gets its dispose method under all three keys.
-import { KvmGuestMemfd } from './kvm/guest-memfd.js';
+import { KvmGuestMemfd, KvmHold } from './kvm/guest-memfd.js';
 import { KvmSystem } from './kvm/kvm.js';
 import { KvmMapping } from './kvm/mapping.js';
 import { KvmVcpu } from './kvm/vcpu.js';
@@ -17,10 +17,12 @@ export const DISPOSE_KEYS: readonly symbol[] = [
   Symbol.for('Symbol.dispose'),
 ];
 
-const classes: [{ prototype: object }, string][] = [
+/** Every class with a dispose method, and the method it calls (test/unit/vm-dispose.test.ts checks the list is whole). */
+export const DISPOSABLE: [{ prototype: object; name: string }, string][] = [
   [KvmSystem, 'close'],
   [KvmVm, 'close'],
   [KvmGuestMemfd, 'close'],
+  [KvmHold, 'release'],
   [KvmMapping, 'unmap'],
   [KvmVcpu, 'close'],
   [SimKvm, 'close'],
@@ -30,7 +32,7 @@ const classes: [{ prototype: object }, string][] = [
   [SimHold, 'release'],
 ];
 
-for (const [cls, method] of classes) {
+for (const [cls, method] of DISPOSABLE) {
   const proto = cls.prototype as Record<string | symbol, unknown>;
   const dispose = function (this: Record<string, () => void>): void {
     this[method]!();

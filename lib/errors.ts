@@ -73,14 +73,28 @@ function errnoText(code: string): string {
 /** The host touched a guest_memfd page it may not map (SIGBUS, caught). */
 export class HostAccessError extends Error {
   readonly code = 'SIGBUS' as const;
-  /** First faulting byte, as an offset in the guest_memfd. */
+  /** First faulting byte, as an offset in the guest_memfd (-1: the faulting memory is not one of ours). */
   readonly offset: number;
   readonly access: 'read' | 'write';
-  constructor(offset: number, access: 'read' | 'write' = 'read', message?: string) {
+  /**
+   * Which memory faulted: 'mapping', the one the call was made on; 'buffer', the caller's own
+   * (readInto's target or write's source, e.g. a view() of another mapping whose page is private).
+   */
+  readonly side: 'mapping' | 'buffer';
+  /** With side 'buffer': the index of the first faulting byte in the caller's buffer. */
+  readonly bufferOffset?: number;
+  constructor(
+    offset: number,
+    access: 'read' | 'write' = 'read',
+    message?: string,
+    buffer?: { bufferOffset: number },
+  ) {
     super(message ?? `SIGBUS: host ${access === 'write' ? 'write to' : 'read of'} guest_memfd offset ${offset} (page not mappable by the host)`);
     this.name = 'HostAccessError';
     this.offset = offset;
     this.access = access;
+    this.side = buffer ? 'buffer' : 'mapping';
+    if (buffer) this.bufferOffset = buffer.bufferOffset;
   }
 }
 
@@ -170,7 +184,12 @@ export function makeNativeError(kind: string, p: Record<string, unknown>): Error
     case 'KvmError':
       return new KvmError(p as unknown as KvmErrorInit);
     case 'HostAccessError':
-      return new HostAccessError(Number(p.offset), p.access as 'read' | 'write', message);
+      return new HostAccessError(
+        Number(p.offset),
+        p.access as 'read' | 'write',
+        message,
+        p.side === 'buffer' ? { bufferOffset: Number(p.bufferOffset) } : undefined,
+      );
     case 'ConversionBusyError':
       return new ConversionBusyError(Number(p.errorOffset), message, p.ioctl as string);
     case 'UnsupportedError':

@@ -142,6 +142,34 @@ export interface Sregs {
   apicBase: bigint;
 }
 
+/** One CPUID leaf (struct kvm_cpuid_entry2 without its padding). */
+export interface CpuidEntry {
+  function: number;
+  index: number;
+  flags: number;
+  eax: number;
+  ebx: number;
+  ecx: number;
+  edx: number;
+}
+
+export interface MsrEntry {
+  index: number;
+  value: U64;
+}
+
+/** KVM_HC_MAP_GPA_RANGE's arguments, decoded (args[0..2] of its hypercall exit). */
+export interface MapGpaRange {
+  gpa: number;
+  pages: number;
+  /** Bytes: pages times the page size the attributes name. */
+  size: number;
+  /** KVM_MAP_GPA_RANGE_ENCRYPTED: the guest asks for private memory; else for shared. */
+  private: boolean;
+  pageSize: 4096 | 2097152 | 1073741824;
+  attributes: number;
+}
+
 export type VcpuExit =
   | { reason: 'io'; port: number; direction: 'in' | 'out'; size: number; count: number; data: Buffer }
   | { reason: 'mmio'; address: number; length: number; isWrite: boolean; data: Buffer }
@@ -151,6 +179,16 @@ export type VcpuExit =
   | { reason: 'fail_entry'; hardwareEntryFailureReason: bigint; cpu: number }
   | { reason: 'internal_error'; suberror: number; data: bigint[] }
   | { reason: 'intr' }
+  | {
+      reason: 'hypercall';
+      nr: number;
+      args: bigint[];
+      longMode: boolean;
+      /** The hypercall's return value (rax for the guest): written back before the next run. */
+      ret: bigint;
+      /** For KVM_HC_MAP_GPA_RANGE (with KVM_CAP_EXIT_HYPERCALL enabled for it). */
+      mapGpaRange?: MapGpaRange;
+    }
   | { reason: 'unknown'; exitReason: number; hardwareExitReason?: bigint };
 
 export interface Vcpu extends Disposable {
@@ -170,6 +208,22 @@ export interface Vcpu extends Disposable {
   kick(): void;
   /** The window run() may keep KVM_RUN on the calling thread, in microseconds (0: never). */
   setRunInline(micros: number): void;
+  /** KVM_ENABLE_CAP on the vCPU: up to four argument words; returns the ioctl's result. */
+  enableCap(cap: number | string, args?: readonly U64[], flags?: number): number;
+  /** KVM_GET_CPUID2: the CPUID the vCPU was given (the library sets the supported set at creation). */
+  getCpuid(): CpuidEntry[];
+  /** KVM_SET_CPUID2. */
+  setCpuid(entries: readonly CpuidEntry[]): void;
+  /** KVM_GET_MSRS: the values, in order; an MSR the kernel refuses is a KvmError naming it. */
+  getMsrs(indices: readonly number[]): bigint[];
+  /** KVM_SET_MSRS: all or a KvmError naming the first MSR the kernel refused. */
+  setMsrs(entries: readonly MsrEntry[]): void;
+  /**
+   * KVM_PRE_FAULT_MEMORY over [gpa, gpa + size): repeated until the whole range is done (each
+   * ioctl may do part of it). A failure after some progress carries `remaining: { gpa, size }`.
+   * UnsupportedError where KVM_CAP_PRE_FAULT_MEMORY is 0.
+   */
+  preFaultMemory(gpa: U64, size: U64): void;
   close(): void;
 }
 
@@ -189,6 +243,8 @@ export interface Vm extends Disposable {
   deleteMemoryRegion(slot: number): void;
   setMemoryAttributes(gpa: U64, size: U64, attributes: { private: boolean }): void;
   createVcpu(id?: number): Vcpu;
+  /** KVM_ENABLE_CAP on the VM (e.g. KVM_CAP_EXIT_HYPERCALL with the hypercall mask in args[0]). */
+  enableCap(cap: number | string, args?: readonly U64[], flags?: number): number;
   close(): void;
 }
 
@@ -203,6 +259,10 @@ export interface Kvm extends Disposable {
   checkExtension(cap: number | string): number;
   vmTypes(): number[];
   createVm(options?: { type?: number }): Vm;
+  /** KVM_GET_SUPPORTED_CPUID. */
+  supportedCpuid(): CpuidEntry[];
+  /** KVM_GET_MSR_INDEX_LIST: the MSRs this kernel saves and restores. */
+  msrIndexList(): number[];
   close(): void;
 }
 

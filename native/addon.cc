@@ -57,6 +57,9 @@ Napi::Object Constants(Napi::Env env) {
   CAP(PRE_FAULT_MEMORY);
   CAP(GUEST_MEMFD_FLAGS);
   CAP(GUEST_MEMFD_MAPPABLE);
+  CAP(EXIT_HYPERCALL);
+  CAP(ENABLE_CAP);
+  CAP(ENABLE_CAP_VM);
 #undef CAP
   c.Set("caps", caps);
 
@@ -76,6 +79,13 @@ Napi::Object Constants(Napi::Env env) {
   IOC("KVM_SET_MEMORY_ATTRIBUTES2", KG_SET_MEMORY_ATTRIBUTES2);
   IOC("KVM_GMEM_CONVERT_SHARED", KG_GMEM_CONVERT_SHARED);
   IOC("KVM_GMEM_CONVERT_PRIVATE", KG_GMEM_CONVERT_PRIVATE);
+  IOC("KVM_GET_SUPPORTED_CPUID", KG_GET_SUPPORTED_CPUID);
+  IOC("KVM_SET_CPUID2", KG_SET_CPUID2);
+  IOC("KVM_GET_CPUID2", KG_GET_CPUID2);
+  IOC("KVM_GET_MSR_INDEX_LIST", KG_GET_MSR_INDEX_LIST);
+  IOC("KVM_GET_MSRS", KG_GET_MSRS);
+  IOC("KVM_SET_MSRS", KG_SET_MSRS);
+  IOC("KVM_ENABLE_CAP", KVM_ENABLE_CAP);
 #undef IOC
   c.Set("ioctls", ioctls);
 
@@ -96,7 +106,13 @@ Napi::Object Constants(Napi::Env env) {
   flags.Set("KVM_MEM_GUEST_MEMFD", Napi::Number::New(env, KVM_MEM_GUEST_MEMFD));
   flags.Set("KVM_MEMORY_ATTRIBUTE_PRIVATE", Napi::Number::New(env, static_cast<double>(KVM_MEMORY_ATTRIBUTE_PRIVATE)));
   flags.Set("KVM_MEMORY_EXIT_FLAG_PRIVATE", Napi::Number::New(env, static_cast<double>(KVM_MEMORY_EXIT_FLAG_PRIVATE)));
+  flags.Set("KVM_MAP_GPA_RANGE_ENCRYPTED", Napi::Number::New(env, KVM_MAP_GPA_RANGE_ENCRYPTED));
+  flags.Set("KVM_MAP_GPA_RANGE_PAGE_SZ_2M", Napi::Number::New(env, KVM_MAP_GPA_RANGE_PAGE_SZ_2M));
+  flags.Set("KVM_MAP_GPA_RANGE_PAGE_SZ_1G", Napi::Number::New(env, KVM_MAP_GPA_RANGE_PAGE_SZ_1G));
   c.Set("flags", flags);
+  Napi::Object hypercalls = Napi::Object::New(env);
+  hypercalls.Set("KVM_HC_MAP_GPA_RANGE", Napi::Number::New(env, KVM_HC_MAP_GPA_RANGE));
+  c.Set("hypercalls", hypercalls);
 
   Napi::Object exits = Napi::Object::New(env);
 #define EXIT(name) exits.Set(#name, Napi::Number::New(env, KVM_EXIT_##name))

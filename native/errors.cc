@@ -71,6 +71,20 @@ void ThrowHostAccess(Napi::Env env, uint64_t offset, bool write) {
   ThrowKind(env, "HostAccessError", props);
 }
 
+void ThrowBufferFault(Napi::Env env, bool known, uint64_t offset, uint64_t bufferOffset, bool write) {
+  Napi::Object props = Napi::Object::New(env);
+  props.Set("offset", known ? FromU64(env, offset) : Napi::Number::New(env, -1));
+  props.Set("access", write ? "write" : "read");
+  props.Set("side", "buffer");
+  props.Set("bufferOffset", FromU64(env, bufferOffset));
+  std::string what = write ? "write to" : "read of";
+  props.Set("message", known ? "SIGBUS: host " + what + " the caller's buffer, a view of guest_memfd offset " +
+                                   std::to_string(offset) + " (page not mappable by the host)"
+                             : "SIGBUS: host " + what + " the caller's buffer at byte " + std::to_string(bufferOffset) +
+                                   " (its memory is not accessible)");
+  ThrowKind(env, "HostAccessError", props);
+}
+
 void ThrowClosed(Napi::Env env, const char* what) {
   Napi::Object props = Napi::Object::New(env);
   props.Set("message", std::string(what) + " is closed");
@@ -143,6 +157,23 @@ uint64_t GetU64(Napi::Env env, Napi::Value v, const char* name) {
     return w[0];
   }
   ThrowTypeError(env, (std::string(name) + " must be a number or a bigint, got " + Got(v)).c_str());
+}
+
+Bytes GetBytes(Napi::Env env, Napi::Value v, const char* name) {
+  // The data pointers napi gives for the view itself: ArrayBuffer().Data() refuses a SharedArrayBuffer.
+  void* data = nullptr;
+  size_t length = 0;
+  if (v.IsTypedArray()) {
+    napi_typedarray_type type;
+    size_t count = 0;
+    NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, v, &type, &count, &data, nullptr, nullptr), Bytes{});
+    length = v.As<Napi::TypedArray>().ByteLength();
+  } else if (v.IsDataView()) {
+    NAPI_THROW_IF_FAILED(env, napi_get_dataview_info(env, v, &length, &data, nullptr, nullptr), Bytes{});
+  } else {
+    ThrowTypeError(env, (std::string(name) + " must be a Uint8Array, Buffer or other ArrayBufferView").c_str());
+  }
+  return Bytes{static_cast<uint8_t*>(data), data == nullptr ? 0 : length};
 }
 
 uint32_t GetU32(Napi::Env env, Napi::Value v, const char* name) {

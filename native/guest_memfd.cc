@@ -28,6 +28,9 @@ Napi::Function GuestMemfdObject::Init(Napi::Env env) {
                          InstanceMethod<&GuestMemfdObject::Stat>("stat"),
                          InstanceMethod<&GuestMemfdObject::ProbeConversion>("probeConversion"),
                          InstanceMethod<&GuestMemfdObject::Convert>("convert"),
+                         InstanceMethod<&GuestMemfdObject::Hold>("hold"),
+                         InstanceMethod<&GuestMemfdObject::ReleaseHold>("releaseHold"),
+                         InstanceMethod<&GuestMemfdObject::PeekHold>("peekHold"),
                          InstanceMethod<&GuestMemfdObject::CloseJs>("close"),
                      });
 }
@@ -46,6 +49,7 @@ GuestMemfdObject::GuestMemfdObject(const Napi::CallbackInfo& info) : Napi::Objec
 GuestMemfdObject::~GuestMemfdObject() { FinalizeOwned(); }
 
 void GuestMemfdObject::Release() {
+  holds_.ReleaseAll();
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
 }
@@ -159,6 +163,26 @@ Napi::Value GuestMemfdObject::Convert(const Napi::CallbackInfo& info) {
     ThrowUnsupported(env, "in-place conversion", "no conversion ioctl on this kernel");
   }
   return env.Undefined();
+}
+
+// hold(offset, length) -> id: host references on the pages (see page_hold.h).
+Napi::Value GuestMemfdObject::Hold(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t offset = GetU64(env, info[0], "offset");
+  uint64_t length = GetU64(env, info[1], "length");
+  EnsureOpen(env, *this, "GuestMemfd");
+  if (offset > size_ || length > size_ - offset) ThrowRangeError(env, "the hold is outside the file");
+  return Napi::Number::New(env, holds_.Take(env, fd_, offset, length));
+}
+
+Napi::Value GuestMemfdObject::ReleaseHold(const Napi::CallbackInfo& info) {
+  holds_.Release(GetU32(info.Env(), info[0], "id"));
+  return info.Env().Undefined();
+}
+
+Napi::Value GuestMemfdObject::PeekHold(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return holds_.Peek(env, GetU32(env, info[0], "id"), GetU32(env, info[1], "bytes"));
 }
 
 Napi::Value GuestMemfdObject::CloseJs(const Napi::CallbackInfo& info) {

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include "owned.h"
+#include "page_hold.h"
 
 namespace kg {
 
@@ -25,10 +26,14 @@ class GuestMemfdObject : public Napi::ObjectWrap<GuestMemfdObject>, public Owned
   Napi::Value ProbeConversion(const Napi::CallbackInfo& info);
   Napi::Value Convert(const Napi::CallbackInfo& info);
   Napi::Value CloseJs(const Napi::CallbackInfo& info);
+  Napi::Value Hold(const Napi::CallbackInfo& info);
+  Napi::Value ReleaseHold(const Napi::CallbackInfo& info);
+  Napi::Value PeekHold(const Napi::CallbackInfo& info);
 
   int fd_ = -1;
   uint64_t size_ = 0;
   uint64_t flags_ = 0;
+  PageHolds holds_;
 };
 
 }  // namespace kg

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <string>
 
+#include "cpu_config.h"
 #include "errors.h"
 #include "fault_inject.h"
 #include "uapi.h"
@@ -39,6 +40,8 @@ Napi::Function KvmObject::Init(Napi::Env env) {
                          InstanceMethod<&KvmObject::CheckExtension>("checkExtension"),
                          InstanceMethod<&KvmObject::VcpuMmapSize>("vcpuMmapSize"),
                          InstanceMethod<&KvmObject::CreateVm>("createVm"),
+                         InstanceMethod<&KvmObject::SupportedCpuid>("supportedCpuid"),
+                         InstanceMethod<&KvmObject::MsrIndexListJs>("msrIndexList"),
                          InstanceMethod<&KvmObject::CloseJs>("close"),
                      });
 }
@@ -105,6 +108,16 @@ Napi::Value KvmObject::CreateVm(const Napi::CallbackInfo& info) {
 Napi::Value KvmObject::CloseJs(const Napi::CallbackInfo& info) {
   Close();
   return info.Env().Undefined();
+}
+
+Napi::Value KvmObject::SupportedCpuid(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env(), *this, "Kvm");
+  return GetCpuidWords(info.Env(), fd_, true);
+}
+
+Napi::Value KvmObject::MsrIndexListJs(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env(), *this, "Kvm");
+  return MsrIndexList(info.Env(), fd_);
 }
 
 }  // namespace kg

@@ -23,6 +23,8 @@ class KvmObject : public Napi::ObjectWrap<KvmObject>, public Owned {
   Napi::Value CheckExtension(const Napi::CallbackInfo& info);
   Napi::Value VcpuMmapSize(const Napi::CallbackInfo& info);
   Napi::Value CreateVm(const Napi::CallbackInfo& info);
+  Napi::Value SupportedCpuid(const Napi::CallbackInfo& info);
+  Napi::Value MsrIndexListJs(const Napi::CallbackInfo& info);
   Napi::Value CloseJs(const Napi::CallbackInfo& info);
   int fd_ = -1;
 };

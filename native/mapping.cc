@@ -11,6 +11,10 @@
 
 namespace kg {
 
+namespace {
+constexpr uintptr_t kPageSize = 4096;
+}  // namespace
+
 Napi::Function MappingObject::Init(Napi::Env env) {
   return DefineClass(env, "NativeMapping",
                      {
@@ -39,6 +43,7 @@ MappingObject::MappingObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   range_ = std::make_shared<MappedRange>();
   range_->addr = addr_;
   range_->length = length_;
+  data_->mappings.insert(this);
 }
 
 MappingObject::~MappingObject() { FinalizeOwned(); }
@@ -60,6 +65,7 @@ void MappingObject::DetachAll() {
 
 void MappingObject::Release() {
   DetachAll();
+  if (data_ != nullptr) data_->mappings.erase(this);
   if (addr_ == nullptr) return;
   uint8_t* addr = addr_;
   addr_ = nullptr;
@@ -92,9 +98,23 @@ void MappingObject::CheckRange(Napi::Env env, uint64_t off, uint64_t len) {
   if (off > length_ || len > length_ - off) ThrowRangeError(env, "range is outside the mapping");
 }
 
-void MappingObject::ThrowFault(Napi::Env env, uint8_t* start, uintptr_t faultPage, bool write) {
-  uintptr_t first = std::max(faultPage, reinterpret_cast<uintptr_t>(start));
-  ThrowHostAccess(env, offset_ + (first - reinterpret_cast<uintptr_t>(addr_)), write);
+void MappingObject::ThrowFault(Napi::Env env, uint8_t* start, uint64_t len, uintptr_t faultPage, bool write,
+                               const uint8_t* buffer) {
+  uintptr_t mine = reinterpret_cast<uintptr_t>(start);
+  if (buffer == nullptr || (faultPage + kPageSize > mine && faultPage < mine + len)) {
+    uintptr_t first = std::max(faultPage, mine);
+    ThrowHostAccess(env, offset_ + (first - reinterpret_cast<uintptr_t>(addr_)), write);
+  }
+  // The caller's buffer faulted: reading write()'s source, writing readInto()'s target.
+  uintptr_t buf = reinterpret_cast<uintptr_t>(buffer);
+  uintptr_t first = std::max(faultPage, buf);
+  for (MappingObject* m : data_->mappings) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(m->addr_);
+    if (a != 0 && first >= a && first < a + m->length_) {
+      ThrowBufferFault(env, true, m->offset_ + (first - a), first - buf, !write);
+    }
+  }
+  ThrowBufferFault(env, false, 0, first - buf, !write);
 }
 
 // read(offset, length) -> Buffer
@@ -105,7 +125,7 @@ Napi::Value MappingObject::Read(const Napi::CallbackInfo& info) {
   CheckRange(env, off, len);
   Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, len);
   GuardResult g = GuardedCopy(CopyKind::Read, addr_ + off, buf.Data(), len, 0);
-  if (!g.ok) ThrowFault(env, addr_ + off, g.faultAddr, false);
+  if (!g.ok) ThrowFault(env, addr_ + off, len, g.faultAddr, false, nullptr);
   return buf;
 }
 
@@ -114,35 +134,21 @@ Napi::Value MappingObject::ReadInto(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint64_t off = GetU64(env, info[0], "offset");
   if (!info[1].IsTypedArray()) ThrowTypeError(env, "target must be a Uint8Array");
-  Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
-  uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-  uint64_t len = ta.ByteLength();
-  CheckRange(env, off, len);
-  GuardResult g = GuardedCopy(CopyKind::Read, addr_ + off, dst, len, 0);
-  if (!g.ok) ThrowFault(env, addr_ + off, g.faultAddr, false);
-  return Napi::Number::New(env, static_cast<double>(len));
+  Bytes dst = GetBytes(env, info[1], "target");
+  CheckRange(env, off, dst.length);
+  GuardResult g = GuardedCopy(CopyKind::Read, addr_ + off, dst.data, dst.length, 0);
+  if (!g.ok) ThrowFault(env, addr_ + off, dst.length, g.faultAddr, false, dst.data);
+  return Napi::Number::New(env, static_cast<double>(dst.length));
 }
 
 // write(offset, data: ArrayBufferView)
 Napi::Value MappingObject::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint64_t off = GetU64(env, info[0], "offset");
-  uint8_t* src;
-  uint64_t len;
-  if (info[1].IsTypedArray()) {
-    Napi::TypedArray ta = info[1].As<Napi::TypedArray>();
-    src = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    len = ta.ByteLength();
-  } else if (info[1].IsDataView()) {
-    Napi::DataView dv = info[1].As<Napi::DataView>();
-    src = static_cast<uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
-    len = dv.ByteLength();
-  } else {
-    ThrowTypeError(env, "data must be a Uint8Array, Buffer or other ArrayBufferView");
-  }
-  CheckRange(env, off, len);
-  GuardResult g = GuardedCopy(CopyKind::Write, addr_ + off, src, len, 0);
-  if (!g.ok) ThrowFault(env, addr_ + off, g.faultAddr, true);
+  Bytes src = GetBytes(env, info[1], "data");
+  CheckRange(env, off, src.length);
+  GuardResult g = GuardedCopy(CopyKind::Write, addr_ + off, src.data, src.length, 0);
+  if (!g.ok) ThrowFault(env, addr_ + off, src.length, g.faultAddr, true, src.data);
   return env.Undefined();
 }
 
@@ -155,7 +161,7 @@ Napi::Value MappingObject::Fill(const Napi::CallbackInfo& info) {
   if (byte > 255) ThrowRangeError(env, "byte must be between 0 and 255");
   CheckRange(env, off, len);
   GuardResult g = GuardedCopy(CopyKind::Fill, addr_ + off, nullptr, len, static_cast<int>(byte));
-  if (!g.ok) ThrowFault(env, addr_ + off, g.faultAddr, true);
+  if (!g.ok) ThrowFault(env, addr_ + off, len, g.faultAddr, true, nullptr);
   return env.Undefined();
 }
 

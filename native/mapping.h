@@ -19,6 +19,7 @@ struct MappedRange {
   uint64_t length = 0;
   uint32_t slots = 0;
   bool reserved = false;  // the mapping is gone; a PROT_NONE placeholder holds the addresses
+  bool anonymous = false; // no mapping ever: a slot without userspace memory reserved it
   // A slot stopped pointing here.
   void Unbind();
 };
@@ -48,7 +49,9 @@ class MappingObject : public Napi::ObjectWrap<MappingObject>, public Owned {
   Napi::Value DetachViews(const Napi::CallbackInfo& info);
   Napi::Value Unmap(const Napi::CallbackInfo& info);
   void CheckRange(Napi::Env env, uint64_t off, uint64_t len);
-  [[noreturn]] void ThrowFault(Napi::Env env, uint8_t* start, uintptr_t faultPage, bool write);
+  // `buffer`: the caller's side of the copy, which may be the one that faulted.
+  [[noreturn]] void ThrowFault(Napi::Env env, uint8_t* start, uint64_t len, uintptr_t faultPage, bool write,
+                               const uint8_t* buffer);
   void DetachAll();
 
   uint8_t* addr_ = nullptr;

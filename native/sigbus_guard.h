@@ -1,6 +1,8 @@
-// Copies to and from guest memory that survive SIGBUS. A handler installed once stays dormant
-// unless the faulting thread is inside a guarded copy (a thread-local jump buffer is set); then it
-// jumps back out of the copy. Any other SIGBUS goes to whatever handler was installed before ours.
+// Copies to and from guest memory that survive SIGBUS. The handler stays dormant unless the kernel
+// raised the SIGBUS for an access of a thread inside a guarded copy (a thread-local jump buffer is
+// set); then it jumps back out of the copy. Any other SIGBUS (a fault elsewhere, a kill -BUS) goes
+// to the handler that was in place before ours, or gets the default action. Each copy first checks
+// that the handler is still ours and puts it back if a later sigaction replaced it.
 #pragma once
 
 #include <cstddef>
@@ -15,7 +17,8 @@ struct GuardResult {
   uintptr_t faultAddr;  // first byte of the page the copy could not touch
 };
 
-// Installs the process-wide handler (idempotent, thread-safe). Returns false with errno set.
+// Installs the process-wide handler, or puts it back on top (idempotent, thread-safe). Returns
+// false with errno set.
 bool InstallSigbusGuard();
 
 // Copies len bytes. `guest` is the address inside the mapping, `host` the ordinary buffer.

@@ -178,3 +178,38 @@ static_assert(sizeof(struct kvm_cpuid_entry2) == 40, "kvm_cpuid_entry2 is 40 byt
 #define KG_SET_CPUID2 _IOW(KVMIO, 0x90, struct kg_cpuid2_header)
 static_assert(KG_GET_SUPPORTED_CPUID == 0xC008AE05, "KVM_GET_SUPPORTED_CPUID");
 static_assert(KG_SET_CPUID2 == 0x4008AE90, "KVM_SET_CPUID2");
+
+// MSRs: headers of our own for the same reason as kvm_cpuid2 above; entries follow directly.
+struct kg_msr_list_header {
+  __u32 nmsrs;
+};
+struct kg_msrs_header {
+  __u32 nmsrs;
+  __u32 pad;
+};
+static_assert(sizeof(struct kvm_msr_entry) == 16, "kvm_msr_entry is 16 bytes");
+#define KG_GET_MSR_INDEX_LIST _IOWR(KVMIO, 0x02, struct kg_msr_list_header)
+#define KG_GET_MSRS _IOWR(KVMIO, 0x88, struct kg_msrs_header)
+#define KG_SET_MSRS _IOW(KVMIO, 0x89, struct kg_msrs_header)
+#define KG_GET_CPUID2 _IOWR(KVMIO, 0x91, struct kg_cpuid2_header)
+static_assert(KG_GET_MSR_INDEX_LIST == 0xC004AE02, "KVM_GET_MSR_INDEX_LIST");
+static_assert(KG_GET_MSRS == 0xC008AE88, "KVM_GET_MSRS");
+static_assert(KG_SET_MSRS == 0x4008AE89, "KVM_SET_MSRS");
+static_assert(KG_GET_CPUID2 == 0xC008AE91, "KVM_GET_CPUID2");
+static_assert(sizeof(struct kvm_enable_cap) == 104, "kvm_enable_cap is 104 bytes");
+static_assert(KVM_ENABLE_CAP == 0x4068AEA3, "KVM_ENABLE_CAP");
+
+// The hypercall exit (kvm_run.hypercall) and KVM_HC_MAP_GPA_RANGE's argument encoding
+// (include/uapi/linux/kvm_para.h, arch/x86/include/uapi/asm/kvm_para.h).
+#ifndef KVM_HC_MAP_GPA_RANGE
+#define KVM_HC_MAP_GPA_RANGE 12
+#endif
+#ifndef KVM_MAP_GPA_RANGE_ENCRYPTED
+#define KVM_MAP_GPA_RANGE_PAGE_SZ_4K 0
+#define KVM_MAP_GPA_RANGE_PAGE_SZ_2M (1 << 0)
+#define KVM_MAP_GPA_RANGE_PAGE_SZ_1G (1 << 1)
+#define KVM_MAP_GPA_RANGE_ENCRYPTED (1 << 4)
+#endif
+#ifndef KVM_CAP_EXIT_HYPERCALL
+#define KVM_CAP_EXIT_HYPERCALL 201
+#endif

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <thread>
 
+#include "cpu_config.h"
 #include "errors.h"
 #include "fault_inject.h"
 #include "guest_regs.h"
@@ -94,6 +95,12 @@ Napi::Function VcpuObject::Init(Napi::Env env) {
                          InstanceMethod<&VcpuObject::Kick>("kick"),
                          InstanceMethod<&VcpuObject::SetRunInline>("setRunInline"),
                          InstanceMethod<&VcpuObject::BenchRunLoop>("benchRunLoop"),
+                         InstanceMethod<&VcpuObject::EnableCapJs>("enableCap"),
+                         InstanceMethod<&VcpuObject::GetCpuid>("getCpuid"),
+                         InstanceMethod<&VcpuObject::SetCpuid>("setCpuid"),
+                         InstanceMethod<&VcpuObject::GetMsrsJs>("getMsrs"),
+                         InstanceMethod<&VcpuObject::SetMsrsJs>("setMsrs"),
+                         InstanceMethod<&VcpuObject::PreFaultMemoryJs>("preFaultMemory"),
                          InstanceMethod<&VcpuObject::CloseJs>("close"),
                          StaticValue("layout", VcpuLayout(env)),
                      });
@@ -224,6 +231,9 @@ Napi::Value VcpuObject::SetSregs(const Napi::CallbackInfo& info) {
   kvm_sregs s;
   if (IoctlRetry(fd_, KVM_GET_SREGS, &s) < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_SREGS");
   SregsFromJs(env, info[0].As<Napi::Object>(), s);
+  // Reading the object can run a script's getters, which may have closed or started this vCPU.
+  EnsureOpen(env, *this, "Vcpu");
+  EnsureIdle(env);
   if (IoctlRetry(fd_, KVM_SET_SREGS, &s) < 0) ThrowErrno(env, errno, "ioctl", "KVM_SET_SREGS");
   return env.Undefined();
 }
@@ -438,10 +448,52 @@ Napi::Object VcpuLayout(Napi::Env env) {
   OFF("memoryFaultFlags", u + offsetof(kg_run_memory_fault, flags));
   OFF("memoryFaultGpa", u + offsetof(kg_run_memory_fault, gpa));
   OFF("memoryFaultSize", u + offsetof(kg_run_memory_fault, size));
+  OFF("hypercallNr", offsetof(kvm_run, hypercall.nr));
+  OFF("hypercallArgs", offsetof(kvm_run, hypercall.args));
+  OFF("hypercallRet", offsetof(kvm_run, hypercall.ret));
+  OFF("hypercallLongMode", offsetof(kvm_run, hypercall.longmode));
 #undef OFF
   o.Set("memoryFaultFlagPrivate", Napi::Number::New(env, static_cast<double>(KVM_MEMORY_EXIT_FLAG_PRIVATE)));
   o.Set("ioIn", Napi::Number::New(env, KVM_EXIT_IO_IN));
   return o;
+}
+
+// The configuration ioctls (native/cpu_config.cc): open and idle first, as every vCPU call.
+Napi::Value VcpuObject::EnableCapJs(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env(), *this, "Vcpu");
+  EnsureIdle(info.Env());
+  return EnableCap(info, fd_);
+}
+
+Napi::Value VcpuObject::GetCpuid(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env(), *this, "Vcpu");
+  EnsureIdle(info.Env());
+  return GetCpuidWords(info.Env(), fd_, false);
+}
+
+Napi::Value VcpuObject::SetCpuid(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env(), *this, "Vcpu");
+  EnsureIdle(info.Env());
+  SetCpuidWords(info.Env(), fd_, info[0]);
+  return info.Env().Undefined();
+}
+
+Napi::Value VcpuObject::GetMsrsJs(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env(), *this, "Vcpu");
+  EnsureIdle(info.Env());
+  return GetMsrs(info, fd_);
+}
+
+Napi::Value VcpuObject::SetMsrsJs(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env(), *this, "Vcpu");
+  EnsureIdle(info.Env());
+  return SetMsrs(info, fd_);
+}
+
+Napi::Value VcpuObject::PreFaultMemoryJs(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env(), *this, "Vcpu");
+  EnsureIdle(info.Env());
+  return PreFaultMemory(info, fd_);
 }
 
 Napi::Function InitVcpu(Napi::Env env) { return VcpuObject::Init(env); }

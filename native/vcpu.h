@@ -41,6 +41,12 @@ class VcpuObject : public Napi::ObjectWrap<VcpuObject>, public Owned {
   Napi::Value Kick(const Napi::CallbackInfo& info);
   Napi::Value SetRunInline(const Napi::CallbackInfo& info);
   Napi::Value BenchRunLoop(const Napi::CallbackInfo& info);
+  Napi::Value EnableCapJs(const Napi::CallbackInfo& info);
+  Napi::Value GetCpuid(const Napi::CallbackInfo& info);
+  Napi::Value SetCpuid(const Napi::CallbackInfo& info);
+  Napi::Value GetMsrsJs(const Napi::CallbackInfo& info);
+  Napi::Value SetMsrsJs(const Napi::CallbackInfo& info);
+  Napi::Value PreFaultMemoryJs(const Napi::CallbackInfo& info);
   Napi::Value CloseJs(const Napi::CallbackInfo& info);
   void EnsureIdle(Napi::Env env);
   void StartRunner(Napi::Env env);

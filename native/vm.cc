@@ -1,13 +1,16 @@
 #include "vm.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "cpu_config.h"
 #include "errors.h"
+#include "fault_inject.h"
 #include "guest_memfd.h"
 #include "kvm.h"
 #include "mapping.h"
@@ -15,6 +18,10 @@
 #include "vcpu.h"
 
 namespace kg {
+
+namespace {
+constexpr uint64_t kPage = 4096;
+}  // namespace
 
 Napi::Function VmObject::Init(Napi::Env env) {
   return DefineClass(env, "NativeVm",
@@ -27,6 +34,7 @@ Napi::Function VmObject::Init(Napi::Env env) {
                          InstanceMethod<&VmObject::SetMemoryAttributes>("setMemoryAttributes"),
                          InstanceMethod<&VmObject::ProbeVmAttributes>("probeVmAttributes"),
                          InstanceMethod<&VmObject::CreateVcpu>("createVcpu"),
+                         InstanceMethod<&VmObject::EnableCapJs>("enableCap"),
                          InstanceMethod<&VmObject::CloseJs>("close"),
                      });
 }
@@ -104,34 +112,86 @@ Napi::Value VmObject::SetUserMemoryRegion2(const Napi::CallbackInfo& info) {
   r.guest_phys_addr = GetU64(env, info[2], "guestPhysAddr");
   r.memory_size = GetU64(env, info[3], "size");
   MappingObject* mapping = nullptr;
+  uint64_t userspaceOffset = 0;
   if (!info[4].IsNull() && !info[4].IsUndefined()) {
     if (!HasTag(env, info[4], Kind::Mapping)) ThrowTypeError(env, "userspace must be a Mapping");
     mapping = MappingObject::Unwrap(info[4].As<Napi::Object>());
-    EnsureOpen(env, *mapping, "Mapping");
-    uint64_t off = GetU64(env, info[5], "userspaceOffset");
-    if (off > mapping->length()) ThrowRangeError(env, "userspaceOffset is beyond the mapping");
-    r.userspace_addr = reinterpret_cast<uintptr_t>(mapping->address()) + off;
+    userspaceOffset = GetU64(env, info[5], "userspaceOffset");
   }
+  GuestMemfdObject* gmem = nullptr;
   if (!info[6].IsNull() && !info[6].IsUndefined()) {
     if (!HasTag(env, info[6], Kind::GuestMemfd)) ThrowTypeError(env, "guestMemfd must be a GuestMemfd");
-    GuestMemfdObject* gmem = GuestMemfdObject::Unwrap(info[6].As<Napi::Object>());
-    EnsureOpen(env, *gmem, "GuestMemfd");
-    r.guest_memfd = static_cast<uint32_t>(gmem->fd());
+    gmem = GuestMemfdObject::Unwrap(info[6].As<Napi::Object>());
     r.guest_memfd_offset = GetU64(env, info[7], "guestMemfdOffset");
   }
-  if (IoctlRetry(fd_, KG_SET_USER_MEMORY_REGION2, &r) < 0) {
-    ThrowErrno(env, errno, "ioctl", "KVM_SET_USER_MEMORY_REGION2");
+  // Argument conversion can run a script's getters: the open checks come after all of it.
+  EnsureOpen(env, *this, "Vm");
+  if (gmem != nullptr) {
+    EnsureOpen(env, *gmem, "GuestMemfd");
+    r.guest_memfd = static_cast<uint32_t>(gmem->fd());
   }
-  // Track which mapping each slot points into, so its address range stays reserved.
-  if (r.memory_size == 0) {
-    DropSlotUse(r.slot);
-  } else if (mapping != nullptr) {
-    DropSlotUse(r.slot);
-    std::shared_ptr<MappedRange> range = mapping->range();
+  std::shared_ptr<MappedRange> range;
+  if (mapping != nullptr) {
+    EnsureOpen(env, *mapping, "Mapping");
+    // The kernel only checks that the slot is user memory: from this mapping's own record, never
+    // from what a script says its length is, a slot must not reach past the mapping's last page.
+    uint64_t mapped = (mapping->length() + kPage - 1) & ~(kPage - 1);
+    if (userspaceOffset > mapping->length()) ThrowRangeError(env, "userspaceOffset is beyond the mapping");
+    if (r.memory_size > mapped - userspaceOffset) {
+      ThrowRangeError(env, "the slot reaches past the end of its userspace mapping");
+    }
+    r.userspace_addr = reinterpret_cast<uintptr_t>(mapping->address()) + userspaceOffset;
+    range = mapping->range();
+  } else if (r.memory_size != 0) {
+    range = ReserveForSlot(env, r.slot, r.memory_size);
+    if (range) r.userspace_addr = reinterpret_cast<uintptr_t>(range->addr);
+  }
+  if (IoctlRetry(fd_, KG_SET_USER_MEMORY_REGION2, &r) < 0) {
+    int err = errno;
+    if (range && mapping == nullptr) ReleaseReserve(r.slot, range);
+    ThrowErrno(env, err, "ioctl", "KVM_SET_USER_MEMORY_REGION2");
+  }
+  // Track what each slot points into, so its address range stays reserved while it does.
+  auto it = slotUses_.find(r.slot);
+  if (r.memory_size == 0 || (it != slotUses_.end() && it->second.range != range)) DropSlotUse(r.slot);
+  if (range && slotUses_.find(r.slot) == slotUses_.end()) {
     range->slots++;
     slotUses_.emplace(r.slot, SlotUse{std::move(range)});
   }
   return env.Undefined();
+}
+
+// A slot without userspace memory would have userspace_addr 0: the guest would reach whatever the
+// process maps in [0, size) (node itself sits at 0x400000). It gets an inaccessible reservation
+// of its own instead, the same one each time the slot is set again, so the kernel sees an
+// unchanged address. Sizes the kernel refuses whatever the address (unaligned, more than
+// KVM_MEM_MAX_NR_PAGES) keep address 0 and get the kernel's own EINVAL.
+std::shared_ptr<MappedRange> VmObject::ReserveForSlot(Napi::Env env, uint32_t slot, uint64_t size) {
+  constexpr uint64_t kMaxSlotPages = (1ULL << 31) - 1;
+  if ((size & (kPage - 1)) != 0 || size / kPage > kMaxSlotPages) return nullptr;
+  auto it = slotUses_.find(slot);
+  if (it != slotUses_.end() && it->second.range->anonymous && it->second.range->length == size) {
+    return it->second.range;
+  }
+  void* p = MAP_FAILED;
+  if (!InjectFault(Sys::Mmap)) {
+    p = mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  }
+  if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  auto range = std::make_shared<MappedRange>();
+  range->addr = static_cast<uint8_t*>(p);
+  range->length = size;
+  range->reserved = true;
+  range->anonymous = true;
+  return range;
+}
+
+// The ioctl refused the slot: a reservation made for this call goes again.
+void VmObject::ReleaseReserve(uint32_t slot, const std::shared_ptr<MappedRange>& range) {
+  auto it = slotUses_.find(slot);
+  if (it != slotUses_.end() && it->second.range == range) return;
+  munmap(range->addr, range->length);
+  range->addr = nullptr;
 }
 
 Napi::Value VmObject::SetMemoryAttributes(const Napi::CallbackInfo& info) {
@@ -161,6 +221,11 @@ Napi::Value VmObject::CreateVcpu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Vm");
   return CreateVcpuFor(env, this, info.This().As<Napi::Object>(), GetU32(env, info[0], "id"));
+}
+
+Napi::Value VmObject::EnableCapJs(const Napi::CallbackInfo& info) {
+  EnsureOpen(info.Env(), *this, "Vm");
+  return EnableCap(info, fd_);
 }
 
 Napi::Value VmObject::CloseJs(const Napi::CallbackInfo& info) {

@@ -35,8 +35,11 @@ class VmObject : public Napi::ObjectWrap<VmObject>, public Owned {
   Napi::Value SetMemoryAttributes(const Napi::CallbackInfo& info);
   Napi::Value ProbeVmAttributes(const Napi::CallbackInfo& info);
   Napi::Value CreateVcpu(const Napi::CallbackInfo& info);
+  Napi::Value EnableCapJs(const Napi::CallbackInfo& info);
   Napi::Value CloseJs(const Napi::CallbackInfo& info);
   void DropSlotUse(uint32_t slot);
+  std::shared_ptr<MappedRange> ReserveForSlot(Napi::Env env, uint32_t slot, uint64_t size);
+  void ReleaseReserve(uint32_t slot, const std::shared_ptr<MappedRange>& range);
 
   int fd_ = -1;
   uint32_t type_ = 0;

@@ -9,17 +9,46 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { values: a } = parseArgs({
-  options: {
-    seeds: { type: 'string', default: '10' },
-    steps: { type: 'string', default: '2000' },
-    first: { type: 'string', default: '1' },
-    seed: { type: 'string' },
-    counts: { type: 'string' },
-    dist: { type: 'string', default: path.join(root, 'dist') },
-    stats: { type: 'boolean', default: false },
-  },
-});
+const usage = `usage: node tools/fuzz.mjs [options]
+Differential fuzzing: the same seeded call sequences on the real kernel and the simulator's
+'linux-6.18' profile; exit 1 on the first difference (with the seed and a shrunk sequence),
+0 when every call agrees or when there is no usable /dev/kvm to compare with, 2 on bad options.
+  --seeds N     how many seeds to run (default 10)
+  --first N     the first seed (default 1)
+  --seed N      run this one seed only
+  --steps N     calls per seed (default 2000)
+  --stats       print how each call ended, by call
+  --counts FILE append {fuzzSteps, badInputs} as a JSON line (CI sums these)
+  --dist DIR    the compiled library to fuzz (default dist/)
+  -h, --help    this text`;
+let a;
+try {
+  ({ values: a } = parseArgs({
+    options: {
+      seeds: { type: 'string', default: '10' },
+      steps: { type: 'string', default: '2000' },
+      first: { type: 'string', default: '1' },
+      seed: { type: 'string' },
+      counts: { type: 'string' },
+      dist: { type: 'string', default: path.join(root, 'dist') },
+      stats: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }));
+} catch (e) {
+  console.error(`fuzz: ${e.message}\n${usage}`);
+  process.exit(2);
+}
+if (a.help) {
+  console.log(usage);
+  process.exit(0);
+}
+for (const k of ['seeds', 'steps', 'first', 'seed']) {
+  if (a[k] !== undefined && !/^\d+$/.test(a[k])) {
+    console.error(`fuzz: --${k} must be a non-negative integer, got ${JSON.stringify(a[k])}`);
+    process.exit(2);
+  }
+}
 const entry = path.join(a.dist, 'fuzz', 'index.js');
 if (!existsSync(entry)) {
   console.error(`fuzz: ${entry} is missing; compile the library first (npm run build:ts)`);

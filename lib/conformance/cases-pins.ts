@@ -32,12 +32,20 @@ export const pinCases: Case[] = [
   {
     id: 'pins.hold-without-conversion',
     group,
-    title: 'without conversion there are no host references to take: hold is unsupported',
+    title: 'without conversion a hold references shared pages; a private page or a file without mmap is refused',
     requires: async (kvm) => ((await conversion(kvm)) === null ? 'not applicable: this backend converts (the other pins cases apply)' : null),
     run: (kvm) =>
       withVm(kvm, async (vm) => {
         const g = vm.createGuestMemfd({ size: SIZE, mmap: true, initShared: true });
-        return { hold: await attempt(() => g.hold(0, PAGE).release()), beyond: await attempt(() => g.hold(SIZE, PAGE)) };
+        const priv = vm.createGuestMemfd({ size: SIZE, mmap: true });
+        const unmappable = vm.createGuestMemfd({ size: SIZE });
+        return {
+          hold: await attempt(() => g.hold(0, PAGE).release()),
+          whole: await attempt(() => g.hold(0, SIZE).release()),
+          beyond: await attempt(() => g.hold(SIZE, PAGE)),
+          private: await attempt(() => priv.hold(PAGE, PAGE)),
+          noMmap: await attempt(() => unmappable.hold(0, PAGE)),
+        };
       }),
   },
   pinned('pins.unshare-held', 'unshare of a range with a held page', async (g) => {

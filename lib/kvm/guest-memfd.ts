@@ -1,6 +1,6 @@
 // GuestMemfd on the real backend: mmap, fallocate, and conversion through whichever ioctl this
 // kernel has, with a mirror of the states this process set so states() answers here too.
-import { fileRange, mapArgs, statesRange } from '../args.js';
+import { fileRange, holdRange, mapArgs, statesRange } from '../args.js';
 import { UnsupportedError } from '../errors.js';
 import { PRIVATE, SHARED, StateMap, pageRange } from '../state-map.js';
 import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
@@ -15,7 +15,34 @@ export interface NativeGuestMemfd {
   stat(): FileStat;
   probeConversion(): 'attributes2' | 'gmem-convert' | null;
   convert(mechanism: string, toPrivate: boolean, offset: U64, size: U64): void;
+  hold(offset: bigint, length: bigint): number;
+  releaseHold(id: number): void;
+  /** Test aid: bytes the hold's first page still carries. */
+  peekHold(id: number, bytes: number): Buffer | null;
   close(): void;
+}
+
+/** A hold on the real backend: the pipes the native side keeps for it, by id. */
+export class KvmHold implements Hold {
+  #released = false;
+  constructor(
+    readonly offset: number,
+    readonly length: number,
+    readonly id: number,
+    private readonly native: NativeGuestMemfd,
+  ) {}
+  get released(): boolean {
+    return this.#released;
+  }
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    // A file already closed released its holds; the id is then unknown there, a no-op.
+    this.native.releaseHold(this.id);
+  }
+  [Symbol.dispose](): void {
+    this.release();
+  }
 }
 
 export class KvmGuestMemfd implements GuestMemfd {
@@ -130,12 +157,16 @@ export class KvmGuestMemfd implements GuestMemfd {
     this.native.fallocate('punch', i64('offset', offset), i64('length', length));
   }
 
+  /**
+   * Host references on the pages, taken as a process can: the range is mapped and vmspliced into
+   * pipes, which keep a reference on each page until release() (or the file's close) drops them.
+   * The pages must be ones the host may map: a private page is KvmError EFAULT (vmsplice).
+   */
   hold(offset: U64, length: U64): Hold {
-    this.#checkRange(offset, length);
-    throw new UnsupportedError(
-      'hold',
-      'hold() models a host page reference; the real backend has no safe way to pin guest_memfd pages (use the simulator)',
-    );
+    ensureOpen(this.#closed, 'GuestMemfd');
+    const [off, len] = holdRange(this.#size, offset, length);
+    const id = this.native.hold(off, len);
+    return new KvmHold(num(off), num(len), id, this.native);
   }
 
   stat(): FileStat {

@@ -2,7 +2,8 @@
 import { vmTypeArg, vmTypesOf } from '../args.js';
 import { CAPS, capNumber } from '../constants.js';
 import { native } from '../native.js';
-import type { ConversionMechanism, Kvm, Vm } from '../types.js';
+import type { ConversionMechanism, CpuidEntry, Kvm, Vm } from '../types.js';
+import { wordsToCpuid } from '../cpu-args.js';
 import { ensureOpen } from '../validate.js';
 import type { NativeVm } from './vm.js';
 import { KvmVm } from './vm.js';
@@ -14,6 +15,8 @@ export interface NativeKvm {
   checkExtension(cap: number): number;
   vcpuMmapSize(): number;
   createVm(type: number): NativeVm;
+  supportedCpuid(): Uint32Array;
+  msrIndexList(): Uint32Array;
   close(): void;
 }
 
@@ -68,6 +71,16 @@ export class KvmSystem implements Kvm {
     const vm = new KvmVm(this.native.createVm(type), (x) => this.#vms.delete(x));
     this.#vms.add(vm);
     return vm;
+  }
+
+  supportedCpuid(): CpuidEntry[] {
+    ensureOpen(this.#closed, 'Kvm');
+    return wordsToCpuid(this.native.supportedCpuid());
+  }
+
+  msrIndexList(): number[] {
+    ensureOpen(this.#closed, 'Kvm');
+    return [...this.native.msrIndexList()];
   }
 
   close(): void {

@@ -1,8 +1,10 @@
 // Vcpu on the real backend. KVM_RUN happens natively (runSync on this thread, run() on the vCPU's
 // own thread); exits are decoded here straight from the mmapped kvm_run area, so a round trip
 // costs no more native calls than the run itself.
-import { ClosedError, argRangeError, argTypeError } from '../errors.js';
-import type { Regs, Sregs, Vcpu, VcpuExit } from '../types.js';
+import { CAPS, FLAGS } from '../constants.js';
+import { cpuidToWords, enableCapArgs, msrEntries, msrIndices, preFaultArgs, wordsToCpuid } from '../cpu-args.js';
+import { ClosedError, KvmError, UnsupportedError, argRangeError, argTypeError, kvmError } from '../errors.js';
+import type { CpuidEntry, MapGpaRange, MsrEntry, Regs, Sregs, U64, Vcpu, VcpuExit } from '../types.js';
 import { describe, ensureOpen, num, options, u64 } from '../validate.js';
 import { native } from '../native.js';
 
@@ -19,6 +21,12 @@ export interface NativeVcpu {
   kick(): void;
   setRunInline(ns: number): void;
   benchRunLoop(n: number): number;
+  enableCap(cap: number, flags: number, args: BigUint64Array): number;
+  getCpuid(): Uint32Array;
+  setCpuid(words: Uint32Array): void;
+  getMsrs(indices: Uint32Array, values: BigUint64Array): number;
+  setMsrs(indices: Uint32Array, values: BigUint64Array): number;
+  preFaultMemory(gpa: bigint, size: bigint): BigUint64Array;
   close(): void;
 }
 
@@ -31,6 +39,7 @@ interface Layout {
   hwExitReason: number;
   memoryFaultFlags: number; memoryFaultGpa: number; memoryFaultSize: number;
   memoryFaultFlagPrivate: number; ioIn: number;
+  hypercallNr: number; hypercallArgs: number; hypercallRet: number; hypercallLongMode: number;
 }
 
 let L: Layout;
@@ -60,11 +69,17 @@ export class KvmVcpu implements Vcpu {
   #regs = new BigUint64Array(18);
   /** The reply to an io 'in' / mmio read: copied into kvm_run just before the next run. */
   #reply: { at: number; data: Uint8Array } | null = null;
+  /** A hypercall exit whose `ret` goes back into kvm_run before the next run. */
+  #hypercall: { ret: bigint } | null = null;
+  /** Whether the VM answers KVM_CAP_PRE_FAULT_MEMORY (asked once). */
+  #preFault: boolean | undefined;
   readonly id: number;
 
   constructor(
     readonly native: NativeVcpu,
     private readonly onClose: (v: KvmVcpu) => void,
+    /** The VM's KVM_CHECK_EXTENSION (a vCPU fd has none of its own). */
+    private readonly vmCheckExtension?: (cap: number) => number,
   ) {
     this.id = native.id;
     // The offsets hang off the native class (its constructor), read once.
@@ -114,28 +129,36 @@ export class KvmVcpu implements Vcpu {
   /** Sets the given fields (a segment may be partial too); the others keep their values. */
   setSregs(sregs: Partial<Sregs>): void {
     this.#check();
+    // Each field is read once, into a plain copy: a getter cannot hand the native side a value
+    // other than the one checked here.
     const s = options<Record<string, unknown>>('sregs', sregs, true);
+    const clean: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(s)) {
       if ((SEGMENTS as readonly string[]).includes(k)) {
         const seg = options<Record<string, unknown>>(`sregs.${k}`, v, true);
+        const out: Record<string, bigint> = {};
         for (const [f, x] of Object.entries(seg)) {
           const max = SEG_FIELDS[f];
           if (max === undefined) throw argTypeError(`sregs.${k} has no field ${JSON.stringify(f)}`);
-          checkField(`sregs.${k}.${f}`, x, max);
+          out[f] = checkField(`sregs.${k}.${f}`, x, max);
         }
+        clean[k] = out;
       } else if (k === 'gdt' || k === 'idt') {
         const t = options<Record<string, unknown>>(`sregs.${k}`, v, true);
+        const out: Record<string, bigint> = {};
         for (const [f, x] of Object.entries(t)) {
           if (f !== 'base' && f !== 'limit') throw argTypeError(`sregs.${k} has no field ${JSON.stringify(f)}`);
-          checkField(`sregs.${k}.${f}`, x, f === 'base' ? -1 : 0xffff);
+          out[f] = checkField(`sregs.${k}.${f}`, x, f === 'base' ? -1 : 0xffff);
         }
+        clean[k] = out;
       } else if ((SREG_SCALARS as readonly string[]).includes(k)) {
-        u64(`sregs.${k}`, v);
+        clean[k] = u64(`sregs.${k}`, v);
       } else {
         throw argTypeError(`sregs has no field ${JSON.stringify(k)}`);
       }
     }
-    this.native.setSregs(s as Partial<Sregs>);
+    this.#check();
+    this.native.setSregs(clean as Partial<Sregs>);
   }
 
   /** KVM_RUN on this thread (blocks it until the vCPU exits). */
@@ -193,6 +216,11 @@ export class KvmVcpu implements Vcpu {
   }
 
   #flushReply(): void {
+    const h = this.#hypercall;
+    if (h !== null) {
+      this.#hypercall = null;
+      this.#view.setBigUint64(L.hypercallRet, BigInt.asUintN(64, BigInt(h.ret)), true);
+    }
     const r = this.#reply;
     if (r === null) return;
     this.#reply = null;
@@ -245,6 +273,21 @@ export class KvmVcpu implements Vcpu {
         return { reason: 'shutdown' };
       case EXITS.INTR:
         return { reason: 'intr' };
+      case EXITS.HYPERCALL: {
+        const nr = num(v.getBigUint64(L.hypercallNr, true));
+        const args: bigint[] = [];
+        for (let i = 0; i < 6; i++) args.push(v.getBigUint64(L.hypercallArgs + 8 * i, true));
+        const exit: Extract<VcpuExit, { reason: 'hypercall' }> = {
+          reason: 'hypercall',
+          nr,
+          args,
+          longMode: v.getUint32(L.hypercallLongMode, true) !== 0,
+          ret: 0n,
+        };
+        if (nr === HC_MAP_GPA_RANGE) exit.mapGpaRange = mapGpaRange(args);
+        this.#hypercall = exit;
+        return exit;
+      }
       case EXITS.MEMORY_FAULT: {
         const flags = v.getBigUint64(L.memoryFaultFlags, true);
         return {
@@ -268,10 +311,73 @@ export class KvmVcpu implements Vcpu {
     }
   }
 
+  enableCap(cap: number | string, args?: readonly U64[], flags?: number): number {
+    this.#check();
+    const a = enableCapArgs(cap, args, flags);
+    return this.native.enableCap(a.cap, a.flags, a.args);
+  }
+
+  getCpuid(): CpuidEntry[] {
+    this.#check();
+    return wordsToCpuid(this.native.getCpuid());
+  }
+
+  setCpuid(entries: readonly CpuidEntry[]): void {
+    this.#check();
+    const words = cpuidToWords(entries);
+    this.#check();
+    this.native.setCpuid(words);
+  }
+
+  getMsrs(indices: readonly number[]): bigint[] {
+    this.#check();
+    const idx = msrIndices(indices);
+    const values = new BigUint64Array(idx.length);
+    this.#check();
+    const done = this.native.getMsrs(idx, values);
+    if (done < idx.length) throw msrRefused('KVM_GET_MSRS', idx[done]!, done, idx.length);
+    return [...values];
+  }
+
+  setMsrs(entries: readonly MsrEntry[]): void {
+    this.#check();
+    const { indices, values } = msrEntries(entries);
+    this.#check();
+    const done = this.native.setMsrs(indices, values);
+    if (done < indices.length) throw msrRefused('KVM_SET_MSRS', indices[done]!, done, indices.length);
+  }
+
+  preFaultMemory(gpa: U64, size: U64): void {
+    this.#check();
+    let { gpa: at, size: left } = preFaultArgs(gpa, size);
+    this.#preFault ??= this.#vmAnswers(CAPS.PRE_FAULT_MEMORY!);
+    if (!this.#preFault) {
+      throw new UnsupportedError('preFaultMemory', 'KVM_PRE_FAULT_MEMORY is not supported here (KVM_CAP_PRE_FAULT_MEMORY is 0: it needs two-dimensional paging)');
+    }
+    // Each ioctl does at least one page or fails; it moves gpa on and size down as it goes.
+    const started = at;
+    do {
+      let r: BigUint64Array;
+      try {
+        r = this.native.preFaultMemory(at, left);
+      } catch (e) {
+        if (e instanceof KvmError && at !== started) Object.assign(e, { remaining: { gpa: num(at), size: num(left) } });
+        throw e;
+      }
+      at = r[0]!;
+      left = r[1]!;
+    } while (left > 0n);
+  }
+
+  #vmAnswers(cap: number): boolean {
+    return (this.vmCheckExtension?.(cap) ?? 0) !== 0;
+  }
+
   /** The owner closed the native side already. */
   markClosed(): void {
     this.#closed = true;
     this.#reply = null;
+    this.#hypercall = null;
   }
 
   close(): void {
@@ -286,7 +392,32 @@ export class KvmVcpu implements Vcpu {
   }
 }
 
-function checkField(name: string, v: unknown, max: number): void {
+const HC_MAP_GPA_RANGE: number = native.constants.hypercalls.KVM_HC_MAP_GPA_RANGE;
+const PAGE_SIZES = [4096, 2097152, 1073741824] as const;
+
+/** KVM_HC_MAP_GPA_RANGE(gpa, npages, attributes), as the guest passed it. */
+function mapGpaRange(args: bigint[]): MapGpaRange {
+  const attributes = Number(args[2]! & 0xffffffffn);
+  const pageSize = PAGE_SIZES[attributes & 0xf] ?? 4096;
+  const pages = num(args[1]!);
+  return {
+    gpa: num(args[0]!),
+    pages,
+    size: num(args[1]! * BigInt(pageSize)),
+    private: (attributes & FLAGS.KVM_MAP_GPA_RANGE_ENCRYPTED!) !== 0,
+    pageSize,
+    attributes,
+  };
+}
+
+/** KVM_GET/SET_MSRS processed fewer entries than given: the kernel refused the next one. */
+function msrRefused(ioctl: string, index: number, done: number, total: number): KvmError {
+  const e = kvmError('EINVAL', 'ioctl', ioctl, `MSR 0x${index.toString(16)} was refused (${done} of ${total} processed)`);
+  return Object.assign(e, { index, processed: done });
+}
+
+function checkField(name: string, v: unknown, max: number): bigint {
   const b = u64(name, v);
   if (max >= 0 && b > BigInt(max)) throw argRangeError(`${name} must be at most ${max}, got ${b}`);
+  return b;
 }

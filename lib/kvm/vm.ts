@@ -3,6 +3,7 @@ import { attributesArgs, createMemfdArgs, memfdFlagsOf, regionArgs } from '../ar
 import { FLAGS, CAPS, capNumber } from '../constants.js';
 import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfd, GuestMemfdFlags, MemoryRegion, U64, Vcpu, Vm } from '../types.js';
 import { ensureOpen, u32 } from '../validate.js';
+import { enableCapArgs } from '../cpu-args.js';
 import { KvmGuestMemfd, type NativeGuestMemfd } from './guest-memfd.js';
 import { KvmMapping } from './mapping.js';
 import { KvmGuestAccess } from './guest.js';
@@ -18,6 +19,7 @@ export interface NativeVm {
   setMemoryAttributes(gpa: U64, size: U64, attributes: U64, flags?: U64): void;
   probeVmAttributes(): boolean;
   createVcpu(id: number): NativeVcpu;
+  enableCap(cap: number, flags: number, args: BigUint64Array): number;
   close(): void;
 }
 
@@ -105,9 +107,20 @@ export class KvmVm implements Vm {
 
   createVcpu(id: number = 0): Vcpu {
     ensureOpen(this.#closed, 'Vm');
-    const v = new KvmVcpu(this.native.createVcpu(u32('id', id)), (x) => this.#vcpus.delete(x));
+    const v = new KvmVcpu(
+      this.native.createVcpu(u32('id', id)),
+      (x) => this.#vcpus.delete(x),
+      (cap) => this.native.checkExtension(cap),
+    );
     this.#vcpus.add(v);
     return v;
+  }
+
+  enableCap(cap: number | string, args?: readonly U64[], flags?: number): number {
+    ensureOpen(this.#closed, 'Vm');
+    const a = enableCapArgs(cap, args, flags);
+    ensureOpen(this.#closed, 'Vm');
+    return this.native.enableCap(a.cap, a.flags, a.args);
   }
 
   /** The owner (Kvm) closed: mark this and everything under it. */

@@ -1,7 +1,7 @@
 // GuestMemfd in the simulator: sparse contents, per-page conversion states and host holds in
 // extent maps (cost follows the number of runs, not the range length), and the errno the kernel
 // gives for every bad create/mmap/fallocate call (measured on Linux 6.18; see lib/sim/profiles.ts).
-import { fileRange, mapArgs, statesRange } from '../args.js';
+import { fileRange, holdRange, mapArgs, statesRange } from '../args.js';
 import { ConversionBusyError, UnsupportedError, kvmError } from '../errors.js';
 import { PENDING, PRIVATE, SHARED, StateMap, newExtentMap, pageRange, type NativeExtentMap } from '../state-map.js';
 import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
@@ -13,6 +13,8 @@ import { LIMITS, type SimProfile } from './profiles.js';
 
 const P = BigInt(PAGE_SIZE);
 const ATTRS2 = 'KVM_SET_MEMORY_ATTRIBUTES2';
+/** native/page_hold.h: PageHolds::kMaxPages. */
+const MAX_HOLD_PAGES = 16384n;
 let nextIno = 1000;
 
 export class SimGuestMemfd implements GuestMemfd {
@@ -193,14 +195,19 @@ export class SimGuestMemfd implements GuestMemfd {
   }
 
   hold(offset: U64, length: U64): Hold {
-    const [off, len] = this.#checkRange(offset, length);
+    ensureOpen(this.#closed, 'GuestMemfd');
+    const [off, len] = holdRange(this.#size, offset, length);
+    const [first, end] = pageRange(off, len);
     if (this.profile.conversion === null) {
-      throw new UnsupportedError('hold', 'hold() models a host page reference; the linux-6.18 profile, like that kernel, offers no way to pin guest_memfd pages from userspace');
+      // As the kvm backend takes a hold on this kernel (lib/kvm/guest-memfd.ts): mmap of the
+      // range (ENODEV without MMAP), then vmsplice, which refuses a page the host may not map.
+      if (end - first > MAX_HOLD_PAGES) throw new UnsupportedError('hold', 'a hold on the kvm backend covers at most 64 MiB (its pipe buffers are quota-limited)');
+      if (!this.flags.mmap) throw kvmError('ENODEV', 'mmap');
+      if (this.hostFault(first * P, (end - first) * P) >= 0n) throw kvmError('EFAULT', 'vmsplice');
     }
-    const [first, end] = len === 0n ? [0n, 0n] : pageRange(off, len);
-    if (first < end) this.#holdMap().add(first, end, 1);
+    this.#holdMap().add(first, end, 1);
     return new SimHold(num(off), num(len), () => {
-      if (first < end && !this.#closed) this.#release(first, end);
+      if (!this.#closed) this.#release(first, end);
     });
   }
 

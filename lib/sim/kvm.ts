@@ -1,8 +1,8 @@
 // Kvm in the simulator: the profile's answers in place of /dev/kvm.
 import { vmTypeArg, vmTypesOf } from '../args.js';
 import { CAPS, capNumber } from '../constants.js';
-import { kvmError } from '../errors.js';
-import type { Kvm, Profile, Vm } from '../types.js';
+import { UnsupportedError, kvmError } from '../errors.js';
+import type { CpuidEntry, Kvm, Profile, Vm } from '../types.js';
 import { ensureOpen } from '../validate.js';
 import type { SimProfile } from './profiles.js';
 import { SimVm } from './vm.js';
@@ -42,6 +42,16 @@ export class SimKvm implements Kvm {
     const vm = new SimVm(this.model, type, (x) => this.#vms.delete(x));
     this.#vms.add(vm);
     return vm;
+  }
+
+  supportedCpuid(): CpuidEntry[] {
+    ensureOpen(this.#closed, 'Kvm');
+    throw new UnsupportedError('supportedCpuid', 'supportedCpuid is not supported: the simulator models memory, not CPUs (use the kvm backend)');
+  }
+
+  msrIndexList(): number[] {
+    ensureOpen(this.#closed, 'Kvm');
+    throw new UnsupportedError('msrIndexList', 'msrIndexList is not supported: the simulator models memory, not CPUs (use the kvm backend)');
   }
 
   close(): void {

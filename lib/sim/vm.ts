@@ -5,6 +5,7 @@ import { CAPS, capNumber } from '../constants.js';
 import { UnsupportedError, kvmError } from '../errors.js';
 import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfd, GuestMemfdFlags, MemoryRegion, U64, Vcpu, Vm } from '../types.js';
 import { PAGE_SIZE, ensureOpen, u32 } from '../validate.js';
+import { enableCapArgs } from '../cpu-args.js';
 import { SimGuestAccess } from './guest.js';
 import { SimGuestMemfd } from './guest-memfd.js';
 import { SimMapping } from './mapping.js';
@@ -78,6 +79,12 @@ export class SimVm implements Vm {
     ensureOpen(this.#closed, 'Vm');
     u32('id', id);
     throw new UnsupportedError('vcpu', 'vcpu is not supported: the simulator models memory, not CPUs (use the kvm backend)');
+  }
+
+  enableCap(cap: number | string, args?: readonly U64[], flags?: number): number {
+    ensureOpen(this.#closed, 'Vm');
+    enableCapArgs(cap, args, flags);
+    throw new UnsupportedError('enableCap', 'enableCap is not supported: the simulator models no capabilities that can be enabled (use the kvm backend)');
   }
 
   markClosed(): void {

@@ -97,11 +97,9 @@ describe.each<Profile>(['rfc-v5', 'inplace-v8'])('%s: conversions', (profile) =>
     expect(m.read(PAGE, 1)[0]).toBe(9);
   });
 
-  it('a zero-length hold holds nothing; hold ranges past EOF are RangeErrors; release is idempotent', () => {
-    const h = g.hold(PAGE, 0);
-    g.share(0, SIZE);
-    expect(g.unshare(0, SIZE)).toEqual({ pending: [] });
-    h.release();
+  it('a zero-length hold is a RangeError; hold ranges past EOF are RangeErrors; release is idempotent', () => {
+    expectCode(() => g.hold(PAGE, 0), 'RangeError', 'ERR_OUT_OF_RANGE');
+    expectCode(() => g.hold(0, 0), 'RangeError', 'ERR_OUT_OF_RANGE');
     expectCode(() => g.hold(SIZE, 1), 'RangeError', 'ERR_OUT_OF_RANGE');
     const h2 = g.hold(PAGE, PAGE);
     expect([h2.offset, h2.length, h2.released]).toEqual([PAGE, PAGE, false]);

@@ -165,11 +165,13 @@ describe('linux-6.18: fallocate', () => {
 });
 
 describe('linux-6.18: no conversion', () => {
-  it('share/unshare are UnsupportedError (in-place conversion), hold is UnsupportedError (hold)', () => {
+  it('share/unshare are UnsupportedError (in-place conversion); hold takes shared pages, as vmsplice does', () => {
     const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
     expect(expectCode(() => g.share(0, PAGE), 'UnsupportedError', 'ERR_KVM_UNSUPPORTED').feature).toBe('in-place conversion');
     expect(expectCode(() => g.unshare(0, PAGE), 'UnsupportedError', 'ERR_KVM_UNSUPPORTED').feature).toBe('in-place conversion');
-    expect(expectCode(() => g.hold(0, PAGE), 'UnsupportedError', 'ERR_KVM_UNSUPPORTED').feature).toBe('hold');
+    g.hold(0, PAGE).release();
+    expect(expectCode(() => vm.createGuestMemfd({ size: PAGE, mmap: true }).hold(0, PAGE), 'KvmError', 'EFAULT').syscall).toBe('vmsplice');
+    expect(expectCode(() => vm.createGuestMemfd({ size: PAGE }).hold(0, PAGE), 'KvmError', 'ENODEV').syscall).toBe('mmap');
     expect(g.states()).toEqual([{ offset: 0, length: 4 * PAGE, state: 'shared' }]);
     expect(vm.createGuestMemfd({ size: PAGE, mmap: true }).states()).toEqual([{ offset: 0, length: PAGE, state: 'private' }]);
   });
