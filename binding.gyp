@@ -24,12 +24,16 @@
       "defines": ["NAPI_VERSION=9", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Werror", "-O2"],
-      "cflags": ["-Wall", "-Wextra", "-Werror"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-O2"],
+      "cflags": ["-Wall", "-Wextra"],
       # NODELETE: the addon stays loaded for the life of the process (see CMakeLists.txt).
       "ldflags": ["-Wl,-z,nodelete"],
+      "variables": {
+        "kvm_gmem_werror%": "<!(node -p \"process.env.KVM_GMEM_WERROR === '1' ? 1 : 0\")"
+      },
       "conditions": [
-        ["OS!='linux'", { "sources!": ["native/*.cc"] }]
+        ["OS!='linux'", { "sources!": ["native/*.cc"] }],
+        ["kvm_gmem_werror==1", { "cflags": ["-Werror"], "cflags_cc": ["-Werror"] }]
       ]
     }
   ]

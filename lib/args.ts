@@ -21,13 +21,13 @@ export function vmTypesOf(mask: number): number[] {
 
 /** createVm({ type }) -> the KVM_CREATE_VM argument. */
 export function vmTypeArg(opts: unknown): number {
-  const o = options<{ type?: number }>('options', opts);
+  const o = options<{ type?: number }>('options', opts, ['type']);
   return o.type === undefined ? 0 : u32('type', o.type);
 }
 
 /** createGuestMemfd options -> struct kvm_create_guest_memfd's size and flags. */
 export function createMemfdArgs(opts: unknown): { size: bigint; flags: bigint } {
-  const o = options<CreateGuestMemfdOptions>('options', opts, true);
+  const o = options<CreateGuestMemfdOptions>('options', opts, ['size', 'mmap', 'initShared', 'flags'], true);
   const size = u64('size', o.size);
   let flags = o.flags === undefined ? 0n : u64('flags', o.flags);
   if (optBool('mmap', o.mmap)) flags |= BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP!);
@@ -46,7 +46,7 @@ export function mapArgs(fileSize: bigint, offset: U64, length: U64 | undefined, 
     len = u64('length', length);
   }
   rangeEnd(off, len);
-  const priv = optBool('options.private', options<MapOptions>('options', opts).private);
+  const priv = optBool('options.private', options<MapOptions>('options', opts, ['private']).private);
   return { offset: off, length: len, private: priv };
 }
 
@@ -86,6 +86,10 @@ export interface RegionArgs<G, M> {
 
 type Ctor<T> = abstract new (...args: never[]) => T;
 
+const REGION_KEYS = [
+  'slot', 'guestPhysAddr', 'size', 'guestMemfd', 'guestMemfdOffset', 'userspace', 'userspaceOffset', 'readonly', 'logDirtyPages',
+] as const satisfies readonly (keyof MemoryRegion)[];
+
 /**
  * setMemoryRegion's object -> struct kvm_userspace_memory_region2's fields. The file and the
  * mapping must be of this backend (`Gmem`, `Map`) and open.
@@ -96,7 +100,7 @@ export function regionArgs<G extends { closed: boolean }, M extends { closed: bo
   Map: Ctor<M>,
   backend: string,
 ): RegionArgs<G, M> {
-  const r = options<MemoryRegion>('region', region, true);
+  const r = options<MemoryRegion>('region', region, REGION_KEYS, true);
   const slot = u32('slot', r.slot);
   const gpa = u64('guestPhysAddr', r.guestPhysAddr);
   const size = u64('size', r.size);
@@ -118,7 +122,7 @@ export function regionArgs<G extends { closed: boolean }, M extends { closed: bo
     ensureOpen(mapping.closed, 'Mapping');
   }
   const userspaceOffset = r.userspaceOffset === undefined ? 0n : u64('userspaceOffset', r.userspaceOffset);
-  if (mapping && userspaceOffset > BigInt(mapping.length)) throw argRangeError('userspaceOffset is beyond the mapping');
+  if (mapping && userspaceOffset > BigInt(mapping.length)) throw argRangeError(`userspaceOffset must be within the mapping (${mapping.length} bytes), got ${userspaceOffset}`);
   // The kernel only checks that the range is user memory: a slot longer than the rest of its
   // mapping would give the guest whatever this process maps next (V8's heap, say) to read and write.
   const mapped = mapping ? ((BigInt(mapping.length) + 4095n) / 4096n) * 4096n : 0n;
@@ -132,7 +136,7 @@ export function regionArgs<G extends { closed: boolean }, M extends { closed: bo
 
 /** setMemoryAttributes' arguments -> struct kvm_memory_attributes' address, size and PRIVATE bit. */
 export function attributesArgs(gpa: U64, size: U64, attributes: unknown): { gpa: bigint; size: bigint; private: boolean } {
-  const a = options<{ private: boolean }>('attributes', attributes, true);
+  const a = options<{ private: boolean }>('attributes', attributes, ['private'], true);
   const priv = optBool('attributes.private', a.private);
   return { gpa: u64('gpa', gpa), size: u64('size', size), private: priv };
 }

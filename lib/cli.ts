@@ -1,18 +1,44 @@
 #!/usr/bin/env node
-// The `kvm-gmem` command: probe, demo, bench, check.
-import { probe } from './probe.js';
+// The `kvm-gmem` command: probe, demo, check, bench. Options are parsed strictly (util.parseArgs):
+// a typo is an error (exit 2), never a default run.
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { errorLine, parseOptions, styler, UsageError, type OptionSpec, type Style } from './cli-util.js';
 import type { ProbeReport } from './types.js';
 
 interface Command {
   summary: string;
   usage: string;
-  run(args: string[]): Promise<number> | number;
+  /** The options' help lines (--help is added to every command). */
+  help: () => string | Promise<string>;
+  options: OptionSpec;
+  run(values: Record<string, unknown>): Promise<number> | number;
 }
 
-function printProbe(r: ProbeReport): void {
+const HELP_OPT = { help: { type: 'boolean', short: 'h' } } as const;
+const PATH_HELP = '  --path FILE   the KVM device to open (default /dev/kvm)';
+
+function version(): string {
+  const pkg = fileURLToPath(new URL('../package.json', import.meta.url));
+  return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+}
+
+/** bench/ is in the repository, not in the package: the command exists in a checkout only. */
+function benchScript(): string | null {
+  const script = fileURLToPath(new URL('../bench/run.mjs', import.meta.url));
+  return existsSync(script) ? script : null;
+}
+
+function printProbe(r: ProbeReport, style: Style): void {
+  const err = r.kvm.error;
   const rows: [string, string][] = [
     ['kernel', r.kernel],
-    ['/dev/kvm', r.kvm.available ? `available (${r.kvm.path})` : `unavailable (${r.kvm.path}): ${r.kvm.error?.code} ${r.kvm.error?.message ?? ''}`],
+    [
+      r.kvm.path,
+      r.kvm.available
+        ? style('green', 'available')
+        : `${style('red', 'unavailable')}: ${err ? errorLine(Object.assign(new Error(err.message), { code: err.code })) : 'unknown error'}`,
+    ],
   ];
   if (r.kvm.available) {
     rows.push(['API version', String(r.apiVersion)]);
@@ -30,66 +56,96 @@ function printProbe(r: ProbeReport): void {
 
 const commands: Record<string, Command> = {
   probe: {
-    summary: "what this host's kernel supports",
-    usage: 'kvm-gmem probe [--json] [--path /dev/kvm]',
-    run(args) {
-      const pi = args.indexOf('--path');
-      const r = probe(pi >= 0 ? args[pi + 1] : undefined);
-      if (args.includes('--json')) console.log(JSON.stringify(r, null, 2));
-      else printProbe(r);
-      return 0;
+    summary: "what this host's kernel supports (exit 1 when the device cannot be used)",
+    usage: 'kvm-gmem probe [--json] [--path FILE]',
+    help: () => `  --json        the report as JSON\n${PATH_HELP}`,
+    options: { json: { type: 'boolean' }, path: { type: 'string' } },
+    async run(v) {
+      const { probe } = await import('./probe.js');
+      const r = probe(v.path as string | undefined);
+      if (v.json) console.log(JSON.stringify(r, null, 2));
+      else printProbe(r, styler(process.stdout));
+      return r.kvm.available ? 0 : 1;
     },
   },
   demo: {
     summary: 'a guest on real KVM writing shared memory, a caught SIGBUS, and conversions in the simulator',
-    usage: 'kvm-gmem demo [--path /dev/kvm]',
-    async run(args) {
+    usage: 'kvm-gmem demo [--path FILE]',
+    help: () => `${PATH_HELP}\n                without a usable device only the simulator part runs`,
+    options: { path: { type: 'string' } },
+    async run(v) {
       const { runDemo } = await import('./demo.js');
-      return runDemo(args);
+      return runDemo({ path: v.path as string | undefined });
     },
   },
   check: {
-    summary: "run the conformance cases on this kernel and say which simulator profile it matches",
-    usage: 'kvm-gmem check [--json] [--only GROUP]',
-    async run(args) {
+    summary: 'run the conformance cases on this kernel and say which simulator profile it matches',
+    usage: 'kvm-gmem check [--json] [--only GROUP[,GROUP]] [--case ID[,ID]] [--path FILE]',
+    async help() {
+      const { checkOptionsHelp } = await import('./check.js');
+      return checkOptionsHelp(PATH_HELP);
+    },
+    options: {
+      json: { type: 'boolean' },
+      only: { type: 'string', multiple: true },
+      case: { type: 'string', multiple: true },
+      path: { type: 'string' },
+    },
+    async run(v) {
       const { runCheck } = await import('./check.js');
-      return runCheck(args);
+      return runCheck(v);
     },
   },
   bench: {
-    summary: 'run the benchmarks (writes bench/results/latest.json and .svg)',
+    summary: 'run the benchmarks (a development command: needs a checkout of the repository)',
     usage: 'kvm-gmem bench [--quick]',
-    async run(args) {
+    help: () => '  --quick       a shorter run\n  (the same as `npm run bench` in a checkout; writes bench/results/)',
+    options: { quick: { type: 'boolean' } },
+    async run(v) {
+      const script = benchScript();
+      if (!script) {
+        console.error('kvm-gmem bench: a development command; the package does not ship the benchmarks. Clone the repository and run `npm run bench` there.');
+        return 2;
+      }
       const { spawnSync } = await import('node:child_process');
-      const { fileURLToPath } = await import('node:url');
-      const script = fileURLToPath(new URL('../bench/run.mjs', import.meta.url));
-      return spawnSync(process.execPath, [script, ...args], { stdio: 'inherit' }).status ?? 1;
+      return spawnSync(process.execPath, [script, ...(v.quick ? ['--quick'] : [])], { stdio: 'inherit' }).status ?? 1;
     },
   },
 };
 
-function help(): void {
-  console.log('usage: kvm-gmem <command> [options]\n\ncommands:');
-  for (const [name, c] of Object.entries(commands)) console.log(`  ${name.padEnd(7)} ${c.summary}`);
-  console.log('\nkvm-gmem <command> --help shows the options of one command.');
+async function commandHelp(cmd: Command): Promise<string> {
+  // The option lines come first; anything after a blank line (check's groups) follows -h.
+  const [opts, ...more] = (await cmd.help()).split('\n\n');
+  return [`usage: ${cmd.usage}`, cmd.summary, `options:\n${opts}\n  -h, --help    this help`, ...more].join('\n\n');
+}
+
+function topHelp(): string {
+  const lines = ['usage: kvm-gmem <command> [options]', '       kvm-gmem --version', '', 'commands:'];
+  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(7)} ${c.summary}`);
+  lines.push('', 'kvm-gmem <command> --help shows the options of one command.');
+  return lines.join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    help();
+  if (name === undefined || name === 'help') {
+    console.log(topHelp());
+    return 0;
+  }
+  if (name.startsWith('-')) {
+    const v = parseOptions({ ...HELP_OPT, version: { type: 'boolean', short: 'v' } }, argv);
+    if (v.version) console.log(version());
+    else console.log(topHelp());
     return 0;
   }
   const cmd = commands[name];
-  if (!cmd) {
-    console.error(`kvm-gmem: unknown command '${name}'. Commands: ${Object.keys(commands).join(', ')} (kvm-gmem --help)`);
-    return 2;
-  }
-  if (args.includes('--help') || args.includes('-h')) {
-    console.log(`usage: ${cmd.usage}\n\n${cmd.summary}`);
+  if (!cmd) throw new UsageError(`unknown command '${name}'. Commands: ${Object.keys(commands).join(', ')}`);
+  const values = parseOptions({ ...cmd.options, ...HELP_OPT }, args);
+  if (values.help) {
+    console.log(await commandHelp(cmd));
     return 0;
   }
-  return cmd.run(args);
+  return cmd.run(values);
 }
 
 main(process.argv.slice(2)).then(
@@ -97,7 +153,13 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e) => {
-    console.error(`kvm-gmem: ${(e as Error).stack ?? e}`);
-    process.exitCode = 1;
+    if (e instanceof UsageError) {
+      const cmd = process.argv[2] && commands[process.argv[2]] ? ` ${process.argv[2]}` : '';
+      console.error(`kvm-gmem${cmd}: ${e.message} (kvm-gmem${cmd} --help)`);
+      process.exitCode = 2;
+    } else {
+      console.error(`kvm-gmem: ${errorLine(e)}`);
+      process.exitCode = 1;
+    }
   },
 );

@@ -102,9 +102,8 @@ function simulatorPart(): void {
   }
 }
 
-export async function runDemo(args: string[]): Promise<number> {
-  const pi = args.indexOf('--path');
-  const path = pi >= 0 ? args[pi + 1] : '/dev/kvm';
+export async function runDemo(opts: { path?: string } = {}): Promise<number> {
+  const path = opts.path ?? '/dev/kvm';
   let kvm: Kvm | undefined;
   try {
     kvm = open({ backend: 'kvm', path });

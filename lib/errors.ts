@@ -6,27 +6,38 @@ export interface KvmErrorInit {
   errno: number;
   syscall: string;
   ioctl?: string;
+  /** The file a failed open() named, as on Node's SystemError. */
+  path?: string;
   message?: string;
 }
 
-/** A syscall failed; shaped like Node's SystemError (`code`, negative `errno`, `syscall`). */
+/**
+ * A syscall failed; shaped like Node's SystemError (`code`, negative `errno`, `syscall`, `path`
+ * for open). The message names the call and its arguments:
+ * `EINVAL: Invalid argument, ioctl KVM_CREATE_GUEST_MEMFD (size 1000, flags 0x0)`.
+ */
 export class KvmError extends Error {
   readonly code: string;
   readonly errno: number;
   readonly syscall: string;
   readonly ioctl?: string;
+  readonly path?: string;
   constructor(init: KvmErrorInit) {
-    super(init.message ?? `${init.code}: ${init.syscall}${init.ioctl ? ' ' + init.ioctl : ''}`);
+    super(init.message ?? `${init.code}: ${init.syscall}${init.ioctl ? ' ' + init.ioctl : ''}${init.path !== undefined ? ` '${init.path}'` : ''}`);
     this.name = 'KvmError';
     this.code = init.code;
     this.errno = init.errno;
     this.syscall = init.syscall;
     if (init.ioctl !== undefined) this.ioctl = init.ioctl;
+    if (init.path !== undefined) this.path = init.path;
   }
 }
 
-/** Builds a KvmError from an errno name, as the kernel would have returned it. */
-export function kvmError(code: string, syscall: string, ioctl?: string, detail?: string): KvmError {
+/**
+ * Builds a KvmError from an errno name, as the kernel would have returned it. `args` is the
+ * call's arguments as text ("size 1000, flags 0x0"), as the native layer writes them.
+ */
+export function kvmError(code: string, syscall: string, ioctl?: string, detail?: string, args?: string): KvmError {
   const n = (os.constants.errno as Record<string, number>)[code];
   if (n === undefined) throw new Error(`unknown errno name ${code}`);
   const what = ioctl ? `${syscall} ${ioctl}` : syscall;
@@ -35,7 +46,7 @@ export function kvmError(code: string, syscall: string, ioctl?: string, detail?:
     errno: -n,
     syscall,
     ioctl,
-    message: `${code}: ${detail ?? errnoText(code)}, ${what}`,
+    message: `${code}: ${detail ?? errnoText(code)}, ${what}${args ? ` (${args})` : ''}`,
   });
 }
 
@@ -87,17 +98,33 @@ export class HostAccessError extends Error {
   }
 }
 
-/** A to-private conversion found pages with elevated references (EAGAIN). */
-export class ConversionBusyError extends Error {
-  readonly code = 'EAGAIN' as const;
-  readonly errno = -11;
+/**
+ * view() of a range with a page the host may not touch (private, pending, or past the end of the
+ * file): refused as the HostAccessError a touch would give, before any view exists.
+ */
+export function viewRefused(offset: bigint | number): HostAccessError {
+  const at = Number(offset);
+  return new HostAccessError(at, 'read', `SIGBUS: view() refused: guest_memfd offset ${at} is not shared with the host (the first touch of a view there would kill the process)`);
+}
+
+/**
+ * A to-private conversion found pages with elevated references: the kernel's EAGAIN, so a
+ * KvmError (code 'EAGAIN', errno -11, syscall 'ioctl') with the offset where it stopped.
+ */
+export class ConversionBusyError extends KvmError {
+  override readonly code = 'EAGAIN' as const;
+  override readonly errno = -11;
   readonly errorOffset: number;
-  readonly ioctl?: string;
   constructor(errorOffset: number, message?: string, ioctl?: string) {
-    super(message ?? `EAGAIN: page at offset ${errorOffset} is still referenced by the host`);
+    super({
+      code: 'EAGAIN',
+      errno: -11,
+      syscall: 'ioctl',
+      ioctl,
+      message: message ?? `EAGAIN: page at offset ${errorOffset} is still referenced by the host${ioctl ? `, ioctl ${ioctl}` : ''}`,
+    });
     this.name = 'ConversionBusyError';
     this.errorOffset = errorOffset;
-    if (ioctl !== undefined) this.ioctl = ioctl;
   }
 }
 

@@ -1,4 +1,8 @@
-// open(): the real kernel when /dev/kvm opens, else (backend 'auto') the simulator.
+// open(): the backend asked for, and never another without saying so. Backend 'auto' is the real
+// kernel, or the simulator only when there is no KVM device at the default path at all (ENOENT);
+// a device that exists but fails (EACCES, not a KVM device) or a path given explicitly throws,
+// so a test meant for the kernel cannot pass against the model unnoticed.
+import './dispose.js';
 import { argRangeError, argTypeError, KvmError } from './errors.js';
 import { KvmSystem } from './kvm/kvm.js';
 import { PROFILE_NAMES, openSim } from './sim/index.js';
@@ -6,17 +10,18 @@ import type { Kvm, OpenOptions, Profile } from './types.js';
 import { describe, options } from './validate.js';
 
 const PROFILES: readonly Profile[] = PROFILE_NAMES;
+const DEFAULT_PATH = '/dev/kvm';
 
 export function open(opts?: OpenOptions): Kvm {
-  const o = options<OpenOptions>('options', opts);
+  const o = options<OpenOptions>('options', opts, ['backend', 'path', 'profile']);
   const backend = o.backend ?? 'auto';
   if (typeof backend !== 'string') throw argTypeError(`backend must be a string, got ${describe(backend)}`);
   if (backend !== 'auto' && backend !== 'kvm' && backend !== 'sim') {
     throw argRangeError(`backend must be 'auto', 'kvm' or 'sim', got ${describe(backend)}`);
   }
-  const path = o.path ?? '/dev/kvm';
-  if (typeof path !== 'string') throw argTypeError(`path must be a string, got ${describe(path)}`);
-  const profile = o.profile ?? undefined; // null means the default, as for backend and path
+  const explicitPath = o.path ?? undefined; // null means the default, as for backend and profile
+  if (explicitPath !== undefined && typeof explicitPath !== 'string') throw argTypeError(`path must be a string, got ${describe(explicitPath)}`);
+  const profile = o.profile ?? undefined;
   if (profile !== undefined && typeof profile !== 'string') {
     throw argTypeError(`profile must be a string, got ${describe(profile)}`);
   }
@@ -24,14 +29,24 @@ export function open(opts?: OpenOptions): Kvm {
     throw argRangeError(`profile must be one of ${PROFILES.join(', ')}, got ${describe(profile)}`);
   }
   if (profile !== undefined && backend === 'kvm') {
-    throw argRangeError('profile applies to the simulator only (backend: sim)');
+    throw argRangeError(`profile applies to the simulator only (backend: 'sim'), got backend 'kvm' with profile '${profile}'`);
   }
-  if (backend === 'sim') return openSim(profile ?? 'rfc-v5');
-  if (backend === 'kvm') return new KvmSystem(path);
+  if (explicitPath !== undefined && backend === 'sim') {
+    throw argRangeError(`path applies to the real kernel only, got backend 'sim' with path ${JSON.stringify(explicitPath)}`);
+  }
+  if (profile !== undefined && explicitPath !== undefined) {
+    throw argRangeError(`profile (the simulator) and path (the real kernel) exclude each other, got both`);
+  }
+  // A profile names a model of a kernel: with backend 'auto' it means the simulator.
+  if (backend === 'sim' || profile !== undefined) return openSim(profile ?? 'rfc-v5');
+  const path = explicitPath ?? DEFAULT_PATH;
+  if (backend === 'kvm' || explicitPath !== undefined) return new KvmSystem(path);
   try {
     return new KvmSystem(path);
   } catch (e) {
-    if (e instanceof KvmError) return openSim(profile ?? 'rfc-v5');
-    throw e;
+    if (!(e instanceof KvmError) || e.code !== 'ENOENT') throw e;
+    const sim = openSim('rfc-v5') as Kvm & { fallbackReason: string | null };
+    sim.fallbackReason = `${e.message} (no KVM device here; the simulator's 'rfc-v5' profile instead)`;
+    return sim;
   }
 }

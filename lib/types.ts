@@ -257,6 +257,8 @@ export interface Vm extends Disposable {
 
 export interface Kvm extends Disposable {
   readonly backend: Backend;
+  /** null, unless open() with backend 'auto' fell back to the simulator: then why (the open error). */
+  readonly fallbackReason: string | null;
   /** The simulator's profile, or on the real backend the conversion mechanism found. */
   readonly profile: Profile | ConversionMechanism;
   readonly apiVersion: number;

@@ -58,10 +58,31 @@ export function optBool(name: string, v: unknown): boolean {
   return v;
 }
 
-export function options<T extends object>(name: string, v: unknown, required = false): T {
-  if (v === undefined && !required) return {} as T;
+/**
+ * An options object as a plain snapshot of its known keys. Each known key is read exactly once
+ * (a getter or Proxy cannot show one value to a check and another to the call); an own key that
+ * is not known is a TypeError naming it, so a misspelt option never passes unnoticed.
+ */
+export function options<T extends object>(name: string, v: unknown, keys: readonly (keyof T & string)[], required?: boolean): Partial<T>;
+/** Without a key list: only that it is an object, returned as is (setRegs/setSregs check their keys themselves). */
+export function options<T extends object>(name: string, v: unknown, required?: boolean): T;
+export function options<T extends object>(name: string, v: unknown, keysOrRequired?: readonly string[] | boolean, req = false): Partial<T> {
+  const keys = Array.isArray(keysOrRequired) ? keysOrRequired : undefined;
+  const required = keys ? req : keysOrRequired === true;
+  if (v === undefined && !required) return {};
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw argTypeError(`${name} must be an object, got ${describe(v)}`);
-  return v as T;
+  if (!keys) return v as T;
+  for (const k of Object.keys(v)) {
+    if (!(keys as readonly string[]).includes(k)) {
+      throw argTypeError(`${name} has no option ${JSON.stringify(k)} (known: ${keys.join(', ')})`);
+    }
+  }
+  const out: Partial<T> = {};
+  for (const k of keys) {
+    const x = (v as Record<string, unknown>)[k];
+    if (x !== undefined) (out as Record<string, unknown>)[k] = x;
+  }
+  return out;
 }
 
 export function bytes(name: string, v: unknown): Uint8Array {

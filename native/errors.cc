@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -30,17 +31,35 @@ std::string ErrnoName(int err) {
 
 }  // namespace
 
-void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* ioctl) {
+void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* ioctl, const std::string& args) {
   Napi::Object props = Napi::Object::New(env);
   std::string code = ErrnoName(err);
   std::string msg = code + ": " + strerror(err) + ", " + syscall;
   if (ioctl != nullptr) msg += std::string(" ") + ioctl;
+  if (!args.empty()) msg += " (" + args + ")";
   props.Set("code", code);
   props.Set("errno", -err);
   props.Set("syscall", syscall);
   if (ioctl != nullptr) props.Set("ioctl", ioctl);
   props.Set("message", msg);
   ThrowKind(env, "KvmError", props);
+}
+
+void ThrowErrnoPath(Napi::Env env, int err, const char* syscall, const std::string& path) {
+  Napi::Object props = Napi::Object::New(env);
+  std::string code = ErrnoName(err);
+  props.Set("code", code);
+  props.Set("errno", -err);
+  props.Set("syscall", syscall);
+  props.Set("path", path);
+  props.Set("message", code + ": " + strerror(err) + ", " + syscall + " '" + path + "'");
+  ThrowKind(env, "KvmError", props);
+}
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
 }
 
 void ThrowHostAccess(Napi::Env env, uint64_t offset, bool write) {
@@ -101,11 +120,29 @@ void ThrowRangeError(Napi::Env env, const char* message) {
   ThrowKind(env, "RangeError", props);
 }
 
+namespace {
+
+// What a bad value was, for "got ..." (a number or bigint in decimal, else its type).
+std::string Got(Napi::Value v) {
+  if (v.IsNumber() || v.IsBigInt()) return v.ToString().Utf8Value();
+  switch (v.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "a boolean";
+    case napi_string: return "a string";
+    case napi_symbol: return "a symbol";
+    case napi_function: return "a function";
+    default: return "an object";
+  }
+}
+
+}  // namespace
+
 uint64_t GetU64(Napi::Env env, Napi::Value v, const char* name) {
   if (v.IsNumber()) {
     double d = v.As<Napi::Number>().DoubleValue();
     if (!std::isfinite(d) || d < 0 || d != std::floor(d) || d > 9007199254740991.0) {
-      ThrowRangeError(env, (std::string(name) + " must be a non-negative safe integer").c_str());
+      ThrowRangeError(env, (std::string(name) + " must be a non-negative safe integer, got " + Got(v)).c_str());
     }
     return static_cast<uint64_t>(d);
   }
@@ -115,11 +152,11 @@ uint64_t GetU64(Napi::Env env, Napi::Value v, const char* name) {
     uint64_t w[2] = {0, 0};
     napi_status st = napi_get_value_bigint_words(env, v, &sign, &words, w);
     if (st != napi_ok || sign != 0 || words > 1) {
-      ThrowRangeError(env, (std::string(name) + " must be between 0 and 2^64-1").c_str());
+      ThrowRangeError(env, (std::string(name) + " must be between 0 and 2^64-1, got " + Got(v)).c_str());
     }
     return w[0];
   }
-  ThrowTypeError(env, (std::string(name) + " must be a number or a bigint").c_str());
+  ThrowTypeError(env, (std::string(name) + " must be a number or a bigint, got " + Got(v)).c_str());
 }
 
 Bytes GetBytes(Napi::Env env, Napi::Value v, const char* name) {
@@ -141,7 +178,7 @@ Bytes GetBytes(Napi::Env env, Napi::Value v, const char* name) {
 
 uint32_t GetU32(Napi::Env env, Napi::Value v, const char* name) {
   uint64_t x = GetU64(env, v, name);
-  if (x > 0xffffffffULL) ThrowRangeError(env, (std::string(name) + " must fit in 32 bits").c_str());
+  if (x > 0xffffffffULL) ThrowRangeError(env, (std::string(name) + " must fit in 32 bits, got " + std::to_string(x)).c_str());
   return static_cast<uint32_t>(x);
 }
 

@@ -5,11 +5,17 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <string>
 
 namespace kg {
 
-// Throws KvmError { code: 'EINVAL', errno: -22, syscall, ioctl? }.
-[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* ioctl = nullptr);
+// Throws KvmError { code: 'EINVAL', errno: -22, syscall, ioctl? }. `args`, when given, is the
+// call's arguments as text ("size 1000, flags 0x0"), put in the message as Node does with paths.
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall, const char* ioctl = nullptr,
+                             const std::string& args = std::string());
+// As ThrowErrno for a call on a path (open): the error carries `path`, like Node's SystemError.
+[[noreturn]] void ThrowErrnoPath(Napi::Env env, int err, const char* syscall, const std::string& path);
+std::string Hex(uint64_t v);
 [[noreturn]] void ThrowHostAccess(Napi::Env env, uint64_t offset, bool write);
 // The fault was in the caller's own buffer (readInto's target, write's source), not in the mapping
 // the call was made on: `offset` is in the guest_memfd behind that buffer when it is a view of a

@@ -52,7 +52,7 @@ KvmObject::KvmObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvmObjec
   if (info.Length() < 1 || !info[0].IsString()) ThrowTypeError(env, "path must be a string");
   std::string path = info[0].As<Napi::String>().Utf8Value();
   int fd = InjectFault(Sys::Open) ? -1 : open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) ThrowErrno(env, errno, "open");
+  if (fd < 0) ThrowErrnoPath(env, errno, "open", path);
   fd_ = fd;
   Attach(env, nullptr, Napi::Object());
 }
@@ -96,7 +96,10 @@ Napi::Value KvmObject::CreateVm(const Napi::CallbackInfo& info) {
   EnsureOpen(env, *this, "Kvm");
   uint32_t type = GetU32(env, info[0], "type");
   long fd = IoctlRetry(fd_, KVM_CREATE_VM, static_cast<unsigned long>(type));
-  if (fd < 0) ThrowErrno(env, errno, "ioctl", "KVM_CREATE_VM");
+  if (fd < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "ioctl", "KVM_CREATE_VM", "type " + std::to_string(type));
+  }
   // KVM installs the VM fd with O_CLOEXEC already.
   ChildInit init{static_cast<int>(fd), type, 0, 0, this, info.This().As<Napi::Object>()};
   return NewChild(env, GetData(env)->vmCtor, init);

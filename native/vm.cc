@@ -85,7 +85,11 @@ Napi::Value VmObject::CreateGuestMemfd(const Napi::CallbackInfo& info) {
   args.size = GetU64(env, info[0], "size");
   args.flags = GetU64(env, info[1], "flags");
   long fd = IoctlRetry(fd_, KG_CREATE_GUEST_MEMFD, &args);
-  if (fd < 0) ThrowErrno(env, errno, "ioctl", "KVM_CREATE_GUEST_MEMFD");
+  if (fd < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "ioctl", "KVM_CREATE_GUEST_MEMFD",
+               "size " + std::to_string(args.size) + ", flags " + Hex(args.flags));
+  }
   // Unlike the VM and vCPU fds, KVM hands out guest_memfd without O_CLOEXEC: a child process
   // must not inherit the guest's memory.
   if (fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC) < 0) {

@@ -2,7 +2,7 @@
 // Builds the addon with the node-gyp that npm ships, always against the headers of the Node that
 // runs this script, so no build ever downloads anything.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -23,6 +23,32 @@ function findNodeGyp() {
   } catch {
     throw new Error('node-gyp not found: it ships with npm; reinstall npm or set npm_config_node_gyp');
   }
+}
+
+/** Whether `cmd` (a name or a path) is an executable on PATH. */
+function onPath(cmd) {
+  const dirs = cmd.includes('/') ? [''] : (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
+  return dirs.some((d) => {
+    try {
+      accessSync(d ? path.join(d, cmd) : cmd, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+// node-gyp's own failure without a compiler is a long Python traceback: say in one line what is missing.
+const cxx = (process.env.CXX ?? '').split(' ')[0];
+const tools = [
+  ['make', ['make']],
+  ['a C++ compiler (g++ or $CXX)', cxx ? [cxx] : ['c++', 'g++', 'clang++']],
+  ['python3 (node-gyp runs on it)', process.env.PYTHON ? [process.env.PYTHON] : ['python3']],
+];
+const missing = tools.filter(([, names]) => !names.some(onPath)).map(([what]) => what);
+if (missing.length) {
+  console.error(`kvm-gmem: cannot build the native addon: missing ${missing.join(', ')}. Install them (Debian/Ubuntu: apt-get install build-essential python3), then run \`npm rebuild kvm-gmem\`.`);
+  process.exit(1);
 }
 
 const nodedir = path.resolve(process.execPath, '../..');

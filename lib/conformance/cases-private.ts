@@ -49,7 +49,7 @@ const read = (vm: Vm, gpa: number, n: number) => attempt(() => vm.guest.read(gpa
 // not yet explained), so those cases wait until it is.
 export const privateCases: Case[] = [
   {
-    id: 'private.attributes-round-trip',
+    id: 'conv.vm-attributes-round-trip',
     group,
     title: 'type 1: setMemoryAttributes to private and back; the guest faults (PRIVATE) while private, and sees the userspace memory again after',
     requires: privateVm,
@@ -72,7 +72,7 @@ export const privateCases: Case[] = [
       }),
   },
   {
-    id: 'private.no-gmem-slot-faults',
+    id: 'conv.vm-private-no-gmem-slot-faults',
     group,
     title: 'type 1: a private gpa in a slot without guest_memfd is a memory fault with the PRIVATE flag, reads and writes (memslot_not_private)',
     requires: privateVm,
@@ -97,11 +97,11 @@ export function privateExpectations(): Record<string, unknown> {
   const fault = (gpa: number) => ({ error: { class: 'GuestMemoryFault', code: 'KVM_EXIT_MEMORY_FAULT', gpa, size: PAGE, private: true } });
   const einval = { error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_SET_MEMORY_ATTRIBUTES' } };
   return {
-    'private.attributes-round-trip': {
+    'conv.vm-attributes-round-trip': {
       cap: 8, shared: { ok: '5a*4' }, toPrivate: { ok: null }, whilePrivate: fault(GPA + PAGE), neighbour: { ok: '5a*4' },
       toShared: { ok: null }, sharedAgain: { ok: '5a*4' }, unaligned: einval, empty: einval,
     },
-    'private.no-gmem-slot-faults': {
+    'conv.vm-private-no-gmem-slot-faults': {
       toPrivate: { ok: null }, read: fault(GPA + 2 * PAGE), write: fault(GPA + 3 * PAGE), spanning: fault(GPA + 2 * PAGE), host: { ok: '5a*4' },
     },
   };

@@ -86,6 +86,26 @@ export interface PathDiff {
   profile: Json | undefined;
 }
 
+/**
+ * A key as a path step: `.name` for a plain name, else `[...]`. Cases key some outcomes by an
+ * outcome (`{"error":{...}}`): such a key shows as its values, `[error: KvmError EINVAL -22 ...]`.
+ */
+export function pathKey(k: string): string {
+  if (/^[A-Za-z_$][\w$-]*$/.test(k)) return `.${k}`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(k);
+  } catch {
+    return `[${JSON.stringify(k)}]`;
+  }
+  if (parsed === null || typeof parsed !== 'object') return `[${k}]`;
+  const leaves = (v: unknown): string[] =>
+    v !== null && typeof v === 'object' ? Object.keys(v).sort().flatMap((x) => leaves((v as Record<string, unknown>)[x])) : [String(v)];
+  const top = Array.isArray(parsed) ? [] : Object.keys(parsed).sort();
+  const text = top.length === 1 ? `${top[0]}: ${leaves((parsed as Record<string, unknown>)[top[0]!]).join(' ')}` : leaves(parsed).join(' ');
+  return `[${clip(text, 60)}]`;
+}
+
 /** Where a and b differ, with both values there; descends while the shapes agree. */
 export function diffs(a: Json | undefined, b: Json | undefined, path = '', out: PathDiff[] = [], limit = 4): PathDiff[] {
   if (out.length >= limit || canonical(a) === canonical(b)) return out;
@@ -93,7 +113,7 @@ export function diffs(a: Json | undefined, b: Json | undefined, path = '', out: 
   if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
     a.forEach((x, i) => diffs(x, b[i], `${path}[${i}]`, out, limit));
   } else if (isObj(a) && isObj(b) && canonical(Object.keys(a).sort()) === canonical(Object.keys(b).sort())) {
-    for (const k of Object.keys(a).sort()) diffs(a[k], b[k], `${path}.${k}`, out, limit);
+    for (const k of Object.keys(a).sort()) diffs(a[k], b[k], `${path}${pathKey(k)}`, out, limit);
   } else {
     out.push({ path: path || '.', kernel: a, profile: b });
   }
@@ -137,6 +157,11 @@ export function computeVerdict(rows: Row[], profileNames: string[]): Verdict {
 }
 
 const SYMBOL: Record<Mark, string> = { match: '✓', differ: '✗', 'n/s': 'n/s', error: '!' };
+const COLOUR: Record<Mark, string | string[]> = { match: 'green', differ: 'red', 'n/s': 'dim', error: ['red', 'bold'] };
+
+/** util.styleText's shape; the default leaves text plain. */
+export type Style = (format: string | string[], text: string) => string;
+const plain: Style = (_f, text) => text;
 
 function clip(text: string, max = 150): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
@@ -146,41 +171,59 @@ function oneLine(s: Shown): string {
   return clip(s.status === 'ran' ? canonical(s.outcome ?? null) : `${s.status}: ${s.reason ?? ''}`);
 }
 
+const NS_PREFIX = 'not supported here: ';
+
 /** The matrix as text: one row per case under its group, one column per profile, then the verdict. */
-export function formatReport(rows: Row[], verdict: Verdict, profileNames: string[], kernelLabel = 'kernel'): string {
+export function formatReport(rows: Row[], verdict: Verdict, profileNames: string[], kernelLabel = 'kernel', style: Style = plain): string {
   const lines: string[] = [];
+  // Each reason for n/s once, as a footnote: rows show its number.
+  const reasons: string[] = [];
+  const note = (reason: string) => {
+    const text = reason.startsWith(NS_PREFIX) ? reason.slice(NS_PREFIX.length) : reason;
+    if (!reasons.includes(text)) reasons.push(text);
+    return `[${reasons.indexOf(text) + 1}]`;
+  };
   const idW = Math.max(4, ...rows.map((r) => r.id.length));
   const colW = profileNames.map((n) => Math.max(n.length, 3));
-  lines.push(`${'case'.padEnd(idW)}  ${profileNames.map((n, i) => n.padEnd(colW[i]!)).join('  ')}`);
+  lines.push(style('bold', `${'case'.padEnd(idW)}  ${profileNames.map((n, i) => n.padEnd(colW[i]!)).join('  ')}`));
   let group: string | undefined;
   for (const r of rows) {
     if (r.group !== group) {
       group = r.group;
-      lines.push('', `[${group}]`);
+      lines.push('', style('bold', `[${group}]`));
     }
-    const cells = profileNames.map((n, i) => SYMBOL[r.cells[n]?.mark ?? 'differ'].padEnd(colW[i]!)).join('  ');
-    const note = r.kernel.status === 'n/s' ? `  ${r.kernel.reason}` : r.kernel.status !== 'ran' ? `  ${kernelLabel} ${r.kernel.status}: ${r.kernel.reason}` : '';
-    lines.push(`${r.id.padEnd(idW)}  ${cells}${note}`.trimEnd());
+    const cells = profileNames
+      .map((n, i) => {
+        const mark = r.cells[n]?.mark ?? 'differ';
+        return style(COLOUR[mark], SYMBOL[mark]) + ' '.repeat(colW[i]! - SYMBOL[mark].length);
+      })
+      .join('  ');
+    const why = r.kernel.status === 'n/s' ? `  ${note(r.kernel.reason ?? '')}` : r.kernel.status !== 'ran' ? `  ${style('red', `${kernelLabel} ${r.kernel.status}: ${r.kernel.reason}`)}` : '';
+    lines.push(`${r.id.padEnd(idW)}  ${cells}${why}`.trimEnd());
   }
   lines.push('', `✓ same result as the ${kernelLabel}  ✗ different  n/s not supported here (not counted)  ! crashed or hung on the ${kernelLabel}`);
+  if (reasons.length) {
+    lines.push('', 'not supported here:');
+    reasons.forEach((r, i) => lines.push(`  [${i + 1}] ${r}`));
+  }
   lines.push('');
   const ns = verdict.notSupported.length;
   lines.push(`${verdict.compared} cases compared, ${ns} not supported here.`);
   if (verdict.verdict) {
     const also = verdict.matches.slice(1);
-    lines.push(`verdict: this kernel matches '${verdict.verdict}'${also.length ? ` (and also ${also.map((m) => `'${m}'`).join(', ')})` : ''} in every case it can run.`);
+    lines.push(style(['green', 'bold'], `verdict: this kernel matches '${verdict.verdict}'${also.length ? ` (and also ${also.map((m) => `'${m}'`).join(', ')})` : ''} in every case it can run.`));
   } else {
-    lines.push(`verdict: this kernel matches no profile fully${verdict.closest ? `; closest is '${verdict.closest}' (${verdict.differences[verdict.closest]!.length} differences)` : ''}.`);
+    lines.push(style(['red', 'bold'], `verdict: this kernel matches no profile fully${verdict.closest ? `; closest is '${verdict.closest}' (${verdict.differences[verdict.closest]!.length} differences)` : ''}.`));
   }
   for (const name of profileNames) {
     const ds = verdict.differences[name]!;
     if (verdict.matches.includes(name)) continue;
-    lines.push('', `differences from '${name}' (${ds.length}):`);
+    lines.push('', style('bold', `differences from '${name}' (${ds.length}):`));
     for (const d of ds) {
       lines.push(`  ${d.id} (${d.group}): ${d.title}`);
       if (d.kernel.status === 'ran' && d.profile.status === 'ran') {
         for (const x of d.details) {
-          lines.push(`    at ${clip(x.path, 100)}:`);
+          lines.push(`    at ${style('cyan', clip(x.path, 100))}:`);
           lines.push(`      ${kernelLabel}: ${clip(canonical(x.kernel))}`);
           lines.push(`      ${name}: ${clip(canonical(x.profile))}`);
         }

@@ -89,10 +89,21 @@ export class KvmGuestMemfd implements GuestMemfd {
   map(offset: U64 = 0, length?: U64, opts?: MapOptions): Mapping {
     ensureOpen(this.#closed, 'GuestMemfd');
     const { offset: off, length: len, private: priv } = mapArgs(this.#size, offset, length, opts);
-    const m = new KvmMapping(this.native.map(off, len, priv), (x) => this.#mappings.delete(x));
+    const m = new KvmMapping(this.native.map(off, len, priv), (x) => this.#mappings.delete(x), (o, l) => this.#firstUnshared(o, l));
     this.#mappings.add(m);
     mappingFile.set(m, this);
     return m;
+  }
+
+  /** The first byte of [offset, offset + length) the host may not touch as far as this process knows, or null. */
+  #firstUnshared(offset: bigint, length: bigint): bigint | null {
+    if (this.#closed) return null;
+    const end = offset + length > this.#size ? this.#size : offset + length;
+    if (offset < end) {
+      const e = this.#states().extents(offset, end - offset).find((x) => x.state !== 'shared');
+      if (e) return BigInt(e.offset);
+    }
+    return offset + length > this.#size ? this.#size : null;
   }
 
   #checkRange(offset: U64, length: U64): [bigint, bigint] {

@@ -22,6 +22,8 @@ export interface NativeKvm {
 
 export class KvmSystem implements Kvm {
   readonly backend = 'kvm' as const;
+  /** Set by open() when backend 'auto' fell back to the simulator: why /dev/kvm was not used. */
+  fallbackReason: string | null = null;
   readonly apiVersion: number;
   readonly native: NativeKvm;
   #closed = false;

@@ -1,7 +1,7 @@
 // Mapping on the real backend: a thin shell over the native mapping, whose copies run under the
 // SIGBUS guard (a private page gives HostAccessError, never a dead process).
 import { kMaxLength } from 'node:buffer';
-import { argRangeError } from '../errors.js';
+import { argRangeError, viewRefused } from '../errors.js';
 import type { Mapping, U64 } from '../types.js';
 import { byteValue, bytes, ensureOpen, u64 } from '../validate.js';
 
@@ -22,6 +22,8 @@ export class KvmMapping implements Mapping {
   constructor(
     readonly native: NativeMapping,
     private readonly onClose: (m: KvmMapping) => void,
+    /** Where the file's state mirror says the host may not touch a range (view() refuses it). */
+    private readonly firstUnshared: (offset: bigint, length: bigint) => bigint | null = () => null,
   ) {}
 
   get offset(): number {
@@ -56,6 +58,12 @@ export class KvmMapping implements Mapping {
     this.native.fill(offset, length, byteValue('byte', byte));
   }
   view(): ArrayBuffer {
+    // A view's first touch of a private page is a SIGBUS no guard catches: refuse what is known
+    // private (or past the end of the file) before handing one out.
+    if (!this.#closed) {
+      const bad = this.firstUnshared(BigInt(this.native.offset), BigInt(this.native.length));
+      if (bad !== null) throw viewRefused(bad);
+    }
     return this.native.view();
   }
   /** Detaches every view (used when a range under the mapping turns private). */

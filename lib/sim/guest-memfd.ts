@@ -252,7 +252,7 @@ export class SimGuestMemfd implements GuestMemfd {
   }
 }
 
-class SimHold implements Hold {
+export class SimHold implements Hold {
   #released = false;
   constructor(
     readonly offset: number,

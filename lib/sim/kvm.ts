@@ -9,6 +9,8 @@ import { SimVm } from './vm.js';
 
 export class SimKvm implements Kvm {
   readonly backend = 'sim' as const;
+  /** Set by open() when backend 'auto' fell back to the simulator: why /dev/kvm was not used. */
+  fallbackReason: string | null = null;
   readonly apiVersion: number;
   #closed = false;
   #vms = new Set<SimVm>();
@@ -36,7 +38,7 @@ export class SimKvm implements Kvm {
   createVm(opts?: { type?: number }): Vm {
     ensureOpen(this.#closed, 'Kvm');
     const type = vmTypeArg(opts);
-    if (!this.vmTypes().includes(type)) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_VM');
+    if (!this.vmTypes().includes(type)) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_VM', undefined, `type ${type}`);
     const vm = new SimVm(this.model, type, (x) => this.#vms.delete(x));
     this.#vms.add(vm);
     return vm;

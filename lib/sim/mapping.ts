@@ -5,7 +5,7 @@
 // view() hands out one ArrayBuffer that backs the mapping's pages while it lives (see pages.ts);
 // like the real view it is detached on unmap and when any byte under it turns private.
 import { kMaxLength } from 'node:buffer';
-import { HostAccessError, UnsupportedError, argRangeError } from '../errors.js';
+import { HostAccessError, UnsupportedError, argRangeError, viewRefused } from '../errors.js';
 import type { Mapping, U64 } from '../types.js';
 import { PAGE_SIZE, byteValue, bytes, ensureOpen, num, u64 } from '../validate.js';
 import type { SimGuestMemfd } from './guest-memfd.js';
@@ -105,6 +105,12 @@ export class SimMapping implements Mapping {
     if (this.#len > BigInt(MAX_VIEW) || this.#len % BigInt(PAGE_SIZE) !== 0n) {
       throw new UnsupportedError('Mapping.view', 'Mapping.view in the simulator needs a page-multiple mapping length of at most 1 GiB');
     }
+    // Refused where the model says the host may not touch (as the kvm backend does with its mirror).
+    const fileEnd = this.file.sizeBig;
+    const end = this.#start + this.#len > fileEnd ? fileEnd : this.#start + this.#len;
+    const bad = this.#start < end ? this.file.states(this.#start, end - this.#start).find((x) => x.state !== 'shared') : undefined;
+    if (bad) throw viewRefused(bad.offset);
+    if (this.#start + this.#len > fileEnd) throw viewRefused(fileEnd);
     const first = Number(this.#start / BigInt(PAGE_SIZE));
     const pages = Number(this.#len) / PAGE_SIZE;
     const filePages = Number(this.file.sizeBig / BigInt(PAGE_SIZE));

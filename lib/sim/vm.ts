@@ -50,8 +50,10 @@ export class SimVm implements Vm {
     ensureOpen(this.#closed, 'Vm');
     const { size, flags } = createMemfdArgs(opts);
     // KVM_CREATE_GUEST_MEMFD: unknown flag bits, then a size that is 0, unaligned or negative as a loff_t.
-    if ((flags & ~this.profile.gmemFlags) !== 0n) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD');
-    if (size === 0n || size % P !== 0n || size >= 1n << 63n) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD');
+    // The arguments in the message as the native layer writes them (native/vm.cc).
+    const args = `size ${size}, flags 0x${flags.toString(16)}`;
+    if ((flags & ~this.profile.gmemFlags) !== 0n) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD', undefined, args);
+    if (size === 0n || size % P !== 0n || size >= 1n << 63n) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD', undefined, args);
     const g = new SimGuestMemfd(this.profile, this, size, flags, (x) => this.#files.delete(x));
     this.#files.add(g);
     return g;

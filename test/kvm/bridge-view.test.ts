@@ -1,7 +1,7 @@
 // Mapping.view(): zero-copy in both directions, and detached (length 0, no access to freed
 // memory) the moment the mapping goes away, however it goes away.
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { open, type GuestMemfd, type Kvm, type Mapping, type Vm } from '../../lib/index.js';
+import { HostAccessError, open, type GuestMemfd, type Kvm, type Mapping, type Vm } from '../../lib/index.js';
 import { describeKvm } from '../helpers/kvm.js';
 import { PAGE, thrown } from '../fixtures/kvm-cases.js';
 
@@ -94,11 +94,16 @@ describeKvm('Mapping.view()', () => {
     expect(last.byteLength).toBe(0);
   });
 
-  it('a view of a private page exists but any copy from it through read() is a HostAccessError', () => {
-    using p = vm.createGuestMemfd({ size: PAGE, mmap: true });
-    using pm = p.map();
-    const v = pm.view(); // creating the view touches nothing
-    expect(v.byteLength).toBe(PAGE);
+  it('view() of a range known to be private is refused with HostAccessError at its first private page', () => {
+    // Before, view() returned a buffer whose first touch killed the process (SIGBUS outside any guard).
+    using p = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true });
+    using pm = p.map(PAGE, 2 * PAGE);
+    const e = thrown(() => pm.view());
+    expect(e).toBeInstanceOf(HostAccessError);
+    expect(e).toMatchObject({ code: 'SIGBUS', offset: PAGE, access: 'read' });
     expect(thrown(() => pm.read(0, 1)).code).toBe('SIGBUS');
+    using s = vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true });
+    using sm = s.map();
+    expect(sm.view().byteLength).toBe(PAGE);
   });
 });

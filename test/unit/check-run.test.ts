@@ -41,7 +41,7 @@ describeKvm('kvm-gmem check on this host', () => {
       console.error = orig;
     }
     expect(errors[0]).toMatch(/no usable \/dev\/kvm-does-not-exist: ENOENT/);
-    expect(errors[1]).toMatch(/unknown group 'nonsense'; groups: 'creation and flags'/);
+    expect(errors[1]).toMatch(/unknown group 'nonsense'; groups: create, map/);
   });
 
   it('the built command prints the same verdict as JSON (node dist/cli.js check --json)', () => {

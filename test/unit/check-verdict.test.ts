@@ -1,7 +1,8 @@
 // The matrix and verdict of `kvm-gmem check`, from fabricated results (no kernel, no simulator).
 import { describe, expect, it } from 'vitest';
 import { computeMatrix, computeVerdict, differingPaths, formatReport, type CaseResult, type Group, type Json } from '../../lib/conformance/index.js';
-import { exitStatus, parseCheckArgs } from '../../lib/check.js';
+import { GROUP_IDS, exitStatus, parseCheckArgs } from '../../lib/check.js';
+import { cases, pathKey } from '../../lib/conformance/index.js';
 
 const PROFILES = ['rfc-v5', 'inplace-v8', 'linux-6.18'];
 
@@ -92,7 +93,11 @@ describe('check verdict', () => {
     // rfc-v5 answers the pins case differently, but the kernel could not run it: only conv.available counts.
     expect(v.differences['rfc-v5']!.map((x) => x.id)).toEqual(['conv.available']);
     const text = formatReport(rows, v, PROFILES);
-    expect(text).toMatch(/pins\.unshare-held\s+n\/s\s+n\/s\s+n\/s\s+not supported here: in-place conversion/);
+    // The reason is printed once, as a numbered note the row points to.
+    expect(text).toMatch(/pins\.unshare-held\s+n\/s\s+n\/s\s+n\/s\s+\[1\]/);
+    expect(text).toMatch(/not supported here:\n {2}\[1\] in-place conversion\n/);
+    const table = text.slice(0, text.indexOf('cases compared'));
+    expect(table.split('in-place conversion').length - 1).toBe(1);
     expect(text).toContain("verdict: this kernel matches 'linux-6.18'");
   });
 
@@ -131,11 +136,19 @@ describe('check verdict', () => {
     expect(differingPaths({ a: [1, 2] }, { a: [1, 3] })).toEqual(['.a[1]']);
     expect(differingPaths({ a: 1 }, { b: 1 })).toEqual(['.']);
   });
+
+  it('a path step keyed by an outcome reads as its values, not as escaped JSON', () => {
+    const key = JSON.stringify({ error: { class: 'KvmError', code: 'EINVAL', errno: -22 } });
+    expect(differingPaths({ create: { [key]: [1, 2] } }, { create: { [key]: [2] } })).toEqual(['.create[error: KvmError EINVAL -22]']);
+    expect(pathKey('{"ok":null}')).toBe('[ok: null]');
+    expect(pathKey('two words')).toBe('["two words"]');
+    expect(pathKey('VM_TYPES')).toBe('.VM_TYPES');
+  });
 });
 
 describe('check arguments', () => {
   it('--only takes known groups, one or comma-separated', () => {
-    expect(parseCheckArgs(['--only', 'fallocate', '--json'])).toEqual({ json: true, only: ['fallocate'], path: '/dev/kvm' });
+    expect(parseCheckArgs(['--only', 'fallocate', '--json'])).toEqual({ json: true, only: ['fallocate'], cases: [], path: '/dev/kvm' });
     expect(parseCheckArgs(['--only', 'memory slots,conversion'])).toMatchObject({ only: ['memory slots', 'conversion'] });
   });
 
@@ -143,7 +156,17 @@ describe('check arguments', () => {
     const r = parseCheckArgs(['--only', 'slots']);
     expect(typeof r).toBe('string');
     expect(r).toContain("unknown group 'slots'");
-    expect(r).toContain("'references/pins'");
+    expect(r).toContain('create, map, falloc, slot, guest, conv, pins');
+  });
+
+  it('short group ids are the prefixes of their case ids, and --only takes them', () => {
+    for (const c of cases) expect(GROUP_IDS[c.id.split('.')[0]!], c.id).toBe(c.group);
+    expect(parseCheckArgs(['--only', 'create', '--only', 'conv,pins'])).toMatchObject({ only: ['creation and flags', 'conversion', 'references/pins'] });
+  });
+
+  it('--case takes known case ids and names the near ones of an unknown id', () => {
+    expect(parseCheckArgs(['--case', 'falloc.aligned,create.flags-none'])).toMatchObject({ cases: ['falloc.aligned', 'create.flags-none'] });
+    expect(parseCheckArgs(['--case', 'falloc.alined'])).toMatch(/unknown case 'falloc.alined'; did you mean falloc\./);
   });
 
   it('unknown options and a missing value are errors', () => {
