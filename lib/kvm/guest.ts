@@ -434,7 +434,16 @@ export class KvmGuestAccess implements GuestAccess {
         rdx: WINDOW_VA + (firstPage - base), r8: pages / PAGE, r9: BigInt(FLAG),
         rsi: write ? BOUNCE : winAt, rdi: write ? winAt : BOUNCE, rcx: n >> 3n, r10: n & 7n,
       });
-      const r = await this.#runSlow(h);
+      let r: 'done' | 'again' | 'moved';
+      try {
+        r = await this.#runSlow(h);
+      } catch (e) {
+        // The probe stops the whole chunk at its first bad page: the bytes before it are still
+        // copied (in order, as a guest's copy would), then the fault is reported.
+        const bad = e instanceof GuestMemoryFault ? BigInt(e.gpa) : at;
+        if (bad > at && bad < at + n) await this.#slowChunk(this.#ensureHelper(), at, bad - at, slice.subarray(0, Number(bad - at)), write);
+        throw e;
+      }
       if (r === 'moved') return this.#slowChunk(this.#ensureHelper(), at, n, slice, write);
       if (r === 'done') break;
     }
