@@ -243,8 +243,11 @@ export class KvmGuestAccess implements GuestAccess {
   async #transfer(gpa: bigint, t: Target): Promise<void> {
     const total = t.length;
     // A read of several chunks overlaps the guest's copy of one with the host's of the previous,
-    // so the vCPU runs on its own thread then; a short access stays on this one (no handoff).
-    const overlap = !t.write && total > CHUNK;
+    // so the vCPU runs on its own thread then; a short access stays on this one (no handoff). Only
+    // where a window shows the GiB already: a first read there is mostly shadow page faults, and
+    // measured about 15% slower overlapped (0.25-0.27 against 0.28-0.32 GB/s, 3 runs of 9).
+    const gib = gpa & ~(GiB - 1n);
+    const overlap = !t.write && total > CHUNK && this.#helper !== undefined && this.#helper.windows.includes(gib);
     if (this.#helper && !this.#vcpuBroken && !overlap) this.#helper.vcpu.setRunInline(RUN_INLINE_US);
     let inflight: Inflight | undefined;
     try {
