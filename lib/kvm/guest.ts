@@ -246,8 +246,11 @@ export class KvmGuestAccess implements GuestAccess {
   async #transfer(gpa: bigint, t: Target): Promise<void> {
     const total = t.length;
     // A read of several chunks overlaps the guest's copy of one with the host's of the previous,
-    // so the vCPU runs on its own thread then; a short access stays on this one (no handoff).
-    const overlap = !t.write && total > CHUNK;
+    // so the vCPU runs on its own thread then; a short access stays on this one (no handoff). Only
+    // where a window shows the GiB already: a first read there is mostly shadow page faults, and
+    // measured about 15% slower overlapped (0.25-0.27 against 0.28-0.32 GB/s, 3 runs of 9).
+    const gib = gpa & ~(GiB - 1n);
+    const overlap = !t.write && total > CHUNK && this.#helper !== undefined && this.#helper.windows.includes(gib);
     if (this.#helper && !this.#vcpuBroken && !overlap) this.#helper.vcpu.setRunInline(RUN_INLINE_US);
     let inflight: Inflight | undefined;
     try {
@@ -437,7 +440,16 @@ export class KvmGuestAccess implements GuestAccess {
         rdx: WINDOW_VA + (firstPage - base), r8: pages / PAGE, r9: BigInt(FLAG),
         rsi: write ? BOUNCE : winAt, rdi: write ? winAt : BOUNCE, rcx: n >> 3n, r10: n & 7n,
       });
-      const r = await this.#runSlow(h);
+      let r: 'done' | 'again' | 'moved';
+      try {
+        r = await this.#runSlow(h);
+      } catch (e) {
+        // The probe stops the whole chunk at its first bad page: the bytes before it are still
+        // copied (in order, as a guest's copy would), then the fault is reported.
+        const bad = e instanceof GuestMemoryFault ? BigInt(e.gpa) : at;
+        if (bad > at && bad < at + n) await this.#slowChunk(this.#ensureHelper(), at, bad - at, slice.subarray(0, Number(bad - at)), write);
+        throw e;
+      }
       if (r === 'moved') return this.#slowChunk(this.#ensureHelper(), at, n, slice, write);
       if (r === 'done') break;
     }
