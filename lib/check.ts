@@ -54,7 +54,10 @@ export function checkArgsFrom(v: Record<string, unknown>): CheckArgs | string {
   const ids = new Set(cases.map((c) => c.id));
   for (const id of listOf(v.case)) {
     if (!ids.has(id)) {
-      const near = [...ids].filter((x) => x.includes(id) || id.includes(x.split('.')[0]!) && x.startsWith(id.split('.')[0]!)).slice(0, 5);
+      // Suggest the ids containing what was typed, then the others of its group (the id's prefix).
+      const prefix = `${id.split('.')[0]}.`;
+      const all = [...ids];
+      const near = [...new Set([...all.filter((x) => x.includes(id)), ...all.filter((x) => x.startsWith(prefix))])].slice(0, 5);
       return `unknown case '${id}'${near.length ? `; did you mean ${near.join(', ')}?` : ''}`;
     }
     out.cases.push(id);

@@ -66,7 +66,10 @@ Napi::Value GuestMemfdObject::Map(const Napi::CallbackInfo& info) {
   if (offset > static_cast<uint64_t>(INT64_MAX)) ThrowRangeError(env, "offset must be below 2^63");
   void* p = InjectFault(Sys::Mmap) ? MAP_FAILED : mmap(nullptr, length, PROT_READ | PROT_WRITE, priv ? MAP_PRIVATE : MAP_SHARED, fd_,
                  static_cast<off_t>(offset));
-  if (p == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  if (p == MAP_FAILED) {
+    int err = errno;
+    ThrowErrno(env, err, "mmap", nullptr, "offset " + std::to_string(offset) + ", length " + std::to_string(length));
+  }
   ChildInit init{-1, offset, length, reinterpret_cast<uintptr_t>(p), this, info.This().As<Napi::Object>()};
   try {
     return NewChild(env, GetData(env)->mappingCtor, init);
@@ -93,7 +96,12 @@ Napi::Value GuestMemfdObject::Fallocate(const Napi::CallbackInfo& info) {
       r = fallocate(fd_, mode, static_cast<off_t>(offset), static_cast<off_t>(length));
     } while (r < 0 && errno == EINTR);
   }
-  if (r < 0) ThrowErrno(env, errno, "fallocate");
+  if (r < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "fallocate", nullptr,
+               std::string(punch ? "punch hole" : "allocate") + ", offset " + std::to_string(offset) + ", length " +
+                   std::to_string(length));
+  }
   return env.Undefined();
 }
 

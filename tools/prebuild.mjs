@@ -24,7 +24,8 @@ if (!built) {
   cpSync(path.join(root, 'native'), path.join(scratch, 'native'), { recursive: true });
   const r = spawnSync(process.execPath, [path.join(root, 'tools', 'build-addon.mjs')], {
     cwd: scratch,
-    stdio: 'inherit',
+    // The build's output on stderr: stdout is npm pack's (--json) when this runs as prepack.
+    stdio: ['ignore', 2, 2],
     // binding.gyp finds node-addon-api's headers through require(): from this checkout.
     env: { ...process.env, NODE_PATH: path.join(root, 'node_modules') },
   });
@@ -43,4 +44,4 @@ writeFileSync(
   JSON.stringify({ platform: process.platform, arch: process.arch, libc: libc(), glibc: header.glibcVersionRuntime ?? null, builtWith: process.version }, null, 2) + '\n',
 );
 if (scratch) rmSync(scratch, { recursive: true, force: true });
-console.log(`prebuild: ${path.relative(process.cwd(), target)}`);
+console.error(`prebuild: ${path.relative(process.cwd(), target)}`);

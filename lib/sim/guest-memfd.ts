@@ -97,15 +97,17 @@ export class SimGuestMemfd implements GuestMemfd {
     const { offset: off, length: len, private: priv } = mapArgs(this.#size, offset, length, opts);
     // The kernel's order: the syscall's alignment check, do_mmap's length checks, the address
     // space, file_mmap_ok's size limit, then guest_memfd's own mmap handler.
-    if (off % P !== 0n) throw kvmError('EINVAL', 'mmap');
-    if (len === 0n) throw kvmError('EINVAL', 'mmap');
+    // The arguments in the message as native/guest_memfd.cc writes them.
+    const mmapError = (code: string) => kvmError(code, 'mmap', undefined, undefined, `offset ${off}, length ${len}`);
+    if (off % P !== 0n) throw mmapError('EINVAL');
+    if (len === 0n) throw mmapError('EINVAL');
     const rounded = ((len + P - 1n) / P) * P;
-    if (rounded > LIMITS.maxMapBytes) throw kvmError('ENOMEM', 'mmap');
-    if (off + rounded > LIMITS.maxFileBytes) throw kvmError('EOVERFLOW', 'mmap');
+    if (rounded > LIMITS.maxMapBytes) throw mmapError('ENOMEM');
+    if (off + rounded > LIMITS.maxFileBytes) throw mmapError('EOVERFLOW');
     // mmap_region charges a private writable mapping before guest_memfd's handler runs.
-    if (priv && privateCommitRefused(rounded)) throw kvmError('ENOMEM', 'mmap');
-    if (!this.flags.mmap) throw kvmError('ENODEV', 'mmap');
-    if (priv) throw kvmError('EINVAL', 'mmap');
+    if (priv && privateCommitRefused(rounded)) throw mmapError('ENOMEM');
+    if (!this.flags.mmap) throw mmapError('ENODEV');
+    if (priv) throw mmapError('EINVAL');
     const m = new SimMapping(this, off, len, (x) => this.#mappings.delete(x));
     this.#mappings.add(m);
     return m;
@@ -176,10 +178,12 @@ export class SimGuestMemfd implements GuestMemfd {
     ensureOpen(this.#closed, 'GuestMemfd');
     const off = i64('offset', offset);
     const len = i64('length', length);
-    if (len === 0n) throw kvmError('EINVAL', 'fallocate');
-    if (off + len > LIMITS.maxFileBytes) throw kvmError('EFBIG', 'fallocate');
-    if (off % P !== 0n || len % P !== 0n) throw kvmError('EINVAL', 'fallocate');
-    if (!punch && off + len > this.#size) throw kvmError('EINVAL', 'fallocate');
+    const fallocateError = (code: string) =>
+      kvmError(code, 'fallocate', undefined, undefined, `${punch ? 'punch hole' : 'allocate'}, offset ${off}, length ${len}`);
+    if (len === 0n) throw fallocateError('EINVAL');
+    if (off + len > LIMITS.maxFileBytes) throw fallocateError('EFBIG');
+    if (off % P !== 0n || len % P !== 0n) throw fallocateError('EINVAL');
+    if (!punch && off + len > this.#size) throw fallocateError('EINVAL');
     return [off / P, (off + len) / P];
   }
 

@@ -168,3 +168,34 @@ describe('error classes', () => {
     expect(thrown(() => vm.createGuestMemfd({ size: 2n ** 64n })).message).toContain(`got ${2n ** 64n}`);
   });
 });
+
+describe.skipIf(!kvmAvailable)(`error messages, kernel and simulator alike${kvmAvailable ? '' : ` [skipped: ${kvmSkipReason}]`}`, () => {
+  it("each failing call's message names the call and its arguments, the same text on both backends", () => {
+    const messages = (kvm: Kvm): string[] => {
+      using vm = kvm.createVm();
+      using plain = vm.createGuestMemfd({ size: 4 * PAGE });
+      using mappable = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+      const calls: (() => unknown)[] = [
+        () => vm.createGuestMemfd({ size: 1000 }),
+        () => kvm.createVm({ type: 77 }),
+        () => mappable.map(1, PAGE),
+        () => plain.map(0, PAGE),
+        () => mappable.allocate(0, 1),
+        () => mappable.punchHole(PAGE, 0),
+      ];
+      return calls.map((c) => thrown(c).message);
+    };
+    using real = open({ backend: 'kvm' });
+    using sim = open({ backend: 'sim', profile: 'linux-6.18' });
+    const k = messages(real);
+    expect(k).toEqual([
+      'EINVAL: Invalid argument, ioctl KVM_CREATE_GUEST_MEMFD (size 1000, flags 0x0)',
+      'EINVAL: Invalid argument, ioctl KVM_CREATE_VM (type 77)',
+      'EINVAL: Invalid argument, mmap (offset 1, length 4096)',
+      'ENODEV: No such device, mmap (offset 0, length 4096)',
+      'EINVAL: Invalid argument, fallocate (allocate, offset 0, length 1)',
+      'EINVAL: Invalid argument, fallocate (punch hole, offset 4096, length 0)',
+    ]);
+    expect(messages(sim)).toEqual(k);
+  });
+});
