@@ -65,6 +65,7 @@ export function compileBaselines(srcDir, extras = []) {
   const jobs = [
     { name: 'per_page', cmd: 'g++', args: ['-std=c++17', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'per_page.cc')] },
     { name: 'kvm_c', cmd: 'cc', args: ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'kvm_c.c'), '-pthread'] },
+    { name: 'guest_copy_c', cmd: 'cc', args: ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'guest_copy_c.c')] },
     ...extras,
   ];
   const built = {};

@@ -112,7 +112,38 @@ export function fragmentedSteps(ctx) {
   return [
     { label: 'fragmented.random-page-op (native ExtentMap from JS)', run: () => fragmented(ctx) },
     { label: 'fragmented.random-page-op.cxx (extent map micro bench)', run: () => fragmentedCxx(ctx) },
+    { label: 'sim.page-op and sim.states-page (public API on the simulator)', run: () => simHotCalls(ctx) },
   ];
+}
+
+// ---- the simulator's hot calls from JS: one-page conversions and states() ----
+
+async function simHotCalls(ctx) {
+  const kvm = ctx.lib.open({ backend: 'sim', profile: 'rfc-v5' });
+  try {
+    const g = kvm.createVm().createGuestMemfd({ size: 1 << 30, mmap: true, initShared: true });
+    let i = 0;
+    // Each sample alternates unshare and share of one page among 1024, so the map stays small.
+    const op = await timeOp('sim.page-op', () => {
+      const o = (i++ & 1023) * PAGE;
+      g.unshare(o, PAGE);
+      g.share(o, PAGE);
+    }, { batch: 500, time: ctx.quick ? 300 : 1500, iterations: 20 });
+    ctx.results.push({
+      id: 'sim.page-op', value: op / 2, unit: 'ns', baseline: 'js.napi-floor', valueGoal: '<= 100',
+      note: "one-page gm.share or gm.unshare on the simulator ('rfc-v5', a 1 GiB file), public API from JS",
+    });
+    g.unshare(0, PAGE);
+    const st = await timeOp('sim.states-page', () => g.states(0, PAGE), { batch: 1000, time: ctx.quick ? 300 : 1500, iterations: 20 });
+    ctx.results.push({
+      id: 'sim.states-page', value: st, unit: 'ns', baseline: 'js.napi-floor', valueGoal: '<= 200',
+      note: 'gm.states(0, 4096) on the simulator, public API from JS',
+    });
+  } catch (e) {
+    for (const id of ['sim.page-op', 'sim.states-page']) ctx.results.push(skipped(id, 'ns', reason(e)));
+  } finally {
+    kvm.close();
+  }
 }
 
 const EXTENTS = 1_000_000;

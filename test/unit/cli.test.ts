@@ -25,7 +25,8 @@ function runEnv(env: Record<string, string | undefined>, ...args: string[]): { s
 // `script` gives the command a terminal, so colour can be seen as a user at a terminal sees it.
 const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
 function runTty(env: string, args: string): string {
-  const r = spawnSync('script', ['-qec', `env -u FORCE_COLOR ${env} ${process.execPath} ${cli} ${args}`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+  // A plain terminal: Node reads CI (set in CI runs) and TERM when it decides whether a TTY has colours.
+  const r = spawnSync('script', ['-qec', `env -u FORCE_COLOR -u CI TERM=xterm-256color ${env} ${process.execPath} ${cli} ${args}`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
   return r.stdout;
 }
 const ESC = '\x1b[';

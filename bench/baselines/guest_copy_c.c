@@ -1,7 +1,7 @@
 // The C baseline for vm.guest.readInto: a guest at CPL3 copying a guest_memfd slot in 2 MiB chunks
 // into a bounce buffer, the host copying each chunk into one reused buffer: the same work as the
 // library's fast path, without JS. Prints {"first": GB/s, "warm": [GB/s, ...]} for a fresh VM.
-// Build: cc -O2 -o tools/guest-copy-c tools/guest-copy-c.c   Usage: guest-copy-c <bytes> <warm reps> [4k]
+// Built and run by npm run bench (bench/lib/kvm-suite.mjs). Usage: guest_copy_c <bytes> <warm reps> [4k]
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -89,7 +89,7 @@ static double copy_all(int vcpu, struct kvm_run* run, uint8_t* helper, uint8_t* 
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: guest-copy-c <bytes> <warm reps> [4k]\n");
+    fprintf(stderr, "usage: guest_copy_c <bytes> <warm reps> [4k]\n");
     return 2;
   }
   uint64_t bytes = strtoull(argv[1], NULL, 0);
