@@ -136,27 +136,25 @@ Buffer<kg_msrs_header> MsrBuffer(const Napi::CallbackInfo& info, uint64_t** valu
 
 }  // namespace
 
-Napi::Value GetMsrs(const Napi::CallbackInfo& info, int vcpuFd) {
+namespace {
+
+// KVM_GET_MSRS or KVM_SET_MSRS: the count the kernel processed; a get fills in the values read.
+Napi::Value MsrIoctl(const Napi::CallbackInfo& info, int vcpuFd, bool set) {
   Napi::Env env = info.Env();
   uint64_t* values = nullptr;
   size_t n = 0;
   auto m = MsrBuffer(info, &values, &n);
-  long r = IoctlRetry(vcpuFd, KG_GET_MSRS, m.get());
-  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_MSRS");
+  long r = IoctlRetry(vcpuFd, set ? KG_SET_MSRS : KG_GET_MSRS, m.get());
+  if (r < 0) ThrowErrno(env, errno, "ioctl", set ? "KVM_SET_MSRS" : "KVM_GET_MSRS");
   auto* e = reinterpret_cast<const kvm_msr_entry*>(m.get() + 1);
-  for (size_t i = 0; i < n && i < static_cast<size_t>(r); i++) values[i] = e[i].data;
+  for (size_t i = 0; !set && i < n && i < static_cast<size_t>(r); i++) values[i] = e[i].data;
   return Napi::Number::New(env, static_cast<double>(r));
 }
 
-Napi::Value SetMsrs(const Napi::CallbackInfo& info, int vcpuFd) {
-  Napi::Env env = info.Env();
-  uint64_t* values = nullptr;
-  size_t n = 0;
-  auto m = MsrBuffer(info, &values, &n);
-  long r = IoctlRetry(vcpuFd, KG_SET_MSRS, m.get());
-  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_SET_MSRS");
-  return Napi::Number::New(env, static_cast<double>(r));
-}
+}  // namespace
+
+Napi::Value GetMsrs(const Napi::CallbackInfo& info, int vcpuFd) { return MsrIoctl(info, vcpuFd, false); }
+Napi::Value SetMsrs(const Napi::CallbackInfo& info, int vcpuFd) { return MsrIoctl(info, vcpuFd, true); }
 
 Napi::Value PreFaultMemory(const Napi::CallbackInfo& info, int vcpuFd) {
   Napi::Env env = info.Env();
