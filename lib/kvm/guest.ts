@@ -23,7 +23,7 @@
 //     flag: a page the guest may not map (KVM_EXIT_MMIO here) costs one MMIO exit and one io exit.
 import { constants as bufferConstants } from 'node:buffer';
 import { FLAGS, CAPS } from '../constants.js';
-import { ClosedError, GuestMemoryFault, argRangeError } from '../errors.js';
+import { ClosedError, GuestMemoryFault, KvmError, argRangeError } from '../errors.js';
 import type { GuestAccess, U64, VcpuExit } from '../types.js';
 import { num, rangeEnd, u64 } from '../validate.js';
 import { guestBytes } from './guest-bytes.js';
@@ -378,6 +378,8 @@ export class KvmGuestAccess implements GuestAccess {
         if (this.#closed || this.vm.closed) throw new ClosedError('Vm');
         if (h.gen !== gen) return false;
         this.#vcpuBroken = true;
+        // A failed KVM_RUN is the caller's to see (the fault walk), not a reason to go slow.
+        if (err instanceof KvmError) throw err;
         this.#fastFailures++;
         return false;
       }
@@ -409,12 +411,21 @@ export class KvmGuestAccess implements GuestAccess {
       const pd = FAST_PD + w * 0x1000;
       h.map.write(pd, u64le(pdes));
       h.map.write(PDPT + 8 * (2 + w), u64le([(h.gpa + BigInt(pd)) | PTE_TABLE]));
-      h.windows[w] = gib;
       // Native code runs on KVM's shadow of these tables, which the host's writes bypass; a slot
       // re-added drops every shadow page of its memory (no `mov cr3` at CPL3, no rewrite in place).
+      // If either call fails the windows are forgotten and a missing slot is set again before the
+      // helper runs next (#ensureHelper), so it never runs without its code (found by the fault walk).
       const ro = h.slots[0];
-      this.vm.native.setUserMemoryRegion2(ro, 0, 0, 0, null, 0, null, 0);
-      this.vm.native.setUserMemoryRegion2(ro, FLAGS.KVM_MEM_READONLY!, h.gpa, RO_SIZE, h.map, 0, null, 0);
+      try {
+        this.vm.native.setUserMemoryRegion2(ro, 0, 0, 0, null, 0, null, 0);
+        h.slots = [-1, h.slots[1]];
+        this.vm.native.setUserMemoryRegion2(ro, FLAGS.KVM_MEM_READONLY!, h.gpa, RO_SIZE, h.map, 0, null, 0);
+        h.slots = [ro, h.slots[1]];
+      } catch (e) {
+        h.windows.fill(undefined);
+        throw e;
+      }
+      h.windows[w] = gib;
     }
     h.used[w] = ++h.tick;
     return w;
@@ -508,6 +519,11 @@ export class KvmGuestAccess implements GuestAccess {
 
   #ensureHelper(): Helper {
     const h = this.#helper;
+    if (h && h.slots.some((x) => x < 0)) {
+      // A failed slot call left the region half bound: bind it whole again.
+      this.#unbind(h);
+      this.#place(h);
+    }
     if (h && !this.#vcpuBroken) return h;
     if (h) {
       // A vCPU left mid-instruction cannot be reset through KVM; a fresh one (new id) replaces it

@@ -27,6 +27,7 @@ const ENOMEM = 12;
 const EIO = 5;
 const EACCES = 13;
 const EMFILE = 24;
+const ENOENT = 2;
 
 let injected = 0;
 function arm(kind: 'ioctl' | 'mmap' | 'fallocate' | 'open', errno: number, ioctl?: string): void {
@@ -46,13 +47,17 @@ describe.skipIf(reason !== null)(`fault injection${reason ? ` [skipped: ${reason
     }
   }
 
-  it('a failed open of /dev/kvm is a KvmError and auto falls back to the simulator', () => {
+  it('a failed open of /dev/kvm is a KvmError; auto falls back to the simulator on ENOENT only, saying why', () => {
     const fds = openFds();
     arm('open', EACCES);
     expect(() => open({ backend: 'kvm' })).toThrow(expect.objectContaining({ code: 'EACCES', errno: -EACCES, syscall: 'open' }));
+    // A device that exists but cannot be opened is an error, never a silent simulator.
     arm('open', EACCES);
+    expect(() => open()).toThrow(expect.objectContaining({ code: 'EACCES' }));
+    arm('open', ENOENT);
     const k = open();
     expect(k.backend).toBe('sim');
+    expect(k.fallbackReason).toMatch(/ENOENT/);
     k.close();
     expect(openFds()).toBe(fds);
   });

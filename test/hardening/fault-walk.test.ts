@@ -45,6 +45,8 @@ function world(): World {
   return { kvm, vm, g, m, vcpu };
 }
 
+const e2s = (e: unknown) => (e instanceof KvmError ? `${e.code} ${e.ioctl ?? e.syscall}` : String(e));
+
 /** The sequence with consecutive repeats of one name collapsed (a call retried after E2BIG). */
 function withoutRetries(names: string[], retried: string): string[] {
   return names.filter((n, i) => !(n === retried && names[i - 1] === retried));
@@ -97,7 +99,11 @@ async function walk(label: string, kind: Kind, call: (w: World) => unknown, mayK
     const extra = { fds: openFds() - fdsBefore, maps: gmemMaps() - mapsBefore };
     expect(extra.fds >= 0 && extra.fds <= mayKeep.fds && extra.maps >= 0 && extra.maps <= mayKeep.maps, `${where}: left ${JSON.stringify(extra)} open`).toBe(true);
     // The objects are consistent: the same call now works.
-    await call(w);
+    try {
+      await call(w);
+    } catch (e) {
+      throw new Error(`${where} (${e2s(err)}): the call then failed: ${(e as Error).message}`);
+    }
     w.kvm.close();
     expect({ fds: openFds(), maps: gmemMaps() }, `${where}: leaked after close`).toEqual({ fds: fds0, maps: maps0 });
   }
