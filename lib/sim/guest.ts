@@ -108,6 +108,8 @@ export class SimGuestAccess implements GuestAccess {
 
   // Where the guest's bytes [gpa, gpa+n) (within one page) live, or the fault (private or not).
   #backing(slot: SimSlot, gpa: bigint, n: bigint, write: boolean): Piece {
+    // A slot of address space 1 (SMM) is not the guest's memory: no memslot there, an MMIO exit.
+    if (slot.slot >>> 16 !== 0) return { fault: false };
     if (write && (slot.flags & MEM_READONLY) !== 0) return { fault: false };
     const rel = gpa - slot.gpa;
     const g = slot.gmem;

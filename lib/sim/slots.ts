@@ -131,11 +131,14 @@ export class SlotTable {
     for (const s of [...this.slots.values()]) this.#delete(s);
   }
 
-  /** The slot holding gpa in address space 0, if any. */
+  /** The slot holding gpa, preferring address space 0 (the guest's); any space counts as covering, as in the kvm backend. */
   find(gpa: bigint): SimSlot | undefined {
+    let other: SimSlot | undefined;
     for (const s of this.slots.values()) {
-      if (gpa >= s.gpa && gpa < s.gpa + s.size) return s;
+      if (gpa < s.gpa || gpa >= s.gpa + s.size) continue;
+      if (s.slot >>> 16 === 0) return s;
+      other ??= s;
     }
-    return undefined;
+    return other;
   }
 }

@@ -109,6 +109,12 @@ describe.each(MAINLINE)('%s: gmem-only slots (KVM_MEMSLOT_GMEM_ONLY)', (p) => {
     expectKvmError(() => vm.setMemoryRegion({ slot: 0x20000, guestPhysAddr: 4 * GPA, size: PAGE, userspace: g.map() }), 'EINVAL', 'ioctl', 'KVM_SET_USER_MEMORY_REGION2');
   });
 
+  it('a gpa only an address-space-1 slot covers is no memory to the guest (MMIO exit, not private)', async () => {
+    vm.setMemoryRegion({ slot: 0x10000, guestPhysAddr: GPA, size: 2 * PAGE });
+    const e = await rejected(vm.guest.write(GPA + PAGE + 7, Buffer.alloc(3)));
+    expect([e.name, e.gpa, e.private]).toEqual(['GuestMemoryFault', GPA + PAGE, false]);
+  });
+
   it('a slot must end within the host MAXPHYADDR (kvm_mmu_max_gfn with TDP)', () => {
     const g = vm.createGuestMemfd({ size: 2 * PAGE, mmap: true, initShared: true });
     const limit = guestPhysLimit();

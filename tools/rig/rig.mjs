@@ -30,9 +30,11 @@ function cacheRoot() {
   }
 }
 
-function run(cmd, args, { quiet = true, env, cwd, nice = false } = {}) {
+// Every host command is bounded too (apt on a dead mirror, a wedged build): 15 min, builds 75.
+function run(cmd, args, { quiet = true, env, cwd, nice = false, timeoutS = 900 } = {}) {
   const argv = nice ? ['nice', ['-n', '10', cmd, ...args]] : [cmd, args];
-  const r = spawnSync(argv[0], argv[1], { encoding: 'utf8', maxBuffer: 256 << 20, env: env ?? process.env, cwd, stdio: quiet ? 'pipe' : 'inherit' });
+  const r = spawnSync(argv[0], argv[1], { encoding: 'utf8', maxBuffer: 256 << 20, env: env ?? process.env, cwd, stdio: quiet ? 'pipe' : 'inherit', timeout: timeoutS * 1000, killSignal: 'SIGKILL' });
+  if (r.error?.code === 'ETIMEDOUT') throw new RigError(`${cmd} ${args.slice(0, 3).join(' ')}... did not finish in ${timeoutS} s; killed`);
   if (r.error) throw new RigError(`${cmd}: ${r.error.message}`);
   if (r.status !== 0) throw new RigError(`${cmd} ${args.join(' ')} failed (status ${r.status})${quiet ? `:\n${(r.stderr || r.stdout || '').trim().split('\n').slice(-15).join('\n')}` : ''}`);
   return r.stdout ?? '';
@@ -199,7 +201,7 @@ function customKernel(cache, apt, o) {
   run('make', ['-C', tree, 'olddefconfig'], { nice: true });
   const miss = missingOptions(fs.readFileSync(path.join(tree, '.config'), 'utf8'));
   if (miss.length) throw new RigError(`the custom config lacks ${miss.map((m) => 'CONFIG_' + m).join(' ')} after olddefconfig (a dependency is off)`);
-  run('make', ['-C', tree, `-j${jobs}`, 'bzImage'], { nice: true, quiet: !o.verbose });
+  run('make', ['-C', tree, `-j${jobs}`, 'bzImage'], { nice: true, quiet: !o.verbose, timeoutS: 4500 });
   fs.mkdirSync(out, { recursive: true });
   fs.copyFileSync(path.join(tree, 'arch', 'x86', 'boot', 'bzImage'), image + '.tmp');
   fs.copyFileSync(path.join(tree, '.config'), path.join(out, 'config'));
