@@ -3,6 +3,9 @@
 // still runs: a call on an object that was never made is skipped on both backends.
 import type { Rng } from './rng.js';
 
+/** Op kinds left out of the mix (KVM_GMEM_FUZZ_SKIP=guest,...), for kernels where one is known broken. */
+const SKIP = new Set((process.env.KVM_GMEM_FUZZ_SKIP ?? '').split(',').filter(Boolean));
+
 export type Kind = 'vm' | 'g' | 'm';
 
 /** An object made by step `id`. */
@@ -177,7 +180,7 @@ export class Generator {
       setRegion: on(vm, 10),
       deleteRegion: on(vm, 4),
       attributes: on(vm, 1),
-      guest: on(vm, 3),
+      guest: SKIP.has('guest') ? 0 : on(vm, 3),
       closeVm: on(vm, 1),
       map: on(g, 10),
       allocate: on(g, 5),

@@ -15,6 +15,7 @@ export const LARGE = 2n * MiB;
 export const CHUNK = 2n * MiB;
 
 // Read-only part: [0, RO_SIZE).
+export const FLAG = 0x800; // abort flag of the CPL0 program, set by the host on an MMIO exit: read-only to the guest
 export const PROG0 = 0x000;
 export const PROG3 = 0x100;
 export const PML4 = 0x1000;
@@ -29,7 +30,6 @@ export const FAST_PD = 0x9000; // one page directory per CPL3 window
 export const FAST_WINDOWS = 7;
 export const RO_SIZE = 0x10000n;
 // Writable part: [RO_SIZE, REGION_SIZE).
-export const FLAG = 0x10000; // abort flag of the CPL0 program, set by the host on an MMIO exit
 export const ARGS = 0x10100; // the CPL3 program's arguments: source, destination, length / 8, length % 8
 export const BOUNCE = 0x11000n; // two bounce buffers of CHUNK bytes: the host empties one while the guest fills the other
 export const REGION_SIZE = BOUNCE + 2n * CHUNK;

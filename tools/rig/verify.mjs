@@ -16,7 +16,19 @@ if (!expected) {
   console.log(`verify: no profile was verified on ${os.release()}; nothing to hold it to`);
   process.exit(2);
 }
+// --skip X (repeatable; a group prefix such as 'guest' or a case id): those cases are left out,
+// each one named, so a known bug of the library on this kernel does not hide the others' verdict.
+const skip = process.argv.flatMap((a, k) => (a === '--skip' ? [process.argv[k + 1]] : []));
 const r = await check();
+if (skip.length) {
+  const left = (list) => list.filter((d) => !skip.some((g) => d.id === g || d.id.startsWith(`${g}.`)));
+  for (const [p, list] of Object.entries(r.verdict.differences)) {
+    const gone = list.filter((d) => !left([d]).length);
+    if (p === expected) for (const d of gone) console.log(`  SKIPPED (--skip): ${d.id} differs, not held to '${p}' in this run`);
+    r.verdict.differences[p] = left(list);
+  }
+  r.verdict.kernelErrors = left(r.verdict.kernelErrors);
+}
 const diffs = r.verdict.differences[expected];
 if (!diffs) {
   console.log(`verify: unknown profile '${expected}'`);
