@@ -3,12 +3,12 @@
 // pool) has no Symbol.dispose, so a class method keyed [Symbol.dispose] evaluated there is named
 // "undefined", and esbuild's `using` helper looks for Symbol.for('Symbol.dispose') instead.
 // Each class gets its dispose method under all three keys.
-import { KvmGuestMemfd, KvmHold } from './kvm/guest-memfd.js';
+import { HostHold } from './hold.js';
+import { KvmGuestMemfd } from './kvm/guest-memfd.js';
 import { KvmSystem } from './kvm/kvm.js';
 import { KvmMapping } from './kvm/mapping.js';
 import { KvmVcpu } from './kvm/vcpu.js';
 import { KvmVm } from './kvm/vm.js';
-import { SimHold } from './sim/guest-memfd.js';
 import { SimGuestMemfd, SimKvm, SimMapping, SimVm } from './sim/index.js';
 
 export const DISPOSE_KEYS: readonly symbol[] = [
@@ -22,14 +22,13 @@ export const DISPOSABLE: [{ prototype: object; name: string }, string][] = [
   [KvmSystem, 'close'],
   [KvmVm, 'close'],
   [KvmGuestMemfd, 'close'],
-  [KvmHold, 'release'],
+  [HostHold, 'release'],
   [KvmMapping, 'unmap'],
   [KvmVcpu, 'close'],
   [SimKvm, 'close'],
   [SimVm, 'close'],
   [SimGuestMemfd, 'close'],
   [SimMapping, 'unmap'],
-  [SimHold, 'release'],
 ];
 
 for (const [cls, method] of DISPOSABLE) {

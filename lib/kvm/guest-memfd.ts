@@ -7,6 +7,7 @@ import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, H
 import { PAGE_SIZE, ensureOpen, i64, num } from '../validate.js';
 import { KvmMapping, type NativeMapping } from './mapping.js';
 import { Children } from './children.js';
+import { HostHold } from '../hold.js';
 
 export interface NativeGuestMemfd {
   readonly fd: number;
@@ -23,25 +24,10 @@ export interface NativeGuestMemfd {
 }
 
 /** A hold on the real backend: the pipes the native side keeps for it, by id. */
-export class KvmHold implements Hold {
-  #released = false;
-  constructor(
-    readonly offset: number,
-    readonly length: number,
-    readonly id: number,
-    private readonly native: NativeGuestMemfd,
-  ) {}
-  get released(): boolean {
-    return this.#released;
-  }
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
+export class KvmHold extends HostHold {
+  constructor(offset: number, length: number, readonly id: number, native: NativeGuestMemfd) {
     // A file already closed released its holds; the id is then unknown there, a no-op.
-    this.native.releaseHold(this.id);
-  }
-  [Symbol.dispose](): void {
-    this.release();
+    super(offset, length, () => native.releaseHold(id));
   }
 }
 

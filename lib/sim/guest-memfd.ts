@@ -7,6 +7,7 @@ import { PENDING, PRIVATE, SHARED, StateMap, newExtentMap, pageRange, type Nativ
 import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
 import { PAGE_SIZE, ensureOpen, i64, num } from '../validate.js';
 import { SimMapping } from './mapping.js';
+import { HostHold } from '../hold.js';
 import { PageStore } from './pages.js';
 import { privateCommitRefused } from './commit.js';
 import { LIMITS, type SimProfile } from './profiles.js';
@@ -211,7 +212,7 @@ export class SimGuestMemfd implements GuestMemfd {
       if (this.hostFault(first * P, (end - first) * P) >= 0n) throw kvmError('EFAULT', 'vmsplice');
     }
     this.#holdMap().add(first, end, 1);
-    return new SimHold(num(off), num(len), () => {
+    return new HostHold(num(off), num(len), () => {
       if (!this.#closed) this.#release(first, end);
     });
   }
@@ -253,25 +254,5 @@ export class SimGuestMemfd implements GuestMemfd {
 
   [Symbol.dispose](): void {
     this.close();
-  }
-}
-
-export class SimHold implements Hold {
-  #released = false;
-  constructor(
-    readonly offset: number,
-    readonly length: number,
-    private readonly onRelease: () => void,
-  ) {}
-  get released(): boolean {
-    return this.#released;
-  }
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.onRelease();
-  }
-  [Symbol.dispose](): void {
-    this.release();
   }
 }
