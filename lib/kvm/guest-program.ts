@@ -14,22 +14,33 @@ export const PAGE = 4096n;
 export const LARGE = 2n * MiB;
 export const CHUNK = 2n * MiB;
 
-// Read-only part: [0, RO_SIZE).
+// Read-only part: [0, RO_SIZE): code, abort flag, GDT and TSS, which no guest may change.
 export const FLAG = 0x800; // abort flag of the CPL0 program, set by the host on an MMIO exit: read-only to the guest
 export const PROG0 = 0x000;
 export const PROG3 = 0x100;
-export const PML4 = 0x1000;
-export const PDPT = 0x2000;
-export const PD_LOW = 0x3000; // VA 0..1 GiB: the region itself
-export const PD_WIN = 0x4000; // VA 1..2 GiB: the CPL0 program's window, two 2 MiB pages
-export const GDT = 0x5000;
-export const TSS = 0x6000; // 0x68 bytes, then an I/O bitmap of every port
+export const GDT = 0x1000;
+export const TSS = 0x2000; // 0x68 bytes, then an I/O bitmap of every port
 const IO_BITMAP_BYTES = 0x2000;
 export const TSS_LIMIT = 0x68 + IO_BITMAP_BYTES; // the bitmap and its closing 0xff byte
+export const RO_SIZE = 0x5000n;
+// Writable part: [RO_SIZE, REGION_SIZE). The page tables first, [TABLES, TABLES_END): they cannot be
+// read-only to the guest. With nested paging the walk of a guest's own page tables counts as a write
+// at the nested level (AMD NPT; Intel EPT with accessed/dirty flags), so tables in a
+// KVM_MEM_READONLY slot make every access a nested fault that KVM answers by emulating the
+// instruction, and KVM's emulator reaches a slot only through its userspace address: a gmem-only
+// slot's pages became MMIO exits. Measured on the rig (Debian 7.3.4, kvm_amd under QEMU TCG): a
+// read of a gmem-only slot faulted with the tables read-only and returned the file's bytes with them
+// writable. PVM's shadow paging (this host) walks them as reads, so it never showed. The host keeps
+// its own image of them and checks it around every run (guest.ts): a user vCPU's write there is
+// undone before the helper runs, and a run that ends with them changed is thrown away.
+export const TABLES = 0x5000;
+export const PML4 = 0x5000;
+export const PDPT = 0x6000;
+export const PD_LOW = 0x7000; // VA 0..1 GiB: the region itself
+export const PD_WIN = 0x8000; // VA 1..2 GiB: the CPL0 program's window, two 2 MiB pages
 export const FAST_PD = 0x9000; // one page directory per CPL3 window
 export const FAST_WINDOWS = 7;
-export const RO_SIZE = 0x10000n;
-// Writable part: [RO_SIZE, REGION_SIZE).
+export const TABLES_END = FAST_PD + FAST_WINDOWS * 0x1000;
 export const ARGS = 0x10100; // the CPL3 program's arguments: source, destination, length / 8, length % 8
 export const BOUNCE = 0x11000n; // two bounce buffers of CHUNK bytes: the host empties one while the guest fills the other
 export const REGION_SIZE = BOUNCE + 2n * CHUNK;
@@ -42,7 +53,7 @@ export const fastVa = (w: number): bigint => (2n + BigInt(w)) * GiB;
 export const PORT = 0x4b47; // 'KG'
 
 // User-accessible (the CPL3 program needs them; the CPL0 one has no SMEP/SMAP to mind), and
-// accessed/dirty preset: the tables sit in a read-only slot, where nothing may set them.
+// accessed/dirty preset, so a walk never needs to write them.
 export const PTE_LARGE = 0xe7n; // present | writable | user | accessed | dirty | 2 MiB page
 export const PTE_TABLE = 0x27n; // present | writable | user | accessed
 

@@ -3,10 +3,11 @@
 //
 // The helper runs in 64-bit mode, set up directly through KVM_SET_SREGS (after KVM_SET_CPUID2,
 // done when any vCPU is created). Its region (vm.guest.reserved, laid out in guest-program.ts) is
-// one guest_memfd the host reaches through its own mmap, bound as two userspace slots: code,
-// descriptor tables and page tables in a KVM_MEM_READONLY slot, so no vCPU of the user's can
-// change the helper (a write there is an MMIO exit of that vCPU), then the arguments, the abort
-// flag and two 2 MiB bounce buffers, writable. A read of several chunks overlaps the guest's copy
+// one guest_memfd the host reaches through its own mmap, bound as two userspace slots: code, abort
+// flag and descriptor tables in a KVM_MEM_READONLY slot, so no vCPU of the user's can change the
+// helper's program (a write there is an MMIO exit of that vCPU), then the page tables (which
+// nested paging needs writable: guest-program.ts), the arguments and two 2 MiB bounce buffers,
+// writable. The host checks the page tables against its own image around every run. A read of several chunks overlaps the guest's copy
 // of one chunk with the host's copy of the one before, out of the other bounce buffer.
 //
 // Each chunk (at most 2 MiB, within one GiB) takes one of two paths:
@@ -35,7 +36,7 @@ import type { KvmVm, NativeVm } from './vm.js';
 import {
   ARGS, BOUNCE, CHUNK, FAST_PD, FAST_WINDOWS, FLAG, GDT, GDT_ENTRIES, GDT_LIMIT, GiB, LARGE, PAGE, PD_LOW, PD_WIN,
   PDPT, PML4, PORT, PROG0, PROG3, PROGRAM0, PROGRAM3, PTE_LARGE, PTE_TABLE, REGION_ALIGN, REGION_SIZE,
-  RFLAGS0, RFLAGS3, RO_SIZE, SEL, TSS, TSS_LIMIT, WINDOW_VA, fastVa, tssBytes, u64le,
+  RFLAGS0, RFLAGS3, RO_SIZE, SEL, TABLES, TABLES_END, TSS, TSS_LIMIT, WINDOW_VA, fastVa, tssBytes, u64le,
 } from './guest-program.js';
 
 const PREFERRED_GPA = 0xf000_0000n; // below 4 GiB: within every guest's physical address width
@@ -44,8 +45,10 @@ const MMIO_EXIT_LIMIT = 16;
 // reset): after this many the VM's calls all take the CPL0 path.
 const FAST_FAILURE_LIMIT = 8;
 const RUN_INLINE_US = 500; // the vCPU default: an exit within it costs no thread handoff
-// A retry when the abort flag was set by someone else (a user vCPU writing the writable part).
-const FORGED_ABORT_LIMIT = 3;
+// A retry when a user vCPU disturbed a run: set the abort flag (it cannot: the flag is read-only to
+// guests, but the check stays) or changed the page tables while it ran.
+const DISTURBED_LIMIT = 3;
+const TABLES_SIZE = TABLES_END - TABLES;
 
 interface Helper {
   /** The read-only slot (code and tables) and the writable one (flag and bounce buffer). */
@@ -68,6 +71,11 @@ interface Helper {
   tick: number;
   /** Bumped whenever the region moves: a run that spans a move has its result thrown away. */
   gen: number;
+  /** What the page tables must hold, [TABLES, TABLES_END): the host's own copy, checked around each run. */
+  tables: Buffer;
+  tableView: Uint8Array | undefined;
+  /** How many times the current call found the tables changed. */
+  disturbed: number;
 }
 
 /** A call's buffer, and its length when the call was made. */
@@ -145,14 +153,73 @@ export class KvmGuestAccess implements GuestAccess {
     }
   }
 
-  async #run(h: Helper): Promise<VcpuExit> {
+  /**
+   * One KVM_RUN of the helper, its page tables checked on both sides: changed before it (a user
+   * vCPU wrote them), they are put back first; changed when it ends, its exit says nothing of the
+   * target ('disturbed') and they are put back.
+   */
+  async #run(h: Helper): Promise<VcpuExit | 'disturbed'> {
+    if (this.#guardTables(h)) h.disturbed++;
     const v = h.vcpu;
+    const gen = h.gen;
     this.#running = v;
+    let e: VcpuExit;
     try {
-      return await v.run();
+      e = await v.run();
+    } catch (err) {
+      // A run that failed with the tables changed under it, or in a call that found them changed
+      // before (PVM then gave ENOSPC from KVM_RUN for a while, even on a new vCPU), failed because of
+      // them: the call is retried or refused as disturbed, not failed with a misleading errno.
+      if (!this.#closed && !this.vm.closed && h.gen === gen && (this.#guardTables(h) || h.disturbed > 0)) return 'disturbed';
+      throw err;
     } finally {
       if (this.#running === v) this.#running = undefined;
     }
+    if (h.gen === gen && this.#guardTables(h)) {
+      h.disturbed++;
+      return 'disturbed';
+    }
+    return e;
+  }
+
+  /** Writes page-table bytes at region offset `at`, and into the host's image of them. */
+  #writeTables(h: Helper, at: number, bytes: Buffer): void {
+    h.map.write(at, bytes);
+    bytes.copy(h.tables, at - TABLES);
+  }
+
+  /** True (after putting them back) when the page tables differ from the host's image. */
+  #guardTables(h: Helper): boolean {
+    if (h.tableView === undefined || h.tableView.byteLength === 0) {
+      try {
+        h.tableView = new Uint8Array(h.map.view(), TABLES, TABLES_SIZE);
+      } catch {
+        h.tableView = undefined; // a runtime without external ArrayBuffers: the mapping's own copies
+      }
+    }
+    const now = h.tableView ?? h.map.read(TABLES, TABLES_SIZE);
+    if (h.tables.equals(now)) return false;
+    h.map.write(TABLES, h.tables);
+    // The helper's vCPU may have cached the changed entries (KVM's shadow of them on PVM, the TLB
+    // elsewhere): a slot re-added drops both.
+    this.#rebindTables(h);
+    return true;
+  }
+
+  /**
+   * Re-adds the writable slot, which holds the page tables. Native code runs on KVM's shadow of
+   * them (PVM) or on cached translations, which the host's writes bypass; a slot re-added drops
+   * every shadow page and translation of its memory (no `mov cr3` at CPL3, no rewrite in place). If
+   * either call fails a missing slot is set again before the helper runs next (#ensureHelper), so it
+   * never runs without its tables (found by the fault walk).
+   */
+  #rebindTables(h: Helper): void {
+    const rw = h.slots[1];
+    if (rw < 0) return;
+    this.vm.native.setUserMemoryRegion2(rw, 0, 0, 0, null, 0, null, 0);
+    h.slots = [h.slots[0], -1];
+    this.vm.native.setUserMemoryRegion2(rw, 0, h.gpa + RO_SIZE, REGION_SIZE - RO_SIZE, h.map, RO_SIZE, null, 0);
+    h.slots = [h.slots[0], rw];
   }
 
   /** Before the user sets a slot: move the helper out of the way if the new slot would collide. */
@@ -245,6 +312,7 @@ export class KvmGuestAccess implements GuestAccess {
 
   async #transfer(gpa: bigint, t: Target): Promise<void> {
     const total = t.length;
+    if (this.#helper) this.#helper.disturbed = 0;
     // A read of several chunks overlaps the guest's copy of one with the host's of the previous,
     // so the vCPU runs on its own thread then; a short access stays on this one (no handoff). Only
     // where a window shows the GiB already: a first read there is mostly shadow page faults, and
@@ -371,7 +439,7 @@ export class KvmGuestAccess implements GuestAccess {
       h.atTop = true;
     }
     for (;;) {
-      let e: VcpuExit;
+      let e: VcpuExit | 'disturbed';
       try {
         e = await this.#run(h);
       } catch (err) {
@@ -385,6 +453,12 @@ export class KvmGuestAccess implements GuestAccess {
       }
       // The region moved under the run (a slot the user set): redo the chunk on a fresh vCPU.
       if (h.gen !== gen) {
+        h.atTop = false;
+        return false;
+      }
+      // The tables changed under the run: where the vCPU went is unknown; redo on a fresh one.
+      if (e === 'disturbed') {
+        this.#vcpuBroken = true;
         h.atTop = false;
         return false;
       }
@@ -409,18 +483,10 @@ export class KvmGuestAccess implements GuestAccess {
       const pdes: bigint[] = [];
       for (let i = 0n; i < 512n; i++) pdes.push(gib + i * LARGE < limit ? (gib + i * LARGE) | PTE_LARGE : 0n);
       const pd = FAST_PD + w * 0x1000;
-      h.map.write(pd, u64le(pdes));
-      h.map.write(PDPT + 8 * (2 + w), u64le([(h.gpa + BigInt(pd)) | PTE_TABLE]));
-      // Native code runs on KVM's shadow of these tables, which the host's writes bypass; a slot
-      // re-added drops every shadow page of its memory (no `mov cr3` at CPL3, no rewrite in place).
-      // If either call fails the windows are forgotten and a missing slot is set again before the
-      // helper runs next (#ensureHelper), so it never runs without its code (found by the fault walk).
-      const ro = h.slots[0];
+      this.#writeTables(h, pd, u64le(pdes));
+      this.#writeTables(h, PDPT + 8 * (2 + w), u64le([(h.gpa + BigInt(pd)) | PTE_TABLE]));
       try {
-        this.vm.native.setUserMemoryRegion2(ro, 0, 0, 0, null, 0, null, 0);
-        h.slots = [-1, h.slots[1]];
-        this.vm.native.setUserMemoryRegion2(ro, FLAGS.KVM_MEM_READONLY!, h.gpa, RO_SIZE, h.map, 0, null, 0);
-        h.slots = [ro, h.slots[1]];
+        this.#rebindTables(h);
       } catch (e) {
         h.windows.fill(undefined);
         throw e;
@@ -436,14 +502,15 @@ export class KvmGuestAccess implements GuestAccess {
     if (h.cpl !== 0) this.#setCpl(h, 0);
     h.atTop = false;
     const base = at & ~(LARGE - 1n);
-    h.map.write(PD_WIN, u64le([base | PTE_LARGE, (base + LARGE) | PTE_LARGE]));
+    this.#writeTables(h, PD_WIN, u64le([base | PTE_LARGE, (base + LARGE) | PTE_LARGE]));
     const firstPage = at & ~(PAGE - 1n);
     const pages = ((at + n - 1n) & ~(PAGE - 1n)) - firstPage + PAGE;
     const winAt = WINDOW_VA + (at - base);
     for (let attempt = 0; ; attempt++) {
-      if (attempt === FORGED_ABORT_LIMIT) {
-        throw new Error(`vm.guest: the helper was stopped ${attempt} times by writes to its abort flag at gpa 0x${(h.gpa + BigInt(FLAG)).toString(16)} (a vCPU is writing vm.guest.reserved)`);
+      if (attempt === DISTURBED_LIMIT) {
+        throw new Error(`vm.guest: the helper was disturbed ${attempt} times by writes to its abort flag or page tables in 0x${h.gpa.toString(16)}+0x${REGION_SIZE.toString(16)} (a vCPU is writing vm.guest.reserved)`);
       }
+      if (attempt > 0) h = this.#ensureHelper(); // a disturbed run left its vCPU broken
       h.map.write(FLAG, Buffer.of(0));
       if (write) this.#toBounce(h, slice);
       h.vcpu.setRegs({
@@ -476,7 +543,7 @@ export class KvmGuestAccess implements GuestAccess {
     let mmioExits = 0;
     const gen = h.gen;
     for (;;) {
-      let e: VcpuExit;
+      let e: VcpuExit | 'disturbed';
       try {
         e = await this.#run(h);
       } catch (err) {
@@ -485,6 +552,10 @@ export class KvmGuestAccess implements GuestAccess {
         throw err;
       }
       if (h.gen !== gen) return 'moved';
+      if (e === 'disturbed') {
+        this.#vcpuBroken = true;
+        return 'again';
+      }
       if (e.reason === 'io' && e.port === PORT && e.direction === 'out') {
         if (e.data[0] === 0 && !fault) return 'done';
         // Aborted on a flag the host did not set: another vCPU wrote it. Not a fault; run again.
@@ -551,6 +622,7 @@ export class KvmGuestAccess implements GuestAccess {
       helper = {
         slots: [-1, -1], gpa: 0n, gmem, map, bounce: undefined, vcpu: undefined as unknown as KvmVcpu, donor, cpl: 0, atTop: false,
         windows: new Array<bigint | undefined>(FAST_WINDOWS).fill(undefined), used: new Array<number>(FAST_WINDOWS).fill(0), tick: 0, gen: 0,
+        tables: Buffer.alloc(TABLES_SIZE), tableView: undefined, disturbed: 0,
       };
       helper.vcpu = this.#newVcpu();
       this.#place(helper);
@@ -604,19 +676,19 @@ export class KvmGuestAccess implements GuestAccess {
       if (!used.some((s) => s.slot === slot)) ids.push(slot);
     }
     const [ro, rw] = ids as [number, number];
-    // The tables first (their entries hold physical addresses), then the slots: binding the
-    // read-only one last leaves KVM no shadow of the tables as they were.
-    h.map.write(PML4, u64le([(gpa + BigInt(PDPT)) | PTE_TABLE]));
-    h.map.write(PDPT, u64le([(gpa + BigInt(PD_LOW)) | PTE_TABLE, (gpa + BigInt(PD_WIN)) | PTE_TABLE, ...new Array<bigint>(FAST_WINDOWS).fill(0n)]));
+    // The tables first (their entries hold physical addresses), then the slots, the one holding the
+    // tables last: KVM keeps no shadow of the tables as they were.
+    this.#writeTables(h, PML4, u64le([(gpa + BigInt(PDPT)) | PTE_TABLE]));
+    this.#writeTables(h, PDPT, u64le([(gpa + BigInt(PD_LOW)) | PTE_TABLE, (gpa + BigInt(PD_WIN)) | PTE_TABLE, ...new Array<bigint>(FAST_WINDOWS).fill(0n)]));
     const lows: bigint[] = [];
     for (let at = 0n; at < REGION_SIZE; at += LARGE) lows.push((gpa + at) | PTE_LARGE);
-    h.map.write(PD_LOW, u64le(lows));
+    this.#writeTables(h, PD_LOW, u64le(lows));
     h.windows.fill(undefined);
     h.used.fill(0);
     // Userspace slots over the helper's own mapping: KVM refuses KVM_MEM_READONLY on a guest_memfd slot.
-    this.vm.native.setUserMemoryRegion2(rw, 0, gpa + RO_SIZE, REGION_SIZE - RO_SIZE, h.map, RO_SIZE, null, 0);
-    h.slots = [-1, rw];
     this.vm.native.setUserMemoryRegion2(ro, FLAGS.KVM_MEM_READONLY!, gpa, RO_SIZE, h.map, 0, null, 0);
+    h.slots = [ro, -1];
+    this.vm.native.setUserMemoryRegion2(rw, 0, gpa + RO_SIZE, REGION_SIZE - RO_SIZE, h.map, RO_SIZE, null, 0);
     h.slots = [ro, rw];
     h.gpa = gpa;
     h.gen++;

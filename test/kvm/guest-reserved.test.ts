@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { CAPS } from '../../lib/constants.js';
-import { FLAG } from '../../lib/kvm/guest-program.js';
+import { FLAG, PML4 } from '../../lib/kvm/guest-program.js';
 import { GuestMemoryFault, open } from '../../lib/index.js';
 import type { Kvm, Vcpu, Vm } from '../../lib/index.js';
 import { describeKvm } from '../helpers/kvm.js';
@@ -133,6 +133,50 @@ describeKvm('vm.guest.reserved on the real backend', () => {
     expect([...outcomes]).toEqual(['right']);
     expect((await vm.guest.read(DATA, 4)).equals(Buffer.alloc(4, 0x42))).toBe(true);
   }, 60_000);
+
+  it('a user vCPU rewriting the helper\'s page tables while reads run: each read is right or refused, never wrong', async () => {
+    // The tables are writable to guests (nested paging walks them as writes: guest-program.ts); the
+    // host checks them around every run, puts them back, and throws away a run they changed under.
+    const vcpu = flatGuest([0x89, 0x07, 0xeb, 0xfc]); // again: mov [edi], eax; jmp again
+    const gmem = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+    const map = gmem.map();
+    map.fill(0, 0x10000, 0x42);
+    // Both paths: a fast slot (its own file mapped) and one only the emulated path reads.
+    vm.setMemoryRegion({ slot: 1, guestPhysAddr: DATA, size: 0x10000, guestMemfd: gmem, userspace: map });
+    const a = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+    vm.setMemoryRegion({ slot: 2, guestPhysAddr: DATA + 0x10000, size: 0x10000, guestMemfd: a, userspace: map });
+    expect((await vm.guest.read(DATA, 0x20000)).equals(Buffer.alloc(0x20000, 0x42))).toBe(true);
+    const r = vm.guest.reserved!;
+    // PML4[0] pointed at a page of 0x42s: the helper's whole address space would be garbage.
+    vcpu.setRegs({ rip: BigInt(CODE), rflags: 2n, rdi: BigInt(r.gpa + PML4), rax: BigInt(DATA) | 0x27n });
+    vcpu.setRunInline(0);
+    // Kept writing: a write that lands while the helper re-adds its slot is an MMIO exit; go on.
+    let stop = false;
+    let writerExits = 0;
+    const writer = (async () => {
+      while (!stop) {
+        const e = await vcpu.run();
+        if (e.reason !== 'mmio' && e.reason !== 'intr') throw new Error(`writer stopped: ${e.reason}`);
+        writerExits++;
+      }
+    })();
+    const outcomes = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      for (const at of [DATA, DATA + 0x10000]) {
+        outcomes.add(await vm.guest.read(at, 0x10000).then(
+          (buf) => (buf.equals(Buffer.alloc(0x10000, 0x42)) ? 'right' : 'wrong'),
+          (e: Error) => (/disturbed \d+ times/.test(e.message) ? 'refused' : `${e.name}: ${e.message}`),
+        ));
+      }
+    }
+    stop = true;
+    vcpu.kick();
+    await writer;
+    expect(writerExits).toBeGreaterThan(0); // its writes were seen: each put-back re-adds the slot under it
+    expect([...outcomes].filter((o) => o !== 'right' && o !== 'refused')).toEqual([]);
+    // Once the writer stops, the next read puts the tables back and is right again.
+    expect((await vm.guest.read(DATA, 0x20000)).equals(Buffer.alloc(0x20000, 0x42))).toBe(true);
+  }, 120_000);
 
   it('a user guest doing rep stosb over the whole reserved range changes nothing vm.guest reads', async () => {
     const vcpu = flatGuest([0xfc, 0xf3, 0xaa, 0xf4]); // cld; rep stosb; hlt
