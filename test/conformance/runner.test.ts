@@ -22,6 +22,20 @@ describe('conformance runner', () => {
     expect(rs[3]!.outcome).toEqual({ n: 10, b: 'ab*4' });
   });
 
+  it('a case that needs an mmap-able file, on a kernel without the flag, is n/s, not a crash (Debian 6.12)', async () => {
+    const kernelWith = (mmap: boolean) => ({ createVm: () => ({ guestMemfdFlags: () => ({ mmap, initShared: mmap }), close() {} }) }) as unknown as Kvm;
+    const einval = new KvmError({ code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_CREATE_GUEST_MEMFD' });
+    const suite: Case[] = [
+      { id: 'a', group: 'mapping and SIGBUS', title: 'needs mmap', run: async () => { throw einval; } },
+      { id: 'b', group: 'mapping and SIGBUS', title: 'another EINVAL', run: async () => { throw new KvmError({ code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_SET_USER_MEMORY_REGION2' }); } },
+    ];
+    const without = await runCases(kernelWith(false), suite);
+    expect(without.map((r) => r.status)).toEqual(['n/s', 'crashed']);
+    expect(without[0]!.reason).toMatch(/^not supported here: GUEST_MEMFD_FLAG_MMAP/);
+    // Where the kernel offers the flag, the same EINVAL is a real crash of the case.
+    expect((await runCases(kernelWith(true), suite)).map((r) => r.status)).toEqual(['crashed', 'crashed']);
+  });
+
   it('errors keep their class, code and public fields, never their message', async () => {
     expect(await attempt(() => { throw new KvmError({ code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_X', message: 'm' }); }))
       .toEqual({ error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_X' } });
