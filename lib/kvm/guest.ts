@@ -156,7 +156,10 @@ export class KvmGuestAccess implements GuestAccess {
   /**
    * One KVM_RUN of the helper, its page tables checked on both sides: changed before it (a user
    * vCPU wrote them), they are put back first; changed when it ends, its exit says nothing of the
-   * target ('disturbed') and they are put back.
+   * target ('disturbed'), they are put back, and the vCPU is set up afresh. Only a vCPU left in the
+   * middle of an instruction (an MMIO or memory-fault exit) is replaced: each one replaced stays in
+   * KVM until the VM closes, and on PVM each keeps shadow pages of the VM's small pool (KVM_RUN
+   * then failed with ENOSPC, from make_mmu_pages_available, for every later run: measured here).
    */
   async #run(h: Helper): Promise<VcpuExit | 'disturbed'> {
     if (this.#guardTables(h)) h.disturbed++;
@@ -170,13 +173,20 @@ export class KvmGuestAccess implements GuestAccess {
       // A run that failed with the tables changed under it, or in a call that found them changed
       // before (PVM then gave ENOSPC from KVM_RUN for a while, even on a new vCPU), failed because of
       // them: the call is retried or refused as disturbed, not failed with a misleading errno.
-      if (!this.#closed && !this.vm.closed && h.gen === gen && (this.#guardTables(h) || h.disturbed > 0)) return 'disturbed';
+      if (!this.#closed && !this.vm.closed && h.gen === gen && (this.#guardTables(h) || h.disturbed > 0)) {
+        this.#setupVcpu(h); // a failed KVM_RUN did not enter the guest: the vCPU is between instructions
+        return 'disturbed';
+      }
       throw err;
     } finally {
       if (this.#running === v) this.#running = undefined;
     }
     if (h.gen === gen && this.#guardTables(h)) {
       h.disturbed++;
+      // A shutdown (triple fault), hlt, io or intr exit leaves it between instructions: new
+      // registers make it as good as new (as a VMM resets a vCPU after KVM_EXIT_SHUTDOWN).
+      if (e.reason === 'mmio' || e.reason === 'memory_fault') this.#vcpuBroken = true;
+      else this.#setupVcpu(h);
       return 'disturbed';
     }
     return e;
@@ -456,9 +466,8 @@ export class KvmGuestAccess implements GuestAccess {
         h.atTop = false;
         return false;
       }
-      // The tables changed under the run: where the vCPU went is unknown; redo on a fresh one.
+      // The tables changed under the run: its result is worthless; the CPL0 path redoes the chunk.
       if (e === 'disturbed') {
-        this.#vcpuBroken = true;
         h.atTop = false;
         return false;
       }
@@ -510,7 +519,10 @@ export class KvmGuestAccess implements GuestAccess {
       if (attempt === DISTURBED_LIMIT) {
         throw new Error(`vm.guest: the helper was disturbed ${attempt} times by writes to its abort flag or page tables in 0x${h.gpa.toString(16)}+0x${REGION_SIZE.toString(16)} (a vCPU is writing vm.guest.reserved)`);
       }
-      if (attempt > 0) h = this.#ensureHelper(); // a disturbed run left its vCPU broken
+      if (attempt > 0) {
+        h = this.#ensureHelper(); // a disturbed run may have left its vCPU broken
+        if (h.cpl !== 0) this.#setCpl(h, 0);
+      }
       h.map.write(FLAG, Buffer.of(0));
       if (write) this.#toBounce(h, slice);
       h.vcpu.setRegs({
@@ -552,10 +564,7 @@ export class KvmGuestAccess implements GuestAccess {
         throw err;
       }
       if (h.gen !== gen) return 'moved';
-      if (e === 'disturbed') {
-        this.#vcpuBroken = true;
-        return 'again';
-      }
+      if (e === 'disturbed') return 'again';
       if (e.reason === 'io' && e.port === PORT && e.direction === 'out') {
         if (e.data[0] === 0 && !fault) return 'done';
         // Aborted on a flag the host did not set: another vCPU wrote it. Not a fault; run again.

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { CAPS } from '../../lib/constants.js';
 import { FLAG, PML4 } from '../../lib/kvm/guest-program.js';
-import { GuestMemoryFault, KvmError, open } from '../../lib/index.js';
+import { GuestMemoryFault, open } from '../../lib/index.js';
 import type { Kvm, Vcpu, Vm } from '../../lib/index.js';
 import { describeKvm } from '../helpers/kvm.js';
 import { hostProfile } from '../../lib/probe.js';
@@ -169,10 +169,7 @@ describeKvm('vm.guest.reserved on the real backend', () => {
       for (const at of [DATA, DATA + 0x10000]) {
         outcomes.add(await vm.guest.read(at, 0x10000).then(
           (buf) => (buf.equals(Buffer.alloc(0x10000, 0x42)) ? 'right' : 'wrong'),
-          // Refused, or (PVM, a few in 40) KVM_RUN failing with ENOSPC: the VM's pool of shadow
-          // pages ran out while the two vCPUs fought over the tables (make_mmu_pages_available in
-          // arch/x86/kvm/mmu/mmu.c). Both are clean errors; wrong bytes or a made-up fault are not.
-          (e: Error) => (/disturbed \d+ times/.test(e.message) ? 'refused' : e instanceof KvmError && e.code === 'ENOSPC' ? 'refused' : `${e.name}: ${e.message}`),
+          (e: Error) => (/disturbed \d+ times/.test(e.message) ? 'refused' : `${e.name}: ${e.message}`),
         ));
       }
     }
