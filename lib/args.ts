@@ -1,9 +1,21 @@
 // Argument shaping shared by both backends: each public call's options turned into the values
 // its ioctl or syscall takes, checked once (lib/validate.ts has the checks themselves).
 import { argRangeError, argTypeError } from './errors.js';
-import { FLAGS, bitsOf } from './constants.js';
+import { CAPS, FLAGS, bitsOf } from './constants.js';
 import type { CreateGuestMemfdOptions, GuestMemfdFlags, MapOptions, MemoryRegion, U64 } from './types.js';
 import { describe, ensureOpen, i64, optBool, options, rangeEnd, u32, u64 } from './validate.js';
+
+/** A capability by number or by name ('GUEST_MEMFD_FLAGS' or 'KVM_CAP_GUEST_MEMFD_FLAGS'). */
+export function capNumber(cap: unknown): number {
+  if (typeof cap === 'string') {
+    const name = cap.startsWith('KVM_CAP_') ? cap.slice(8) : cap;
+    const n = CAPS[name];
+    if (n === undefined) throw argRangeError(`unknown capability name ${JSON.stringify(cap)}; known: ${Object.keys(CAPS).join(', ')}`);
+    return n;
+  }
+  if (typeof cap !== 'number' && typeof cap !== 'bigint') throw argTypeError(`cap must be a number or a name, got ${describe(cap)}`);
+  return u32('cap', cap);
+}
 
 /** The flag mask of KVM_CAP_GUEST_MEMFD_FLAGS as named booleans. */
 export function memfdFlagsOf(mask: number | bigint): GuestMemfdFlags {

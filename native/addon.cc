@@ -43,6 +43,7 @@ Napi::Object Constants(Napi::Env env) {
   CAP(EXT_CPUID);
   CAP(NR_VCPUS);
   CAP(NR_MEMSLOTS);
+  CAP(MULTI_ADDRESS_SPACE);
   CAP(MP_STATE);
   CAP(IMMEDIATE_EXIT);
   CAP(MAX_VCPUS);

@@ -5,23 +5,10 @@ import { UnsupportedError } from '../errors.js';
 import { PRIVATE, SHARED, StateMap, pageRange } from '../state-map.js';
 import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
 import { PAGE_SIZE, ensureOpen, i64, num } from '../validate.js';
-import { KvmMapping, type NativeMapping } from './mapping.js';
+import { KvmMapping } from './mapping.js';
+import type { NativeConversion, NativeGuestMemfd } from './addon.js';
 import { Children } from './children.js';
 import { HostHold } from '../hold.js';
-
-export interface NativeGuestMemfd {
-  readonly fd: number;
-  map(offset: U64, length: U64, priv: boolean): NativeMapping;
-  fallocate(mode: 'allocate' | 'punch', offset: U64, length: U64): void;
-  stat(): FileStat;
-  probeConversion(): 'attributes2' | 'gmem-convert' | null;
-  convert(mechanism: string, toPrivate: boolean, offset: U64, size: U64): void;
-  hold(offset: bigint, length: bigint): number;
-  releaseHold(id: number): void;
-  /** Test aid: bytes the hold's first page still carries. */
-  peekHold(id: number, bytes: number): Buffer | null;
-  close(): void;
-}
 
 /** A hold on the real backend: the pipes the native side keeps for it, by id. */
 export class KvmHold extends HostHold {
@@ -42,7 +29,7 @@ export class KvmGuestMemfd implements GuestMemfd {
   #size: bigint;
   #mirror: StateMap | undefined;
   #mappings = new Children<KvmMapping>();
-  #mechanism: 'attributes2' | 'gmem-convert' | null | undefined;
+  #mechanism: NativeConversion | null | undefined;
 
   constructor(
     readonly native: NativeGuestMemfd,
@@ -97,7 +84,7 @@ export class KvmGuestMemfd implements GuestMemfd {
     return fileRange(this.#size, offset, length);
   }
 
-  #mechanismFound(): 'attributes2' | 'gmem-convert' | null {
+  #mechanismFound(): NativeConversion | null {
     if (this.#mechanism === undefined) this.#mechanism = this.native.probeConversion();
     return this.#mechanism;
   }

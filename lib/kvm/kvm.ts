@@ -1,24 +1,13 @@
 // Kvm on the real backend: /dev/kvm.
-import { vmTypeArg, vmTypesOf } from '../args.js';
-import { CAPS, capNumber } from '../constants.js';
+import { capNumber, vmTypeArg, vmTypesOf } from '../args.js';
+import { CAPS } from '../constants.js';
 import { native } from '../native.js';
 import type { ConversionMechanism, CpuidEntry, Kvm, Vm } from '../types.js';
 import { wordsToCpuid } from '../cpu-args.js';
 import { ensureOpen } from '../validate.js';
-import type { NativeVm } from './vm.js';
+import type { NativeKvm } from './addon.js';
 import { KvmVm } from './vm.js';
 import { Children } from './children.js';
-
-export interface NativeKvm {
-  readonly fd: number;
-  apiVersion(): number;
-  checkExtension(cap: number): number;
-  vcpuMmapSize(): number;
-  createVm(type: number): NativeVm;
-  supportedCpuid(): Uint32Array;
-  msrIndexList(): Uint32Array;
-  close(): void;
-}
 
 export class KvmSystem implements Kvm {
   readonly backend = 'kvm' as const;
@@ -31,7 +20,7 @@ export class KvmSystem implements Kvm {
   #mechanism: ConversionMechanism | undefined;
 
   constructor(readonly path: string = '/dev/kvm') {
-    this.native = new native.NativeKvm(path) as NativeKvm;
+    this.native = new native.NativeKvm(path);
     try {
       this.apiVersion = this.native.apiVersion();
     } catch (e) {

@@ -4,18 +4,7 @@ import { kMaxLength } from 'node:buffer';
 import { argRangeError, viewRefused } from '../errors.js';
 import type { Mapping, U64 } from '../types.js';
 import { byteValue, bytes, ensureOpen, u64 } from '../validate.js';
-
-export interface NativeMapping {
-  readonly offset: number;
-  readonly length: number;
-  read(offset: U64, length: U64): Buffer;
-  readInto(offset: U64, target: Uint8Array): number;
-  write(offset: U64, data: ArrayBufferView): void;
-  fill(offset: U64, length: U64, byte: number): void;
-  view(): ArrayBuffer;
-  detachViews(): void;
-  unmap(): void;
-}
+import type { NativeMapping } from './addon.js';
 
 export class KvmMapping implements Mapping {
   #closed = false;

@@ -1,27 +1,15 @@
 // Vm on the real backend: guest_memfd files, memory slots, attributes, vCPUs.
-import { attributesArgs, createMemfdArgs, memfdFlagsOf, regionArgs } from '../args.js';
-import { FLAGS, CAPS, capNumber } from '../constants.js';
+import { attributesArgs, capNumber, createMemfdArgs, memfdFlagsOf, regionArgs } from '../args.js';
+import { FLAGS, CAPS } from '../constants.js';
 import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfd, GuestMemfdFlags, MemoryRegion, U64, Vcpu, Vm } from '../types.js';
 import { ensureOpen, u32 } from '../validate.js';
 import { enableCapArgs } from '../cpu-args.js';
-import { KvmGuestMemfd, type NativeGuestMemfd } from './guest-memfd.js';
+import { KvmGuestMemfd } from './guest-memfd.js';
+import type { NativeVm } from './addon.js';
 import { KvmMapping } from './mapping.js';
 import { KvmGuestAccess } from './guest.js';
-import { KvmVcpu, type NativeVcpu } from './vcpu.js';
+import { KvmVcpu } from './vcpu.js';
 import { Children } from './children.js';
-
-export interface NativeVm {
-  readonly fd: number;
-  readonly type: number;
-  checkExtension(cap: number): number;
-  createGuestMemfd(size: U64, flags: U64): NativeGuestMemfd;
-  setUserMemoryRegion2(slot: number, flags: number, gpa: U64, size: U64, mapping: unknown, mappingOffset: U64, gmem: unknown, gmemOffset: U64): void;
-  setMemoryAttributes(gpa: U64, size: U64, attributes: U64, flags?: U64): void;
-  probeVmAttributes(): boolean;
-  createVcpu(id: number): NativeVcpu;
-  enableCap(cap: number, flags: number, args: BigUint64Array): number;
-  close(): void;
-}
 
 /** A slot as this process set it (the kernel has no call to read slots back). */
 export interface SlotInfo {
@@ -86,7 +74,9 @@ export class KvmVm implements Vm {
     const { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset: uOffset } = regionArgs(region, KvmGuestMemfd, KvmMapping, 'kvm');
     // vm.guest's helper region moves if this slot would collide with it.
     this.#guest?.makeRoom(slot, gpa, size);
-    this.native.setUserMemoryRegion2(slot, flags, gpa, size, mapping?.native ?? null, uOffset, gmem?.native ?? null, gmemOffset);
+    this.native.setUserMemoryRegion2({
+      slot, flags, guestPhysAddr: gpa, size, userspace: mapping?.native, userspaceOffset: uOffset, guestMemfd: gmem?.native, guestMemfdOffset: gmemOffset,
+    });
     if (size === 0n) {
       this.slots.delete(slot);
     } else {
@@ -99,7 +89,7 @@ export class KvmVm implements Vm {
     const s = u32('slot', slot);
     // The helper of vm.guest moves off the slot id first, so the user never deletes it.
     this.#guest?.makeRoom(s, 0n, 0n);
-    this.native.setUserMemoryRegion2(s, 0, 0, 0, null, 0, null, 0);
+    this.native.setUserMemoryRegion2({ slot: s });
     this.slots.delete(s);
   }
 

@@ -1,6 +1,6 @@
 // Kvm in the simulator: the profile's answers in place of /dev/kvm.
-import { vmTypeArg, vmTypesOf } from '../args.js';
-import { CAPS, capNumber } from '../constants.js';
+import { capNumber, vmTypeArg, vmTypesOf } from '../args.js';
+import { CAPS } from '../constants.js';
 import { UnsupportedError, kvmError } from '../errors.js';
 import type { CpuidEntry, Kvm, Profile, Vm } from '../types.js';
 import { ensureOpen } from '../validate.js';

@@ -1,7 +1,7 @@
 // Vm in the simulator: guest_memfd files, memory slots, attributes and guest access, with the
 // same argument checks as the kvm backend and the kernel's errno where the kernel judges.
-import { attributesArgs, createMemfdArgs, memfdFlagsOf, regionArgs } from '../args.js';
-import { CAPS, capNumber } from '../constants.js';
+import { attributesArgs, capNumber, createMemfdArgs, memfdFlagsOf, regionArgs } from '../args.js';
+import { CAPS } from '../constants.js';
 import { UnsupportedError, kvmError } from '../errors.js';
 import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfd, GuestMemfdFlags, MemoryRegion, U64, Vcpu, Vm } from '../types.js';
 import { PAGE_SIZE, ensureOpen, u32 } from '../validate.js';

@@ -49,12 +49,12 @@ describeKvm('a slot reaches only memory the library mapped for it', () => {
   it('the native call itself refuses a slot longer than the rest of its mapping', () => {
     const native = (vm as KvmVm).native;
     const nm = (m as KvmMapping).native;
-    expect(() => native.setUserMemoryRegion2(1, 0, GPA, BIG, nm, 0, null, 0)).toThrow(RangeError);
+    expect(() => native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: BIG, userspace: nm })).toThrow(RangeError);
     // One page past the mapping's last page, and the mapping's whole page from an offset.
-    expect(() => native.setUserMemoryRegion2(1, 0, GPA, 2 * PAGE, nm, 0, null, 0)).toThrow(RangeError);
-    expect(() => native.setUserMemoryRegion2(1, 0, GPA, PAGE, nm, PAGE, null, 0)).toThrow(RangeError);
+    expect(() => native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: 2 * PAGE, userspace: nm })).toThrow(RangeError);
+    expect(() => native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: PAGE, userspace: nm, userspaceOffset: PAGE })).toThrow(RangeError);
     // Exactly the mapping works.
-    native.setUserMemoryRegion2(1, 0, GPA, PAGE, nm, 0, null, 0);
+    native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: PAGE, userspace: nm });
   });
 
   it('a slot without userspace memory does not show the guest what the process maps at low addresses', async () => {
