@@ -104,9 +104,9 @@ const REGION_KEYS = [
 
 /**
  * setMemoryRegion's object -> struct kvm_userspace_memory_region2's fields. The file and the
- * mapping must be of this backend (`Gmem`, `Map`) and open.
+ * mapping must be lib/core's (`Gmem`, `Map`), of this backend and open.
  */
-export function regionArgs<G extends { closed: boolean }, M extends { closed: boolean; length: number }>(
+export function regionArgs<G extends { closed: boolean; backend: string }, M extends { closed: boolean; length: number; backend: string }>(
   region: unknown,
   Gmem: Ctor<G>,
   Map: Ctor<M>,
@@ -121,7 +121,7 @@ export function regionArgs<G extends { closed: boolean }, M extends { closed: bo
   if (optBool('logDirtyPages', r.logDirtyPages)) flags |= FLAGS.KVM_MEM_LOG_DIRTY_PAGES!;
   let gmem: G | undefined;
   if (r.guestMemfd !== undefined) {
-    if (!(r.guestMemfd instanceof Gmem)) throw argTypeError(`guestMemfd must be a GuestMemfd of the ${backend} backend, got ${describe(r.guestMemfd)}`);
+    if (!(r.guestMemfd instanceof Gmem) || r.guestMemfd.backend !== backend) throw argTypeError(`guestMemfd must be a GuestMemfd of the ${backend} backend, got ${describe(r.guestMemfd)}`);
     gmem = r.guestMemfd;
     ensureOpen(gmem.closed, 'GuestMemfd');
     flags |= FLAGS.KVM_MEM_GUEST_MEMFD!;
@@ -129,7 +129,7 @@ export function regionArgs<G extends { closed: boolean }, M extends { closed: bo
   const gmemOffset = r.guestMemfdOffset === undefined ? 0n : u64('guestMemfdOffset', r.guestMemfdOffset);
   let mapping: M | undefined;
   if (r.userspace !== undefined) {
-    if (!(r.userspace instanceof Map)) throw argTypeError(`userspace must be a Mapping of the ${backend} backend, got ${describe(r.userspace)}`);
+    if (!(r.userspace instanceof Map) || r.userspace.backend !== backend) throw argTypeError(`userspace must be a Mapping of the ${backend} backend, got ${describe(r.userspace)}`);
     mapping = r.userspace;
     ensureOpen(mapping.closed, 'Mapping');
   }
