@@ -72,9 +72,7 @@ Napi::Value VmObject::CheckExtension(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Vm");
   uint32_t cap = GetU32(env, info[0], "cap");
-  long r = IoctlRetry(fd_, KVM_CHECK_EXTENSION, static_cast<unsigned long>(cap));
-  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_CHECK_EXTENSION");
-  return Napi::Number::New(env, static_cast<double>(r));
+  return IoctlValue(env, fd_, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION");
 }
 
 Napi::Value VmObject::CreateGuestMemfd(const Napi::CallbackInfo& info) {

@@ -104,7 +104,6 @@ export interface NativeVcpu {
   run(): number | Promise<number>;
   kick(): void;
   setRunInline(ns: number): void;
-  benchRunLoop(n: number): number;
   enableCap(cap: number, flags: number, args: BigUint64Array): number;
   getCpuid(): Uint32Array;
   setCpuid(words: Uint32Array): void;
