@@ -1,9 +1,21 @@
 // Argument shaping shared by both backends: each public call's options turned into the values
 // its ioctl or syscall takes, checked once (lib/validate.ts has the checks themselves).
 import { argRangeError, argTypeError } from './errors.js';
-import { FLAGS, bitsOf } from './constants.js';
+import { CAPS, FLAGS, bitsOf } from './constants.js';
 import type { CreateGuestMemfdOptions, GuestMemfdFlags, MapOptions, MemoryRegion, U64 } from './types.js';
 import { describe, ensureOpen, i64, optBool, options, rangeEnd, u32, u64 } from './validate.js';
+
+/** A capability by number or by name ('GUEST_MEMFD_FLAGS' or 'KVM_CAP_GUEST_MEMFD_FLAGS'). */
+export function capNumber(cap: unknown): number {
+  if (typeof cap === 'string') {
+    const name = cap.startsWith('KVM_CAP_') ? cap.slice(8) : cap;
+    const n = CAPS[name];
+    if (n === undefined) throw argRangeError(`unknown capability name ${JSON.stringify(cap)}; known: ${Object.keys(CAPS).join(', ')}`);
+    return n;
+  }
+  if (typeof cap !== 'number' && typeof cap !== 'bigint') throw argTypeError(`cap must be a number or a name, got ${describe(cap)}`);
+  return u32('cap', cap);
+}
 
 /** The flag mask of KVM_CAP_GUEST_MEMFD_FLAGS as named booleans. */
 export function memfdFlagsOf(mask: number | bigint): GuestMemfdFlags {
@@ -92,9 +104,9 @@ const REGION_KEYS = [
 
 /**
  * setMemoryRegion's object -> struct kvm_userspace_memory_region2's fields. The file and the
- * mapping must be of this backend (`Gmem`, `Map`) and open.
+ * mapping must be lib/core's (`Gmem`, `Map`), of this backend and open.
  */
-export function regionArgs<G extends { closed: boolean }, M extends { closed: boolean; length: number }>(
+export function regionArgs<G extends { closed: boolean; backend: string }, M extends { closed: boolean; length: number; backend: string }>(
   region: unknown,
   Gmem: Ctor<G>,
   Map: Ctor<M>,
@@ -109,7 +121,7 @@ export function regionArgs<G extends { closed: boolean }, M extends { closed: bo
   if (optBool('logDirtyPages', r.logDirtyPages)) flags |= FLAGS.KVM_MEM_LOG_DIRTY_PAGES!;
   let gmem: G | undefined;
   if (r.guestMemfd !== undefined) {
-    if (!(r.guestMemfd instanceof Gmem)) throw argTypeError(`guestMemfd must be a GuestMemfd of the ${backend} backend, got ${describe(r.guestMemfd)}`);
+    if (!(r.guestMemfd instanceof Gmem) || r.guestMemfd.backend !== backend) throw argTypeError(`guestMemfd must be a GuestMemfd of the ${backend} backend, got ${describe(r.guestMemfd)}`);
     gmem = r.guestMemfd;
     ensureOpen(gmem.closed, 'GuestMemfd');
     flags |= FLAGS.KVM_MEM_GUEST_MEMFD!;
@@ -117,7 +129,7 @@ export function regionArgs<G extends { closed: boolean }, M extends { closed: bo
   const gmemOffset = r.guestMemfdOffset === undefined ? 0n : u64('guestMemfdOffset', r.guestMemfdOffset);
   let mapping: M | undefined;
   if (r.userspace !== undefined) {
-    if (!(r.userspace instanceof Map)) throw argTypeError(`userspace must be a Mapping of the ${backend} backend, got ${describe(r.userspace)}`);
+    if (!(r.userspace instanceof Map) || r.userspace.backend !== backend) throw argTypeError(`userspace must be a Mapping of the ${backend} backend, got ${describe(r.userspace)}`);
     mapping = r.userspace;
     ensureOpen(mapping.closed, 'Mapping');
   }

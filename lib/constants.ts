@@ -1,38 +1,14 @@
-// The kernel numbers, as the addon exports them from native/uapi.h (never retyped here).
+// The kernel numbers, as the addon exports them from native/uapi.h: the one place TypeScript holds
+// them (every other module reads them from here, never retyping a number).
 import { native } from './native.js';
-import { argRangeError, argTypeError } from './errors.js';
-import { describe, u32 } from './validate.js';
-
-interface NativeConstants {
-  caps: Record<string, number>;
-  ioctls: Record<string, number>;
-  vmTypes: Record<string, number>;
-  flags: Record<string, number>;
-  exits: Record<string, number>;
-  PAGE_SIZE: number;
-}
+import type { NativeConstants } from './kvm/addon.js';
 
 export const constants: NativeConstants = native.constants;
 export const CAPS = constants.caps;
 export const FLAGS = constants.flags;
-
-const capNames = new Map<number, string>(Object.entries(CAPS).map(([k, v]) => [v, k]));
-
-/** A capability by number or by name ('GUEST_MEMFD_FLAGS' or 'KVM_CAP_GUEST_MEMFD_FLAGS'). */
-export function capNumber(cap: unknown): number {
-  if (typeof cap === 'string') {
-    const name = cap.startsWith('KVM_CAP_') ? cap.slice(8) : cap;
-    const n = CAPS[name];
-    if (n === undefined) throw argRangeError(`unknown capability name ${JSON.stringify(cap)}; known: ${Object.keys(CAPS).join(', ')}`);
-    return n;
-  }
-  if (typeof cap !== 'number' && typeof cap !== 'bigint') throw argTypeError(`cap must be a number or a name, got ${describe(cap)}`);
-  return u32('cap', cap);
-}
-
-export function capName(n: number): string | undefined {
-  return capNames.get(n);
-}
+export const EXITS = constants.exits;
+export const HYPERCALLS = constants.hypercalls;
+export const PAGE_SIZE = constants.PAGE_SIZE;
 
 /** Bits of a mask as the list of their indices. */
 export function bitsOf(mask: number): number[] {

@@ -1,6 +1,6 @@
 // Argument shaping for the vCPU configuration calls (enableCap, CPUID, MSRs, pre-faulting): the
 // public values turned into the words the ioctls take, and back, checked once before any syscall.
-import { capNumber } from './constants.js';
+import { capNumber } from './args.js';
 import { argRangeError, argTypeError } from './errors.js';
 import type { CpuidEntry, MsrEntry, U64 } from './types.js';
 import { describe, options, u32, u64 } from './validate.js';

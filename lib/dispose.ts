@@ -3,13 +3,12 @@
 // pool) has no Symbol.dispose, so a class method keyed [Symbol.dispose] evaluated there is named
 // "undefined", and esbuild's `using` helper looks for Symbol.for('Symbol.dispose') instead.
 // Each class gets its dispose method under all three keys.
-import { HostHold } from './hold.js';
-import { KvmGuestMemfd } from './kvm/guest-memfd.js';
-import { KvmSystem } from './kvm/kvm.js';
-import { KvmMapping } from './kvm/mapping.js';
+import { GuestMemfd } from './core/guest-memfd.js';
+import { HostHold } from './core/hold.js';
+import { Mapping } from './core/mapping.js';
+import { Kvm } from './core/kvm.js';
+import { Vm } from './core/vm.js';
 import { KvmVcpu } from './kvm/vcpu.js';
-import { KvmVm } from './kvm/vm.js';
-import { SimGuestMemfd, SimKvm, SimMapping, SimVm } from './sim/index.js';
 
 export const DISPOSE_KEYS: readonly symbol[] = [
   ...((Symbol as { dispose?: symbol }).dispose ? [(Symbol as { dispose?: symbol }).dispose!] : []),
@@ -19,16 +18,12 @@ export const DISPOSE_KEYS: readonly symbol[] = [
 
 /** Every class with a dispose method, and the method it calls (test/unit/vm-dispose.test.ts checks the list is whole). */
 export const DISPOSABLE: [{ prototype: object; name: string }, string][] = [
-  [KvmSystem, 'close'],
-  [KvmVm, 'close'],
-  [KvmGuestMemfd, 'close'],
+  [Kvm, 'close'],
+  [Vm, 'close'],
+  [GuestMemfd, 'close'],
   [HostHold, 'release'],
-  [KvmMapping, 'unmap'],
+  [Mapping, 'unmap'],
   [KvmVcpu, 'close'],
-  [SimKvm, 'close'],
-  [SimVm, 'close'],
-  [SimGuestMemfd, 'close'],
-  [SimMapping, 'unmap'],
 ];
 
 for (const [cls, method] of DISPOSABLE) {

@@ -107,18 +107,20 @@ export function viewRefused(offset: bigint | number): HostAccessError {
   return new HostAccessError(at, 'read', `SIGBUS: view() refused: guest_memfd offset ${at} is not shared with the host (the first touch of a view there would kill the process)`);
 }
 
+const EAGAIN = -os.constants.errno.EAGAIN;
+
 /**
  * A to-private conversion found pages with elevated references: the kernel's EAGAIN, so a
  * KvmError (code 'EAGAIN', errno -11, syscall 'ioctl') with the offset where it stopped.
  */
 export class ConversionBusyError extends KvmError {
   override readonly code = 'EAGAIN' as const;
-  override readonly errno = -11;
+  override readonly errno = EAGAIN;
   readonly errorOffset: number;
   constructor(errorOffset: number, message?: string, ioctl?: string) {
     super({
       code: 'EAGAIN',
-      errno: -11,
+      errno: EAGAIN,
       syscall: 'ioctl',
       ioctl,
       message: message ?? `EAGAIN: page at offset ${errorOffset} is still referenced by the host${ioctl ? `, ioctl ${ioctl}` : ''}`,

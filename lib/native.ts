@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { makeNativeError } from './errors.js';
 import { fileURLToPath } from 'node:url';
+import type { Addon } from './kvm/addon.js';
 
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -36,8 +37,7 @@ function addonPath(): string {
   return found;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const native: any = require(addonPath());
+export const native = require(addonPath()) as Addon;
 
 // Native failures arrive as this library's typed errors.
 native.setErrorFactory(makeNativeError);

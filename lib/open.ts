@@ -4,7 +4,7 @@
 // so a test meant for the kernel cannot pass against the model unnoticed.
 import './dispose.js';
 import { argRangeError, argTypeError, KvmError } from './errors.js';
-import { KvmSystem } from './kvm/kvm.js';
+import { openKvm } from './kvm/kvm.js';
 import { PROFILE_NAMES, openSim } from './sim/index.js';
 import type { Kvm, OpenOptions, Profile } from './types.js';
 import { describe, options } from './validate.js';
@@ -40,9 +40,9 @@ export function open(opts?: OpenOptions): Kvm {
   // A profile names a model of a kernel: with backend 'auto' it means the simulator.
   if (backend === 'sim' || profile !== undefined) return openSim(profile ?? 'rfc-v5');
   const path = explicitPath ?? DEFAULT_PATH;
-  if (backend === 'kvm' || explicitPath !== undefined) return new KvmSystem(path);
+  if (backend === 'kvm' || explicitPath !== undefined) return openKvm(path);
   try {
-    return new KvmSystem(path);
+    return openKvm(path);
   } catch (e) {
     if (!(e instanceof KvmError) || e.code !== 'ENOENT') throw e;
     const sim = openSim('rfc-v5') as Kvm & { fallbackReason: string | null };

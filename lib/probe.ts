@@ -2,8 +2,9 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { CAPS } from './constants.js';
-import { KvmSystem } from './kvm/kvm.js';
-import type { ProbeReport, Profile } from './types.js';
+import type { Kvm } from './core/kvm.js';
+import { openKvm } from './kvm/kvm.js';
+import type { ConversionMechanism, ProbeReport, Profile } from './types.js';
 
 /**
  * The simulator profile whose rules were verified on a kernel like this one, or null when none
@@ -35,9 +36,9 @@ export function probe(path = '/dev/kvm'): ProbeReport {
     conversion: { mechanism: null, inPlace: false },
     profile: hostProfile(),
   };
-  let kvm: KvmSystem | undefined;
+  let kvm: Kvm | undefined;
   try {
-    kvm = new KvmSystem(path);
+    kvm = openKvm(path);
     report.kvm.available = true;
     report.apiVersion = kvm.apiVersion;
     for (const name of Object.keys(CAPS)) {
@@ -59,7 +60,7 @@ export function probe(path = '/dev/kvm'): ProbeReport {
     } catch {
       report.guestMemfdFlags = null;
     }
-    const mech = kvm.profile;
+    const mech = kvm.profile as ConversionMechanism; // the kvm backend: never a profile name
     report.conversion = { mechanism: mech, inPlace: mech === 'attributes2' || mech === 'gmem-convert' };
   } catch (e) {
     const err = e as { code?: string; message?: string };

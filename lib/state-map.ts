@@ -1,6 +1,9 @@
 // Per-page conversion states of one guest_memfd, kept in the native extent map (one entry per
 // run of equal pages, so a 1 TiB range costs what a page costs).
 import { native } from './native.js';
+import type { NativeExtentMap } from './kvm/addon.js';
+
+export type { NativeExtentMap };
 import type { Extent, PageState } from './types.js';
 import { PAGE_SIZE, num } from './validate.js';
 
@@ -10,20 +13,8 @@ export const PENDING = 2;
 const names: PageState[] = ['shared', 'private', 'pending'];
 const P = BigInt(PAGE_SIZE);
 
-export interface NativeExtentMap {
-  readonly pages: number;
-  assign(start: number | bigint, end: number | bigint, value: number): void;
-  add(start: number | bigint, end: number | bigint, delta: number): void;
-  query(start: number | bigint, end: number | bigint): Float64Array;
-  queryInto(start: number, end: number, out: Float64Array): number;
-  valueAt(page: number | bigint): number;
-  findFirst(start: number | bigint, end: number | bigint, value: number, equal: boolean): number;
-  extentCount(): number;
-  bytesUsed(): number;
-}
-
 export function newExtentMap(pages: bigint, initial: number): NativeExtentMap {
-  return new native.ExtentMap(pages, initial) as NativeExtentMap;
+  return new native.ExtentMap(pages, initial);
 }
 
 /** Byte range [offset, offset+length) as the page range that covers it. */

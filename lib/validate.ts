@@ -3,8 +3,9 @@
 // RangeError (ERR_OUT_OF_RANGE). Values the kernel itself judges (alignment, size 0, beyond the
 // file) are passed on so the kernel's own errno comes back.
 import { argRangeError, argTypeError, ClosedError } from './errors.js';
+import { PAGE_SIZE } from './constants.js';
 
-export const PAGE_SIZE = 4096;
+export { PAGE_SIZE };
 export const U64_MAX = (1n << 64n) - 1n;
 export const I64_MAX = (1n << 63n) - 1n;
 

@@ -43,6 +43,7 @@ Napi::Object Constants(Napi::Env env) {
   CAP(EXT_CPUID);
   CAP(NR_VCPUS);
   CAP(NR_MEMSLOTS);
+  CAP(MULTI_ADDRESS_SPACE);
   CAP(MP_STATE);
   CAP(IMMEDIATE_EXIT);
   CAP(MAX_VCPUS);
@@ -142,7 +143,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_add_env_cleanup_hook(env, CleanupHook, data);
 
   Napi::Function kvm = KvmObject::Init(env);
-  data->kvmCtor = Napi::Persistent(kvm);
   data->vmCtor = Napi::Persistent(VmObject::Init(env));
   data->gmemCtor = Napi::Persistent(GuestMemfdObject::Init(env));
   data->mappingCtor = Napi::Persistent(MappingObject::Init(env));

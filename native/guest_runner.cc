@@ -51,20 +51,22 @@ int KickSignal() {
   return sig;
 }
 
+long RunStep(int fd, kvm_run* run, std::atomic<bool>& kicked) {
+  if (!InjectFault(Sys::Ioctl, KVM_RUN) && ioctl(fd, KVM_RUN, 0) == 0) return run->exit_reason;
+  int e = errno;
+  if (e == EINTR) {
+    if (!kicked.exchange(false)) return kRunInterrupted;
+    __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+    return KVM_EXIT_INTR;
+  }
+  if ((e == EFAULT || e == EHWPOISON) && run->exit_reason == KVM_EXIT_MEMORY_FAULT) return KVM_EXIT_MEMORY_FAULT;
+  return -e;
+}
+
 long RunOnce(int fd, kvm_run* run, std::atomic<bool>& kicked) {
   for (;;) {
-    if (InjectFault(Sys::Ioctl, KVM_RUN)) return -errno;
-    if (ioctl(fd, KVM_RUN, 0) == 0) return run->exit_reason;
-    int e = errno;
-    if (e == EINTR) {
-      if (kicked.exchange(false)) {
-        __atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-        return KVM_EXIT_INTR;
-      }
-      continue;
-    }
-    if ((e == EFAULT || e == EHWPOISON) && run->exit_reason == KVM_EXIT_MEMORY_FAULT) return KVM_EXIT_MEMORY_FAULT;
-    return -e;
+    long r = RunStep(fd, run, kicked);
+    if (r != kRunInterrupted) return r;
   }
 }
 

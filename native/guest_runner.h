@@ -17,7 +17,7 @@ class VcpuObject;
 
 // The run handshake between the JS thread and the vCPU's own thread. Shared (shared_ptr) by the
 // VcpuObject and the threadsafe function, so whichever goes last frees it.
-enum RunState : int { kIdle = 0, kRunning = 1, kDone = 2, kAsync = 3 };
+enum RunState : int { kIdle = 0, kRunning = 1, kDone = 2 };
 
 struct Runner {
   int fd = -1;
@@ -43,8 +43,12 @@ int64_t NowNs();
 long Futex(std::atomic<uint32_t>* word, int op, uint32_t val);
 // The kick signal (0 when every candidate is taken), its no-op handler installed on first use.
 int KickSignal();
-// One KVM_RUN: the exit reason, or -errno. EINTR is retried unless a kick asked for it (then
-// KVM_EXIT_INTR); a memory fault exit comes back although KVM_RUN "failed".
+// What RunStep gives for a signal that was not a kick (the caller decides whether to go on).
+constexpr long kRunInterrupted = -(1L << 40);
+// One KVM_RUN call: the exit reason, or -errno. A kick's EINTR is KVM_EXIT_INTR (and clears
+// immediate_exit); a memory fault exit comes back although KVM_RUN "failed" (EFAULT, EHWPOISON).
+long RunStep(int fd, kvm_run* run, std::atomic<bool>& kicked);
+// RunStep until it ends in a result (other signals' EINTR retried).
 long RunOnce(int fd, kvm_run* run, std::atomic<bool>& kicked);
 void KickRunner(Runner* r);
 // Stops and joins the thread (idempotent); a run in flight is kicked out first.

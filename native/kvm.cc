@@ -14,15 +14,6 @@
 
 namespace kg {
 
-long IoctlRetry(int fd, unsigned long request, void* arg) {
-  if (InjectFault(Sys::Ioctl, request)) return -1;
-  long r;
-  do {
-    r = ioctl(fd, request, arg);
-  } while (r < 0 && errno == EINTR);
-  return r;
-}
-
 long IoctlRetry(int fd, unsigned long request, unsigned long arg) {
   if (InjectFault(Sys::Ioctl, request)) return -1;
   long r;
@@ -32,13 +23,18 @@ long IoctlRetry(int fd, unsigned long request, unsigned long arg) {
   return r;
 }
 
+Napi::Value IoctlValue(Napi::Env env, int fd, unsigned long request, unsigned long arg, const char* name) {
+  long r = IoctlRetry(fd, request, arg);
+  if (r < 0) ThrowErrno(env, errno, "ioctl", name);
+  return Napi::Number::New(env, static_cast<double>(r));
+}
+
 Napi::Function KvmObject::Init(Napi::Env env) {
   return DefineClass(env, "NativeKvm",
                      {
                          InstanceAccessor<&KvmObject::GetFd>("fd"),
                          InstanceMethod<&KvmObject::ApiVersion>("apiVersion"),
                          InstanceMethod<&KvmObject::CheckExtension>("checkExtension"),
-                         InstanceMethod<&KvmObject::VcpuMmapSize>("vcpuMmapSize"),
                          InstanceMethod<&KvmObject::CreateVm>("createVm"),
                          InstanceMethod<&KvmObject::SupportedCpuid>("supportedCpuid"),
                          InstanceMethod<&KvmObject::MsrIndexListJs>("msrIndexList"),
@@ -69,26 +65,14 @@ Napi::Value KvmObject::GetFd(const Napi::CallbackInfo& info) { return Napi::Numb
 Napi::Value KvmObject::ApiVersion(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Kvm");
-  long r = IoctlRetry(fd_, KVM_GET_API_VERSION, 0UL);
-  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_API_VERSION");
-  return Napi::Number::New(env, static_cast<double>(r));
+  return IoctlValue(env, fd_, KVM_GET_API_VERSION, 0, "KVM_GET_API_VERSION");
 }
 
 Napi::Value KvmObject::CheckExtension(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Kvm");
   uint32_t cap = GetU32(env, info[0], "cap");
-  long r = IoctlRetry(fd_, KVM_CHECK_EXTENSION, static_cast<unsigned long>(cap));
-  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_CHECK_EXTENSION");
-  return Napi::Number::New(env, static_cast<double>(r));
-}
-
-Napi::Value KvmObject::VcpuMmapSize(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  EnsureOpen(env, *this, "Kvm");
-  long r = IoctlRetry(fd_, KVM_GET_VCPU_MMAP_SIZE, 0UL);
-  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_VCPU_MMAP_SIZE");
-  return Napi::Number::New(env, static_cast<double>(r));
+  return IoctlValue(env, fd_, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION");
 }
 
 Napi::Value KvmObject::CreateVm(const Napi::CallbackInfo& info) {

@@ -21,7 +21,6 @@ class KvmObject : public Napi::ObjectWrap<KvmObject>, public Owned {
   Napi::Value GetFd(const Napi::CallbackInfo& info);
   Napi::Value ApiVersion(const Napi::CallbackInfo& info);
   Napi::Value CheckExtension(const Napi::CallbackInfo& info);
-  Napi::Value VcpuMmapSize(const Napi::CallbackInfo& info);
   Napi::Value CreateVm(const Napi::CallbackInfo& info);
   Napi::Value SupportedCpuid(const Napi::CallbackInfo& info);
   Napi::Value MsrIndexListJs(const Napi::CallbackInfo& info);
@@ -29,8 +28,14 @@ class KvmObject : public Napi::ObjectWrap<KvmObject>, public Owned {
   int fd_ = -1;
 };
 
-// Retries an ioctl interrupted by a signal; returns its result with errno intact.
-long IoctlRetry(int fd, unsigned long request, void* arg);
+// Retries an ioctl interrupted by a signal; returns its result with errno intact. The argument is
+// a value or a pointer (the kernel's ioctl takes an unsigned long either way).
 long IoctlRetry(int fd, unsigned long request, unsigned long arg);
+inline long IoctlRetry(int fd, unsigned long request, void* arg) {
+  return IoctlRetry(fd, request, reinterpret_cast<unsigned long>(arg));
+}
+// An ioctl whose result is the answer (the API version, a capability's value): a number, or its
+// errno thrown as a KvmError naming `name`.
+Napi::Value IoctlValue(Napi::Env env, int fd, unsigned long request, unsigned long arg, const char* name);
 
 }  // namespace kg

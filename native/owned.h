@@ -18,7 +18,7 @@ class MappingObject;
 // Per-environment state (main thread and each worker have their own).
 struct AddonData {
   Napi::FunctionReference errorFactory;
-  Napi::FunctionReference kvmCtor, vmCtor, gmemCtor, mappingCtor, vcpuCtor;
+  Napi::FunctionReference vmCtor, gmemCtor, mappingCtor, vcpuCtor;
   std::unordered_set<Owned*> live;
   // Mappings still mapped, to name the guest_memfd behind a caller's buffer that faulted.
   std::unordered_set<MappingObject*> mappings;

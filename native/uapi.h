@@ -13,6 +13,9 @@
 #endif
 
 // ---- capabilities --------------------------------------------------------------------------
+#ifndef KVM_CAP_MULTI_ADDRESS_SPACE
+#define KVM_CAP_MULTI_ADDRESS_SPACE 118
+#endif
 #ifndef KVM_CAP_USER_MEMORY2
 #define KVM_CAP_USER_MEMORY2 231
 #endif

@@ -94,7 +94,6 @@ Napi::Function VcpuObject::Init(Napi::Env env) {
                          InstanceMethod<&VcpuObject::Run>("run"),
                          InstanceMethod<&VcpuObject::Kick>("kick"),
                          InstanceMethod<&VcpuObject::SetRunInline>("setRunInline"),
-                         InstanceMethod<&VcpuObject::BenchRunLoop>("benchRunLoop"),
                          InstanceMethod<&VcpuObject::EnableCapJs>("enableCap"),
                          InstanceMethod<&VcpuObject::GetCpuid>("getCpuid"),
                          InstanceMethod<&VcpuObject::SetCpuid>("setCpuid"),
@@ -281,22 +280,10 @@ void VcpuObject::ArmWithin(int64_t windowNs, bool bound) {
 // One KVM_RUN on this thread. True with *out set when it ended in a result (an exit, a kick's
 // 'intr', or a thrown error); false when a signal (the timer's or another) interrupted it.
 bool VcpuObject::RunHere(Napi::Env env, Napi::Value* out) {
-  int rc = InjectFault(Sys::Ioctl, KVM_RUN) ? -1 : ioctl(fd_, KVM_RUN, 0);
-  int e = errno;
-  if (rc == 0) {
-    *out = Napi::Number::New(env, run_->exit_reason);
-    return true;
-  }
-  if (e != EINTR) {
-    *out = RunResult(env, (e == EFAULT || e == EHWPOISON) && run_->exit_reason == KVM_EXIT_MEMORY_FAULT ? KVM_EXIT_MEMORY_FAULT : -e);
-    return true;
-  }
-  if (runner_->kicked.exchange(false)) {
-    __atomic_store_n(&run_->immediate_exit, 0, __ATOMIC_SEQ_CST);
-    *out = Napi::Number::New(env, KVM_EXIT_INTR);
-    return true;
-  }
-  return false;
+  long r = RunStep(fd_, run_, runner_->kicked);
+  if (r == kRunInterrupted) return false;
+  *out = RunResult(env, r);
+  return true;
 }
 
 void VcpuObject::StartRunner(Napi::Env env) {
@@ -401,22 +388,6 @@ Napi::Value VcpuObject::SetRunInline(const Napi::CallbackInfo& info) {
   inlineNs_ = static_cast<int64_t>(ns);
   timerExpiry_ = 0;
   return env.Undefined();
-}
-
-// benchRunLoop(n): n KVM_RUNs back to back in C on this thread (the guest loops on an OUT): the
-// baseline that bench/io-exit.mjs compares run() with. Returns elapsed nanoseconds.
-Napi::Value VcpuObject::BenchRunLoop(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  EnsureOpen(env, *this, "Vcpu");
-  EnsureIdle(env);
-  uint64_t n = GetU64(env, info[0], "n");
-  std::atomic<bool> none{false};
-  int64_t t0 = NowNs();
-  for (uint64_t i = 0; i < n; i++) {
-    long res = RunOnce(fd_, run_, none);
-    if (res != KVM_EXIT_IO) return RunResult(env, res < 0 ? res : -EPROTO);
-  }
-  return Napi::Number::New(env, static_cast<double>(NowNs() - t0));
 }
 
 Napi::Value VcpuObject::CloseJs(const Napi::CallbackInfo& info) {

@@ -40,7 +40,6 @@ class VcpuObject : public Napi::ObjectWrap<VcpuObject>, public Owned {
   Napi::Value Run(const Napi::CallbackInfo& info);
   Napi::Value Kick(const Napi::CallbackInfo& info);
   Napi::Value SetRunInline(const Napi::CallbackInfo& info);
-  Napi::Value BenchRunLoop(const Napi::CallbackInfo& info);
   Napi::Value EnableCapJs(const Napi::CallbackInfo& info);
   Napi::Value GetCpuid(const Napi::CallbackInfo& info);
   Napi::Value SetCpuid(const Napi::CallbackInfo& info);

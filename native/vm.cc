@@ -72,9 +72,7 @@ Napi::Value VmObject::CheckExtension(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Vm");
   uint32_t cap = GetU32(env, info[0], "cap");
-  long r = IoctlRetry(fd_, KVM_CHECK_EXTENSION, static_cast<unsigned long>(cap));
-  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_CHECK_EXTENSION");
-  return Napi::Number::New(env, static_cast<double>(r));
+  return IoctlValue(env, fd_, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION");
 }
 
 Napi::Value VmObject::CreateGuestMemfd(const Napi::CallbackInfo& info) {
@@ -101,28 +99,39 @@ Napi::Value VmObject::CreateGuestMemfd(const Napi::CallbackInfo& info) {
   return NewChild(env, GetData(env)->gmemCtor, init);
 }
 
-// (slot, flags, gpa, size, mapping|null, mappingOffset, gmem|null, gmemOffset)
+// setUserMemoryRegion2({ slot, flags?, guestPhysAddr?, size?, userspace?, userspaceOffset?,
+// guestMemfd?, guestMemfdOffset? }): struct kvm_userspace_memory_region2 by field name; a missing
+// number is 0, a missing userspace or guestMemfd is none (delete is { slot }).
 Napi::Value VmObject::SetUserMemoryRegion2(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Vm");
+  if (!info[0].IsObject()) ThrowTypeError(env, "region must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto optU64 = [&](const char* name) -> uint64_t {
+    Napi::Value v = o.Get(name);
+    return v.IsUndefined() ? 0 : GetU64(env, v, name);
+  };
   kg_userspace_memory_region2 r;
   memset(&r, 0, sizeof(r));
-  r.slot = GetU32(env, info[0], "slot");
-  r.flags = GetU32(env, info[1], "flags");
-  r.guest_phys_addr = GetU64(env, info[2], "guestPhysAddr");
-  r.memory_size = GetU64(env, info[3], "size");
+  r.slot = GetU32(env, o.Get("slot"), "slot");
+  Napi::Value flags = o.Get("flags");
+  r.flags = flags.IsUndefined() ? 0 : GetU32(env, flags, "flags");
+  r.guest_phys_addr = optU64("guestPhysAddr");
+  r.memory_size = optU64("size");
   MappingObject* mapping = nullptr;
   uint64_t userspaceOffset = 0;
-  if (!info[4].IsNull() && !info[4].IsUndefined()) {
-    if (!HasTag(env, info[4], Kind::Mapping)) ThrowTypeError(env, "userspace must be a Mapping");
-    mapping = MappingObject::Unwrap(info[4].As<Napi::Object>());
-    userspaceOffset = GetU64(env, info[5], "userspaceOffset");
+  Napi::Value userspace = o.Get("userspace");
+  if (!userspace.IsUndefined()) {
+    if (!HasTag(env, userspace, Kind::Mapping)) ThrowTypeError(env, "userspace must be a Mapping");
+    mapping = MappingObject::Unwrap(userspace.As<Napi::Object>());
+    userspaceOffset = optU64("userspaceOffset");
   }
   GuestMemfdObject* gmem = nullptr;
-  if (!info[6].IsNull() && !info[6].IsUndefined()) {
-    if (!HasTag(env, info[6], Kind::GuestMemfd)) ThrowTypeError(env, "guestMemfd must be a GuestMemfd");
-    gmem = GuestMemfdObject::Unwrap(info[6].As<Napi::Object>());
-    r.guest_memfd_offset = GetU64(env, info[7], "guestMemfdOffset");
+  Napi::Value guestMemfd = o.Get("guestMemfd");
+  if (!guestMemfd.IsUndefined()) {
+    if (!HasTag(env, guestMemfd, Kind::GuestMemfd)) ThrowTypeError(env, "guestMemfd must be a GuestMemfd");
+    gmem = GuestMemfdObject::Unwrap(guestMemfd.As<Napi::Object>());
+    r.guest_memfd_offset = optU64("guestMemfdOffset");
   }
   // Argument conversion can run a script's getters: the open checks come after all of it.
   EnsureOpen(env, *this, "Vm");

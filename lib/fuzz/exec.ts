@@ -1,7 +1,7 @@
 // Runs the fuzzer's calls on one backend and reduces each result to comparable JSON: values,
-// bytes as digests, errors as class + code + public fields (errno, syscall, ioctl, offset...).
-import { createHash } from 'node:crypto';
-import { errorShape, type Json } from '../conformance/case.js';
+// bytes as digests, errors as class + code + public fields (errno, syscall, ioctl, offset...),
+// with the conformance suite's own reducers (lib/conformance/case.ts) for bytes and errors.
+import { bytesDigest, errorShape, toJson, type Json } from '../conformance/case.js';
 import type { Kvm } from '../types.js';
 import type { BytesArg, Foreign, Kind, Op, Ref } from './ops.js';
 import { Rng } from './rng.js';
@@ -24,18 +24,13 @@ export function bytesOf(b: BytesArg): Uint8Array {
   return out;
 }
 
-export function digest(b: Uint8Array): string {
-  return `${b.length}:${createHash('sha1').update(b).digest('hex').slice(0, 12)}`;
-}
-
 /** A returned value as JSON: objects of the API by their public fields, bytes as digests. */
 export function normalize(v: unknown): Json {
-  if (v === undefined || v === null) return null;
+  // A bigint stays apart from the number of the same value (toJson would merge them).
   if (typeof v === 'bigint') return `${v}n`;
-  if (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return v;
-  if (v instanceof Uint8Array) return { bytes: digest(v) };
+  if (v instanceof Uint8Array) return { bytes: bytesDigest(v) };
   if (Array.isArray(v)) return v.map(normalize);
-  if (typeof v === 'object') {
+  if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
     if (typeof o.punchHole === 'function') return { guestMemfd: props('g', o) };
     if (typeof o.unmap === 'function') return { mapping: props('m', o) };
@@ -45,7 +40,7 @@ export function normalize(v: unknown): Json {
     for (const [k, x] of Object.entries(o)) if (typeof x !== 'function') out[k] = normalize(x);
     return out;
   }
-  return String(v);
+  return typeof v === 'symbol' || typeof v === 'function' ? String(v) : toJson(v);
 }
 
 /** The public fields both backends share (never fd: the simulator has none). */
@@ -107,7 +102,7 @@ export class Side {
       const r = await self[b ?? a]!(...args);
       if (op.makes) this.objects.set(op.id, r);
       if (op.call === 'stat') return { ok: statShape(r) };
-      if (op.call === 'readInto') return { ok: { count: normalize(r), bytes: digest(args[1] as Uint8Array) } };
+      if (op.call === 'readInto') return { ok: { count: normalize(r), bytes: bytesDigest(args[1] as Uint8Array) } };
       return { ok: normalize(r) };
     } catch (e) {
       return { error: errorShape(e) };

@@ -29,10 +29,10 @@ import type { GuestAccess, U64, VcpuExit } from '../types.js';
 import { num, rangeEnd, u64 } from '../validate.js';
 import { guestBytes } from './guest-bytes.js';
 import { guestPhysLimit } from '../phys-bits.js';
-import { mappingFile, type NativeGuestMemfd } from './guest-memfd.js';
-import type { NativeMapping } from './mapping.js';
+import { mappingFile } from './guest-memfd.js';
+import type { NativeGuestMemfd, NativeMapping, NativeVm } from './addon.js';
 import { KvmVcpu } from './vcpu.js';
-import type { KvmVm, NativeVm } from './vm.js';
+import type { KvmVm } from './vm.js';
 import {
   ARGS, BOUNCE, CHUNK, FAST_PD, FAST_WINDOWS, FLAG, GDT, GDT_ENTRIES, GDT_LIMIT, GiB, LARGE, PAGE, PD_LOW, PD_WIN,
   PDPT, PML4, PORT, PROG0, PROG3, PROGRAM0, PROGRAM3, PTE_LARGE, PTE_TABLE, REGION_ALIGN, REGION_SIZE,
@@ -226,9 +226,9 @@ export class KvmGuestAccess implements GuestAccess {
   #rebindTables(h: Helper): void {
     const rw = h.slots[1];
     if (rw < 0) return;
-    this.vm.native.setUserMemoryRegion2(rw, 0, 0, 0, null, 0, null, 0);
+    this.vm.native.setUserMemoryRegion2({ slot: rw });
     h.slots = [h.slots[0], -1];
-    this.vm.native.setUserMemoryRegion2(rw, 0, h.gpa + RO_SIZE, REGION_SIZE - RO_SIZE, h.map, RO_SIZE, null, 0);
+    this.vm.native.setUserMemoryRegion2({ slot: rw, guestPhysAddr: h.gpa + RO_SIZE, size: REGION_SIZE - RO_SIZE, userspace: h.map, userspaceOffset: RO_SIZE });
     h.slots = [h.slots[0], rw];
   }
 
@@ -667,7 +667,7 @@ export class KvmGuestAccess implements GuestAccess {
   }
 
   #unbind(h: Helper): void {
-    for (const slot of h.slots) if (slot >= 0) this.vm.native.setUserMemoryRegion2(slot, 0, 0, 0, null, 0, null, 0);
+    for (const slot of h.slots) if (slot >= 0) this.vm.native.setUserMemoryRegion2({ slot });
     h.slots = [-1, -1];
   }
 
@@ -695,9 +695,9 @@ export class KvmGuestAccess implements GuestAccess {
     h.windows.fill(undefined);
     h.used.fill(0);
     // Userspace slots over the helper's own mapping: KVM refuses KVM_MEM_READONLY on a guest_memfd slot.
-    this.vm.native.setUserMemoryRegion2(ro, FLAGS.KVM_MEM_READONLY!, gpa, RO_SIZE, h.map, 0, null, 0);
+    this.vm.native.setUserMemoryRegion2({ slot: ro, flags: FLAGS.KVM_MEM_READONLY!, guestPhysAddr: gpa, size: RO_SIZE, userspace: h.map });
     h.slots = [ro, -1];
-    this.vm.native.setUserMemoryRegion2(rw, 0, gpa + RO_SIZE, REGION_SIZE - RO_SIZE, h.map, RO_SIZE, null, 0);
+    this.vm.native.setUserMemoryRegion2({ slot: rw, guestPhysAddr: gpa + RO_SIZE, size: REGION_SIZE - RO_SIZE, userspace: h.map, userspaceOffset: RO_SIZE });
     h.slots = [ro, rw];
     h.gpa = gpa;
     h.gen++;

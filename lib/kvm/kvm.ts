@@ -1,37 +1,20 @@
-// Kvm on the real backend: /dev/kvm.
-import { vmTypeArg, vmTypesOf } from '../args.js';
-import { CAPS, capNumber } from '../constants.js';
-import { native } from '../native.js';
-import type { ConversionMechanism, CpuidEntry, Kvm, Vm } from '../types.js';
+// The system port on the real backend: /dev/kvm, each method one ioctl through the addon.
+import { Kvm } from '../core/kvm.js';
 import { wordsToCpuid } from '../cpu-args.js';
-import { ensureOpen } from '../validate.js';
-import type { NativeVm } from './vm.js';
-import { KvmVm } from './vm.js';
-import { Children } from './children.js';
+import { native } from '../native.js';
+import type { SystemPort, VmPort } from '../ports.js';
+import type { ConversionMechanism, CpuidEntry } from '../types.js';
+import type { NativeKvm } from './addon.js';
+import { KvmVmPort } from './vm.js';
 
-export interface NativeKvm {
-  readonly fd: number;
-  apiVersion(): number;
-  checkExtension(cap: number): number;
-  vcpuMmapSize(): number;
-  createVm(type: number): NativeVm;
-  supportedCpuid(): Uint32Array;
-  msrIndexList(): Uint32Array;
-  close(): void;
-}
-
-export class KvmSystem implements Kvm {
+export class KvmSystemPort implements SystemPort {
   readonly backend = 'kvm' as const;
-  /** Set by open() when backend 'auto' fell back to the simulator: why /dev/kvm was not used. */
-  fallbackReason: string | null = null;
   readonly apiVersion: number;
   readonly native: NativeKvm;
-  #closed = false;
-  #vms = new Children<KvmVm>();
   #mechanism: ConversionMechanism | undefined;
 
-  constructor(readonly path: string = '/dev/kvm') {
-    this.native = new native.NativeKvm(path) as NativeKvm;
+  constructor(readonly path: string) {
+    this.native = new native.NativeKvm(path);
     try {
       this.apiVersion = this.native.apiVersion();
     } catch (e) {
@@ -41,14 +24,10 @@ export class KvmSystem implements Kvm {
     }
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   /** The conversion mechanism this kernel offers, found once with size-0 probes. */
   get profile(): ConversionMechanism {
     if (this.#mechanism === undefined) {
-      const found = detectConversion(this);
+      const found = detectConversion(this.native);
       // A probe that could not run (no VM could be made) is asked again next time.
       if (found === undefined) return null;
       this.#mechanism = found;
@@ -56,58 +35,45 @@ export class KvmSystem implements Kvm {
     return this.#mechanism;
   }
 
-  checkExtension(cap: number | string): number {
-    ensureOpen(this.#closed, 'Kvm');
-    return this.native.checkExtension(capNumber(cap));
+  checkExtension(cap: number): number {
+    return this.native.checkExtension(cap);
   }
 
-  vmTypes(): number[] {
-    return vmTypesOf(this.checkExtension(CAPS.VM_TYPES!));
-  }
-
-  createVm(opts?: { type?: number }): Vm {
-    ensureOpen(this.#closed, 'Kvm');
-    const type = vmTypeArg(opts);
-    const vm = new KvmVm(this.native.createVm(type), (x) => this.#vms.delete(x), () => this.native.createVm(0));
-    this.#vms.add(vm);
-    return vm;
+  createVm(type: number): VmPort {
+    return new KvmVmPort(this.native.createVm(type), () => this.native.createVm(0));
   }
 
   supportedCpuid(): CpuidEntry[] {
-    ensureOpen(this.#closed, 'Kvm');
     return wordsToCpuid(this.native.supportedCpuid());
   }
 
   msrIndexList(): number[] {
-    ensureOpen(this.#closed, 'Kvm');
     return [...this.native.msrIndexList()];
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
     this.native.close();
-    for (const vm of this.#vms.drain()) vm.markClosed();
   }
+}
 
-  [Symbol.dispose](): void {
-    this.close();
-  }
+/** The real backend's Kvm: /dev/kvm at `path`. */
+export function openKvm(path: string = '/dev/kvm'): Kvm {
+  return new Kvm(new KvmSystemPort(path));
 }
 
 /**
  * In-place conversion first (on the guest_memfd fd), then the VM-level attributes ioctl; each
  * probed with a size-0 call on a scratch VM and file, which changes nothing.
  */
-export function detectConversion(kvm: KvmSystem): ConversionMechanism | undefined {
-  let vm: KvmVm | undefined;
+function detectConversion(kvm: NativeKvm): ConversionMechanism | undefined {
+  let vm;
   try {
-    vm = kvm.createVm() as KvmVm;
-    const g = vm.native.createGuestMemfd(4096, 0);
+    vm = kvm.createVm(0);
+    const g = vm.createGuestMemfd(4096, 0);
     const found = g.probeConversion();
     g.close();
     if (found) return found;
-    return vm.native.probeVmAttributes() ? 'vm-attributes' : null;
+    return vm.probeVmAttributes() ? 'vm-attributes' : null;
   } catch {
     return undefined;
   } finally {

@@ -1,49 +1,15 @@
 // Vcpu on the real backend. KVM_RUN happens natively (runSync on this thread, run() on the vCPU's
 // own thread); exits are decoded here straight from the mmapped kvm_run area, so a round trip
 // costs no more native calls than the run itself.
-import { CAPS, FLAGS } from '../constants.js';
+import { CAPS, EXITS, FLAGS, HYPERCALLS } from '../constants.js';
 import { cpuidToWords, enableCapArgs, msrEntries, msrIndices, preFaultArgs, wordsToCpuid } from '../cpu-args.js';
 import { ClosedError, KvmError, UnsupportedError, argRangeError, argTypeError, kvmError } from '../errors.js';
 import type { CpuidEntry, MapGpaRange, MsrEntry, Regs, Sregs, U64, Vcpu, VcpuExit } from '../types.js';
 import { describe, ensureOpen, num, options, u64 } from '../validate.js';
 import { native } from '../native.js';
+import type { NativeVcpu, VcpuLayout } from './addon.js';
 
-export interface NativeVcpu {
-  readonly id: number;
-  readonly fd: number;
-  area(): ArrayBuffer;
-  getRegs(out: BigUint64Array): void;
-  setRegs(regs: BigUint64Array): void;
-  getSregs(): Sregs;
-  setSregs(sregs: Partial<Sregs>): void;
-  runSync(): number;
-  run(): number | Promise<number>;
-  kick(): void;
-  setRunInline(ns: number): void;
-  benchRunLoop(n: number): number;
-  enableCap(cap: number, flags: number, args: BigUint64Array): number;
-  getCpuid(): Uint32Array;
-  setCpuid(words: Uint32Array): void;
-  getMsrs(indices: Uint32Array, values: BigUint64Array): number;
-  setMsrs(indices: Uint32Array, values: BigUint64Array): number;
-  preFaultMemory(gpa: bigint, size: bigint): BigUint64Array;
-  close(): void;
-}
-
-interface Layout {
-  immediateExit: number; exitReason: number;
-  ioDirection: number; ioSize: number; ioPort: number; ioCount: number; ioDataOffset: number;
-  mmioPhysAddr: number; mmioData: number; mmioLen: number; mmioIsWrite: number;
-  failEntryReason: number; failEntryCpu: number;
-  internalSuberror: number; internalNdata: number; internalData: number;
-  hwExitReason: number;
-  memoryFaultFlags: number; memoryFaultGpa: number; memoryFaultSize: number;
-  memoryFaultFlagPrivate: number; ioIn: number;
-  hypercallNr: number; hypercallArgs: number; hypercallRet: number; hypercallLongMode: number;
-}
-
-let L: Layout;
-const EXITS: Record<string, number> = native.constants.exits;
+let L: VcpuLayout;
 
 /** kvm_regs field order (the struct is 18 u64 words). */
 export const REG_NAMES = [
@@ -83,7 +49,7 @@ export class KvmVcpu implements Vcpu {
   ) {
     this.id = native.id;
     // The offsets hang off the native class (its constructor), read once.
-    L ??= (native as unknown as { constructor: { layout: Layout } }).constructor.layout;
+    L ??= (native as unknown as { constructor: { layout: VcpuLayout } }).constructor.layout;
     const area = native.area();
     this.#view = new DataView(area);
     this.#bytes = new Uint8Array(area);
@@ -392,7 +358,7 @@ export class KvmVcpu implements Vcpu {
   }
 }
 
-const HC_MAP_GPA_RANGE: number = native.constants.hypercalls.KVM_HC_MAP_GPA_RANGE;
+const HC_MAP_GPA_RANGE = HYPERCALLS.KVM_HC_MAP_GPA_RANGE!;
 const PAGE_SIZES = [4096, 2097152, 1073741824] as const;
 
 /** KVM_HC_MAP_GPA_RANGE(gpa, npages, attributes), as the guest passed it. */

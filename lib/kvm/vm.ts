@@ -1,151 +1,80 @@
-// Vm on the real backend: guest_memfd files, memory slots, attributes, vCPUs.
-import { attributesArgs, createMemfdArgs, memfdFlagsOf, regionArgs } from '../args.js';
-import { FLAGS, CAPS, capNumber } from '../constants.js';
-import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfd, GuestMemfdFlags, MemoryRegion, U64, Vcpu, Vm } from '../types.js';
-import { ensureOpen, u32 } from '../validate.js';
-import { enableCapArgs } from '../cpu-args.js';
-import { KvmGuestMemfd, type NativeGuestMemfd } from './guest-memfd.js';
-import { KvmMapping } from './mapping.js';
+// The VM port on the real backend: each method one ioctl on the VM fd, through the addon.
+import type { Vm } from '../core/vm.js';
+import type { GmemPort, GuestAccessPort, RegionPort, VcpuFront, VmPort } from '../ports.js';
+import type { NativeMapping, NativeVm } from './addon.js';
+import { KvmGmemPort } from './guest-memfd.js';
 import { KvmGuestAccess } from './guest.js';
-import { KvmVcpu, type NativeVcpu } from './vcpu.js';
-import { Children } from './children.js';
+import { KvmVcpu } from './vcpu.js';
 
-export interface NativeVm {
-  readonly fd: number;
+/** What vm.guest's helper (lib/kvm/guest.ts) reads of its VM: the core Vm's record and this port's fd. */
+export interface KvmVm {
   readonly type: number;
+  readonly closed: boolean;
+  readonly slots: Vm['slots'];
+  readonly native: NativeVm;
   checkExtension(cap: number): number;
-  createGuestMemfd(size: U64, flags: U64): NativeGuestMemfd;
-  setUserMemoryRegion2(slot: number, flags: number, gpa: U64, size: U64, mapping: unknown, mappingOffset: U64, gmem: unknown, gmemOffset: U64): void;
-  setMemoryAttributes(gpa: U64, size: U64, attributes: U64, flags?: U64): void;
-  probeVmAttributes(): boolean;
-  createVcpu(id: number): NativeVcpu;
-  enableCap(cap: number, flags: number, args: BigUint64Array): number;
-  close(): void;
+  /** A type-0 VM of the same /dev/kvm, for vm.guest's helper memory where this VM's own files cannot be shared. */
+  makeDonor(): NativeVm;
 }
 
-/** A slot as this process set it (the kernel has no call to read slots back). */
-export interface SlotInfo {
-  slot: number;
-  guestPhysAddr: bigint;
-  size: bigint;
-  flags: number;
-  guestMemfd?: KvmGuestMemfd;
-  guestMemfdOffset: bigint;
-  userspace?: KvmMapping;
-  userspaceOffset: bigint;
-}
-
-export class KvmVm implements Vm {
-  #closed = false;
-  #files = new Children<KvmGuestMemfd>();
-  #vcpus = new Children<KvmVcpu>();
-  #guest: KvmGuestAccess | undefined;
-  /** Slots set through this object, by slot id. */
-  readonly slots = new Map<number, SlotInfo>();
+export class KvmVmPort implements VmPort {
+  readonly backend = 'kvm' as const;
 
   constructor(
     readonly native: NativeVm,
-    private readonly onClose: (vm: KvmVm) => void,
-    /** A type-0 VM of the same /dev/kvm, for vm.guest's helper memory where this VM's own files cannot be shared. */
-    readonly makeDonor: () => NativeVm = () => {
-      throw new Error('no /dev/kvm to make a donor VM from');
-    },
+    readonly makeDonor: () => NativeVm,
   ) {}
 
   get type(): number {
     return this.native.type;
   }
-  get closed(): boolean {
-    return this.#closed;
-  }
-  get guest(): GuestAccess {
-    if (!this.#guest) this.#guest = new KvmGuestAccess(this);
-    return this.#guest;
+
+  checkExtension(cap: number): number {
+    return this.native.checkExtension(cap);
   }
 
-  checkExtension(cap: number | string): number {
-    ensureOpen(this.#closed, 'Vm');
-    return this.native.checkExtension(capNumber(cap));
+  createGuestMemfd(size: bigint, flags: bigint): GmemPort {
+    return new KvmGmemPort(this.native.createGuestMemfd(size, flags));
   }
 
-  guestMemfdFlags(): GuestMemfdFlags {
-    return memfdFlagsOf(this.checkExtension(CAPS.GUEST_MEMFD_FLAGS!));
+  setUserMemoryRegion2(r: RegionPort): void {
+    this.native.setUserMemoryRegion2({
+      slot: r.slot, flags: r.flags, guestPhysAddr: r.guestPhysAddr, size: r.size,
+      userspace: r.userspace as NativeMapping | undefined, userspaceOffset: r.userspaceOffset,
+      guestMemfd: (r.guestMemfd as KvmGmemPort | undefined)?.native, guestMemfdOffset: r.guestMemfdOffset,
+    });
   }
 
-  createGuestMemfd(opts: CreateGuestMemfdOptions): GuestMemfd {
-    ensureOpen(this.#closed, 'Vm');
-    const { size, flags } = createMemfdArgs(opts);
-    const n = this.native.createGuestMemfd(size, flags);
-    const g = new KvmGuestMemfd(n, size, flags, (x) => this.#files.delete(x));
-    this.#files.add(g);
-    return g;
+  setMemoryAttributes(gpa: bigint, size: bigint, attributes: bigint): void {
+    this.native.setMemoryAttributes(gpa, size, attributes);
   }
 
-  setMemoryRegion(region: MemoryRegion): void {
-    ensureOpen(this.#closed, 'Vm');
-    const { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset: uOffset } = regionArgs(region, KvmGuestMemfd, KvmMapping, 'kvm');
-    // vm.guest's helper region moves if this slot would collide with it.
-    this.#guest?.makeRoom(slot, gpa, size);
-    this.native.setUserMemoryRegion2(slot, flags, gpa, size, mapping?.native ?? null, uOffset, gmem?.native ?? null, gmemOffset);
-    if (size === 0n) {
-      this.slots.delete(slot);
-    } else {
-      this.slots.set(slot, { slot, guestPhysAddr: gpa, size, flags, guestMemfd: gmem, guestMemfdOffset: gmemOffset, userspace: mapping, userspaceOffset: uOffset });
-    }
+  createVcpu(id: number, onClose: (v: VcpuFront) => void): VcpuFront {
+    return new KvmVcpu(this.native.createVcpu(id), onClose, (cap) => this.native.checkExtension(cap));
   }
 
-  deleteMemoryRegion(slot: number): void {
-    ensureOpen(this.#closed, 'Vm');
-    const s = u32('slot', slot);
-    // The helper of vm.guest moves off the slot id first, so the user never deletes it.
-    this.#guest?.makeRoom(s, 0n, 0n);
-    this.native.setUserMemoryRegion2(s, 0, 0, 0, null, 0, null, 0);
-    this.slots.delete(s);
+  enableCap(cap: number, flags: number, args: BigUint64Array): number {
+    return this.native.enableCap(cap, flags, args);
   }
 
-  setMemoryAttributes(gpa: U64, size: U64, attributes: { private: boolean }): void {
-    ensureOpen(this.#closed, 'Vm');
-    const a = attributesArgs(gpa, size, attributes);
-    this.native.setMemoryAttributes(a.gpa, a.size, a.private ? BigInt(FLAGS.KVM_MEMORY_ATTRIBUTE_PRIVATE!) : 0n);
-  }
-
-  createVcpu(id: number = 0): Vcpu {
-    ensureOpen(this.#closed, 'Vm');
-    const v = new KvmVcpu(
-      this.native.createVcpu(u32('id', id)),
-      (x) => this.#vcpus.delete(x),
-      (cap) => this.native.checkExtension(cap),
-    );
-    this.#vcpus.add(v);
-    return v;
-  }
-
-  enableCap(cap: number | string, args?: readonly U64[], flags?: number): number {
-    ensureOpen(this.#closed, 'Vm');
-    const a = enableCapArgs(cap, args, flags);
-    ensureOpen(this.#closed, 'Vm');
-    return this.native.enableCap(a.cap, a.flags, a.args);
-  }
-
-  /** The owner (Kvm) closed: mark this and everything under it. */
-  markClosed(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const f of this.#files.drain()) f.markClosed();
-    for (const v of this.#vcpus.drain()) v.markClosed();
-    this.slots.clear();
-    this.#guest?.markClosed();
+  guestAccess(vm: Vm): GuestAccessPort {
+    const native = this.native;
+    const makeDonor = this.makeDonor;
+    return new KvmGuestAccess({
+      get type() {
+        return native.type;
+      },
+      get closed() {
+        return vm.closed;
+      },
+      slots: vm.slots,
+      native,
+      checkExtension: (cap) => vm.checkExtension(cap),
+      makeDonor,
+    });
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#guest?.markClosed();
     this.native.close();
-    this.markClosed();
-    this.onClose(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

@@ -1,13 +1,13 @@
-// GuestMemfd in the simulator: sparse contents, per-page conversion states and host holds in
+// The guest_memfd port in the simulator: sparse contents, per-page conversion states and host holds in
 // extent maps (cost follows the number of runs, not the range length), and the errno the kernel
 // gives for every bad create/mmap/fallocate call (measured on Linux 6.18; see lib/sim/profiles.ts).
-import { fileRange, holdRange, mapArgs, statesRange } from '../args.js';
+import { memfdFlagsOf } from '../args.js';
 import { ConversionBusyError, UnsupportedError, kvmError } from '../errors.js';
+import type { GmemPort, HoldPort } from '../ports.js';
 import { PENDING, PRIVATE, SHARED, StateMap, newExtentMap, pageRange, type NativeExtentMap } from '../state-map.js';
-import type { ConversionResult, Extent, FileStat, GuestMemfd, GuestMemfdFlags, Hold, MapOptions, Mapping, U64 } from '../types.js';
-import { PAGE_SIZE, ensureOpen, i64, num } from '../validate.js';
+import type { ConversionResult, Extent, FileStat, GuestMemfdFlags } from '../types.js';
+import { PAGE_SIZE, num } from '../validate.js';
 import { SimMapping } from './mapping.js';
-import { HostHold } from '../hold.js';
 import { PageStore } from './pages.js';
 import { privateCommitRefused } from './commit.js';
 import { LIMITS, type SimProfile } from './profiles.js';
@@ -18,7 +18,8 @@ const ATTRS2 = 'KVM_SET_MEMORY_ATTRIBUTES2';
 const MAX_HOLD_PAGES = 16384n;
 let nextIno = 1000;
 
-export class SimGuestMemfd implements GuestMemfd {
+export class SimGuestMemfd implements GmemPort {
+  readonly backend = 'sim' as const;
   readonly fd = -1;
   readonly size: number;
   readonly flags: GuestMemfdFlags;
@@ -46,7 +47,7 @@ export class SimGuestMemfd implements GuestMemfd {
     this.#pageCount = size / P;
     this.size = num(size);
     this.rawFlags = rawFlags;
-    this.flags = { mmap: (rawFlags & 1n) !== 0n, initShared: (rawFlags & 2n) !== 0n };
+    this.flags = memfdFlagsOf(rawFlags);
   }
 
   get closed(): boolean {
@@ -93,9 +94,7 @@ export class SimGuestMemfd implements GuestMemfd {
     return this.stateMap.firstIn(first, end, PENDING);
   }
 
-  map(offset: U64 = 0, length?: U64, opts?: MapOptions): Mapping {
-    ensureOpen(this.#closed, 'GuestMemfd');
-    const { offset: off, length: len, private: priv } = mapArgs(this.#size, offset, length, opts);
+  map(off: bigint, len: bigint, priv: boolean): SimMapping {
     // The kernel's order: the syscall's alignment check, do_mmap's length checks, the address
     // space, file_mmap_ok's size limit, then guest_memfd's own mmap handler.
     // The arguments in the message as native/guest_memfd.cc writes them.
@@ -114,14 +113,8 @@ export class SimGuestMemfd implements GuestMemfd {
     return m;
   }
 
-  #checkRange(offset: U64, length: U64): [bigint, bigint] {
-    ensureOpen(this.#closed, 'GuestMemfd');
-    return fileRange(this.#size, offset, length);
-  }
-
   // The conversion call of the series profiles: page-aligned and non-empty, as KVM_SET_MEMORY_ATTRIBUTES2.
-  #convertRange(offset: U64, length: U64): [bigint, bigint] {
-    const [off, len] = this.#checkRange(offset, length);
+  #convertRange(off: bigint, len: bigint): [bigint, bigint] {
     if (this.profile.conversion === null) {
       throw new UnsupportedError(
         'in-place conversion',
@@ -132,21 +125,12 @@ export class SimGuestMemfd implements GuestMemfd {
     return [off / P, (off + len) / P];
   }
 
-  share(offset: U64, length: U64): void {
+  convert(to: 'shared' | 'private', offset: bigint, length: bigint): ConversionResult {
     const [first, end] = this.#convertRange(offset, length);
+    if (to === 'private') return this.#unshare(first, end);
     // Shared cancels a pending to-private conversion (rfc-v5) and never checks holds.
     this.stateMap.set(first, end, SHARED);
-  }
-
-  unshare(offset: U64, length: U64): ConversionResult {
-    const [first, end] = this.#convertRange(offset, length);
-    const result = this.#unshare(first, end);
-    // As on the real backend: a view over any page that left the shared state is detached.
-    for (const m of this.#mappings) {
-      const mf = BigInt(m.offset) / P;
-      if (mf < end && first < mf + (BigInt(m.length) + P - 1n) / P) m.detachViews();
-    }
-    return result;
+    return { pending: [] };
   }
 
   #unshare(first: bigint, end: bigint): ConversionResult {
@@ -167,18 +151,13 @@ export class SimGuestMemfd implements GuestMemfd {
     return { pending: states.extents(first * P, (end - first) * P).filter((e) => e.state === 'pending') };
   }
 
-  states(offset: U64 = 0, length?: U64): Extent[] {
-    ensureOpen(this.#closed, 'GuestMemfd');
-    const [o, l] = statesRange(this.#size, offset, length);
-    return this.stateMap.extents(o, l);
+  states(offset: bigint, length: bigint): Extent[] {
+    return this.stateMap.extents(offset, length);
   }
 
   // vfs_fallocate's checks, then guest_memfd's: EINVAL for an empty or unaligned range, EFBIG past
   // the largest file, and (allocate only) EINVAL for pages past i_size.
-  #fallocate(offset: U64, length: U64, punch: boolean): [bigint, bigint] {
-    ensureOpen(this.#closed, 'GuestMemfd');
-    const off = i64('offset', offset);
-    const len = i64('length', length);
+  #fallocate(off: bigint, len: bigint, punch: boolean): [bigint, bigint] {
     const fallocateError = (code: string) =>
       kvmError(code, 'fallocate', undefined, undefined, `${punch ? 'punch hole' : 'allocate'}, offset ${off}, length ${len}`);
     if (len === 0n) throw fallocateError('EINVAL');
@@ -188,21 +167,19 @@ export class SimGuestMemfd implements GuestMemfd {
     return [off / P, (off + len) / P];
   }
 
-  allocate(offset: U64, length: U64): void {
+  fallocate(mode: 'allocate' | 'punch', offset: bigint, length: bigint): void {
     // Allocation is not observable here (the kernel's st_blocks stays 0 and new pages read zero).
-    this.#fallocate(offset, length, false);
-  }
-
-  punchHole(offset: U64, length: U64): void {
+    if (mode === 'allocate') {
+      this.#fallocate(offset, length, false);
+      return;
+    }
     const [first, end] = this.#fallocate(offset, length, true);
     const last = end < this.#pageCount ? end : this.#pageCount;
     // Contents go; the conversion state stays (a private page refaults as zero).
     if (first < last) this.pages.drop(Number(first), Number(last));
   }
 
-  hold(offset: U64, length: U64): Hold {
-    ensureOpen(this.#closed, 'GuestMemfd');
-    const [off, len] = holdRange(this.#size, offset, length);
+  hold(off: bigint, len: bigint): HoldPort {
     const [first, end] = pageRange(off, len);
     if (this.profile.conversion === null) {
       // As the kvm backend takes a hold on this kernel (lib/kvm/guest-memfd.ts): mmap of the
@@ -212,9 +189,11 @@ export class SimGuestMemfd implements GuestMemfd {
       if (this.hostFault(first * P, (end - first) * P) >= 0n) throw kvmError('EFAULT', 'vmsplice');
     }
     this.#holdMap().add(first, end, 1);
-    return new HostHold(num(off), num(len), () => {
-      if (!this.#closed) this.#release(first, end);
-    });
+    return {
+      release: () => {
+        if (!this.#closed) this.#release(first, end);
+      },
+    };
   }
 
   #release(first: bigint, end: bigint): void {
@@ -234,25 +213,15 @@ export class SimGuestMemfd implements GuestMemfd {
   }
 
   stat(): FileStat {
-    ensureOpen(this.#closed, 'GuestMemfd');
     // As 6.18 reports a guest_memfd: a 0600 regular file, st_blocks always 0.
     return { size: this.size, blksize: PAGE_SIZE, blocks: 0, ino: this.#ino, dev: 0, mode: 0o100600 };
   }
 
-  markClosed(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const m of this.#mappings) m.markClosed();
-    this.#mappings.clear();
-  }
-
+  /** Idempotent; the file's mappings go with it. */
   close(): void {
     if (this.#closed) return;
-    this.markClosed();
+    this.#closed = true;
+    for (const m of [...this.#mappings]) m.unmap();
     this.onClose(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

@@ -10,6 +10,7 @@
 //   signed sum wraps and it accepts), or pages bound to another slot -> EINVAL. Where mainline
 //   6.18, 7.x and the PVM host differ, the profile says which (SimProfile: tdp, rebindErrno,
 //   gmemOffsetSignedSum; docs/profiles.md).
+import { CAPS, FLAGS } from '../constants.js';
 import { kvmError } from '../errors.js';
 import { PAGE_SIZE } from '../validate.js';
 import type { SimGuestMemfd } from './guest-memfd.js';
@@ -18,11 +19,10 @@ import { guestPhysLimit } from '../phys-bits.js';
 import { LIMITS, type SimProfile } from './profiles.js';
 
 const P = BigInt(PAGE_SIZE);
-const CAP_MULTI_ADDRESS_SPACE = 118;
 const IOCTL = 'KVM_SET_USER_MEMORY_REGION2';
-export const MEM_LOG_DIRTY_PAGES = 1;
-export const MEM_READONLY = 2;
-export const MEM_GUEST_MEMFD = 4;
+const MEM_LOG_DIRTY_PAGES = FLAGS.KVM_MEM_LOG_DIRTY_PAGES!;
+export const MEM_READONLY = FLAGS.KVM_MEM_READONLY!;
+const MEM_GUEST_MEMFD = FLAGS.KVM_MEM_GUEST_MEMFD!;
 
 export interface SlotRequest {
   slot: number;
@@ -62,7 +62,7 @@ export class SlotTable {
     const gmemFlag = (r.flags & MEM_GUEST_MEMFD) !== 0;
     if (gmemFlag && (r.flags & (MEM_READONLY | MEM_LOG_DIRTY_PAGES)) !== 0) throw einval();
     // Address spaces: KVM_CAP_MULTI_ADDRESS_SPACE (2 with SMM on mainline kvm_amd/kvm_intel; PVM has 1).
-    const spaces = this.profile.caps.get(CAP_MULTI_ADDRESS_SPACE) ?? LIMITS.addressSpaces;
+    const spaces = this.profile.caps.get(CAPS.MULTI_ADDRESS_SPACE!) ?? LIMITS.addressSpaces;
     if (r.slot >>> 16 >= spaces || (r.slot & 0xffff) >= LIMITS.userSlots) throw einval();
     if (r.size % P !== 0n || r.gpa % P !== 0n || r.userspaceOffset % P !== 0n) throw einval();
     if (gmemFlag && (r.gmemOffset % P !== 0n || r.gmemOffset + r.size >= 1n << 64n)) throw einval();

@@ -90,7 +90,7 @@ if (isMainThread) {
   parentPort.postMessage('done');
   parentPort.once('message', (m) => {
     // view() refuses a known-private range: the addon's own view, to touch one outside any guard.
-    if (m === 'touch') new Uint8Array(pm.native.view())[PAGE] = 1;
+    if (m === 'touch') new Uint8Array(pm.port.view())[PAGE] = 1;
     kvm.close();
     parentPort.close();
   });

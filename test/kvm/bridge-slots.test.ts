@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { open, type GuestMemfd, type Kvm, type Vm } from '../../lib/index.js';
-import type { KvmVm } from '../../lib/kvm/vm.js';
+import type { Vm as CoreVm } from '../../lib/core/vm.js';
 import { describeKvm } from '../helpers/kvm.js';
 import { PAGE, expectKvmError, thrown } from '../fixtures/kvm-cases.js';
 
@@ -38,11 +38,11 @@ describeKvm('memory slots', () => {
 
   it('a guest_memfd slot is set, recorded, and deleted', () => {
     vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: 2 * PAGE, guestMemfd: g, guestMemfdOffset: 2 * PAGE });
-    const s = (vm as KvmVm).slots.get(1);
+    const s = (vm as CoreVm).slots.get(1);
     expect(s?.size).toBe(BigInt(2 * PAGE));
     expect(s?.guestMemfdOffset).toBe(BigInt(2 * PAGE));
     vm.deleteMemoryRegion(1);
-    expect((vm as KvmVm).slots.has(1)).toBe(false);
+    expect((vm as CoreVm).slots.has(1)).toBe(false);
     // Deleted for real: the same range can be set again under another slot.
     vm.setMemoryRegion({ slot: 2, guestPhysAddr: GPA, size: 2 * PAGE, guestMemfd: g });
   });
@@ -53,7 +53,7 @@ describeKvm('memory slots', () => {
     vm.setMemoryRegion({ slot: 3, guestPhysAddr: GPA + 0x100000, size: PAGE, userspace: m, userspaceOffset: 3 * PAGE });
     vm.deleteMemoryRegion(0);
     vm.deleteMemoryRegion(3);
-    expect((vm as KvmVm).slots.size).toBe(0);
+    expect((vm as CoreVm).slots.size).toBe(0);
   });
 
   it('a guest_memfd slot may also carry a userspace mapping (the shared half)', () => {
@@ -73,7 +73,7 @@ describeKvm('memory slots', () => {
     expectKvmError(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: PAGE, guestMemfd: g, guestMemfdOffset: 1 }), 'EINVAL', 'ioctl', REGION2);
     using m = g.map();
     expectKvmError(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: PAGE, userspace: m, userspaceOffset: 1 }), 'EINVAL', 'ioctl', REGION2);
-    expect((vm as KvmVm).slots.size).toBe(0);
+    expect((vm as CoreVm).slots.size).toBe(0);
   });
 
   it('deleting a slot that was never set gives EINVAL', () => {
@@ -139,6 +139,6 @@ describeKvm('memory slots', () => {
     m.unmap();
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 0 });
     expect(linesAt(range)).toEqual([]);
-    expect((vm as KvmVm).slots.has(0)).toBe(false);
+    expect((vm as CoreVm).slots.has(0)).toBe(false);
   });
 });

@@ -8,7 +8,7 @@ import { describeKvm } from '../helpers/kvm.js';
 // view() refuses a range it knows is private; the addon's own view gets a buffer over private pages
 // (as a range turned private by the guest would give) to see which side a fault is blamed on.
 function rawView(m: Mapping): ArrayBuffer {
-  return (m as unknown as { native: { view(): ArrayBuffer } }).native.view();
+  return (m as unknown as { port: { view(): ArrayBuffer } }).port.view();
 }
 
 const PAGE = 4096;

@@ -3,7 +3,8 @@
 // here: a page punched out of the file while held is still the old page in the hold.
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { open, type GuestMemfd, type Kvm } from '../../lib/index.js';
-import type { KvmGuestMemfd, KvmHold } from '../../lib/kvm/guest-memfd.js';
+import type { HostHold } from '../../lib/core/hold.js';
+import type { KvmHoldPort } from '../../lib/kvm/guest-memfd.js';
 import { describeKvm } from '../helpers/kvm.js';
 import { openFds } from '../helpers/fds.js';
 
@@ -18,7 +19,7 @@ describeKvm('hold() on the kvm backend', () => {
   });
   afterEach(() => kvm.close());
 
-  const peek = (h: unknown, n: number) => (g as KvmGuestMemfd).native.peekHold((h as KvmHold).id, n);
+  const peek = (h: unknown, n: number) => ((h as HostHold).port as KvmHoldPort).peek(n);
 
   it('a held page survives a punch-hole in the hold, while the file reads zero', () => {
     const m = g.map();

@@ -5,8 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { GuestMemoryFault, open, type GuestMemfd, type Kvm, type Mapping, type Vm } from '../../lib/index.js';
-import type { KvmVm } from '../../lib/kvm/vm.js';
-import type { KvmMapping } from '../../lib/kvm/mapping.js';
+import type { Vm as CoreVm } from '../../lib/core/vm.js';
+import type { Mapping as CoreMapping } from '../../lib/core/mapping.js';
+import type { NativeMapping } from '../../lib/kvm/addon.js';
+import type { KvmVmPort } from '../../lib/kvm/vm.js';
 import { describeKvm } from '../helpers/kvm.js';
 
 const PAGE = 4096;
@@ -38,7 +40,7 @@ describeKvm('a slot reaches only memory the library mapped for it', () => {
     expect(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: BIG, userspace: m })).toThrow(
       expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }),
     );
-    expect((vm as KvmVm).slots.size).toBe(0);
+    expect((vm as CoreVm).slots.size).toBe(0);
   });
 
   it('a Proxy claiming a longer mapping is refused', () => {
@@ -47,14 +49,14 @@ describeKvm('a slot reaches only memory the library mapped for it', () => {
   });
 
   it('the native call itself refuses a slot longer than the rest of its mapping', () => {
-    const native = (vm as KvmVm).native;
-    const nm = (m as KvmMapping).native;
-    expect(() => native.setUserMemoryRegion2(1, 0, GPA, BIG, nm, 0, null, 0)).toThrow(RangeError);
+    const native = ((vm as CoreVm).port as KvmVmPort).native;
+    const nm = (m as CoreMapping).port as NativeMapping;
+    expect(() => native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: BIG, userspace: nm })).toThrow(RangeError);
     // One page past the mapping's last page, and the mapping's whole page from an offset.
-    expect(() => native.setUserMemoryRegion2(1, 0, GPA, 2 * PAGE, nm, 0, null, 0)).toThrow(RangeError);
-    expect(() => native.setUserMemoryRegion2(1, 0, GPA, PAGE, nm, PAGE, null, 0)).toThrow(RangeError);
+    expect(() => native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: 2 * PAGE, userspace: nm })).toThrow(RangeError);
+    expect(() => native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: PAGE, userspace: nm, userspaceOffset: PAGE })).toThrow(RangeError);
     // Exactly the mapping works.
-    native.setUserMemoryRegion2(1, 0, GPA, PAGE, nm, 0, null, 0);
+    native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: PAGE, userspace: nm });
   });
 
   it('a slot without userspace memory does not show the guest what the process maps at low addresses', async () => {

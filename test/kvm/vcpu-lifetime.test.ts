@@ -23,7 +23,7 @@ const kvm = new a.NativeKvm('/dev/kvm');
 const vm = kvm.createVm(0);
 const g = vm.createGuestMemfd(0x10000, 3);
 const m = g.map(0, 0x10000, false);
-vm.setUserMemoryRegion2(0, 4, 0, 0x10000, m, 0, g, 0);
+vm.setUserMemoryRegion2({ slot: 0, flags: 4, size: 0x10000, userspace: m, guestMemfd: g });
 m.write(0x1000, Buffer.from([0xeb, 0xfe]));        // jmp $
 const v = vm.createVcpu(0);
 v.setSregs({ cs: { base: 0n, selector: 0 } });

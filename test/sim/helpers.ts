@@ -3,6 +3,7 @@ import os from 'node:os';
 import { expect } from 'vitest';
 import { open } from '../../lib/index.js';
 import type { Kvm, Profile } from '../../lib/index.js';
+import { thrown } from '../helpers/thrown.js';
 
 export const PAGE = 4096;
 export const TIB = 2 ** 40;
@@ -11,15 +12,7 @@ export function sim(profile: Profile): Kvm {
   return open({ backend: 'sim', profile });
 }
 
-/** What fn threw (fails the test when it returns). */
-export function thrown(fn: () => unknown): Error & Record<string, unknown> {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error & Record<string, unknown>;
-  }
-  return expect.fail('expected a throw');
-}
+export { thrown };
 
 /** What the promise rejected with (fails the test when it resolves). */
 export async function rejected(p: Promise<unknown>): Promise<Error & Record<string, unknown>> {

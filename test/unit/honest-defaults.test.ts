@@ -5,20 +5,13 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConversionBusyError, HostAccessError, KvmError, open, type Kvm } from '../../lib/index.js';
 import { kvmAvailable, kvmSkipReason } from '../helpers/kvm.js';
+import { thrown } from '../helpers/thrown.js';
 
 const PAGE = 4096;
 const root = path.resolve(__dirname, '../..');
 const backends: [string, () => Kvm][] = [['sim', () => open({ backend: 'sim', profile: 'rfc-v5' })]];
 if (kvmAvailable) backends.push(['kvm', () => open({ backend: 'kvm' })]);
 
-function thrown(fn: () => unknown): Error & Record<string, unknown> {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error & Record<string, unknown>;
-  }
-  throw new Error('did not throw');
-}
 
 describe.each(backends)('unknown option keys (%s)', (_name, make) => {
   it('createGuestMemfd({ initshared: true }) is a TypeError naming the key, not a private file', () => {

@@ -1,13 +1,14 @@
-// A Hold as both backends hand it out: its range, whether it was released, and what releasing
-// does (the simulator drops its counts, the kvm backend closes the pipes that hold the pages).
-import type { Hold } from './types.js';
+// A Hold as both backends hand it out: its range, whether it was released, and the port whose
+// release drops the references (the simulator's counts, the kvm backend's pipes).
+import type { HoldPort } from '../ports.js';
+import type { Hold } from '../types.js';
 
 export class HostHold implements Hold {
   #released = false;
   constructor(
     readonly offset: number,
     readonly length: number,
-    private readonly onRelease: () => void,
+    readonly port: HoldPort,
   ) {}
   get released(): boolean {
     return this.#released;
@@ -16,7 +17,7 @@ export class HostHold implements Hold {
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    this.onRelease();
+    this.port.release();
   }
   [Symbol.dispose](): void {
     this.release();

@@ -1,0 +1,68 @@
+// Kvm, for both backends: the closed checks, argument shaping, and the VMs it owns with the close
+// cascade. What /dev/kvm (or the profile standing in for it) answers is the port's.
+import { capNumber, vmTypeArg, vmTypesOf } from '../args.js';
+import { CAPS } from '../constants.js';
+import type { SystemPort } from '../ports.js';
+import type { Backend, ConversionMechanism, CpuidEntry, Kvm as KvmApi, Profile } from '../types.js';
+import { ensureOpen } from '../validate.js';
+import { Children } from './children.js';
+import { Vm } from './vm.js';
+
+export class Kvm implements KvmApi {
+  /** Set by open() when backend 'auto' fell back to the simulator: why /dev/kvm was not used. */
+  fallbackReason: string | null = null;
+  readonly apiVersion: number;
+  #closed = false;
+  #vms = new Children<Vm>();
+
+  constructor(readonly port: SystemPort) {
+    this.apiVersion = port.apiVersion;
+  }
+
+  get backend(): Backend {
+    return this.port.backend;
+  }
+  get profile(): Profile | ConversionMechanism {
+    return this.port.profile;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  checkExtension(cap: number | string): number {
+    ensureOpen(this.#closed, 'Kvm');
+    return this.port.checkExtension(capNumber(cap));
+  }
+
+  vmTypes(): number[] {
+    return vmTypesOf(this.checkExtension(CAPS.VM_TYPES!));
+  }
+
+  createVm(opts?: { type?: number }): Vm {
+    ensureOpen(this.#closed, 'Kvm');
+    const vm = new Vm(this.port.createVm(vmTypeArg(opts)), (x) => this.#vms.delete(x));
+    this.#vms.add(vm);
+    return vm;
+  }
+
+  supportedCpuid(): CpuidEntry[] {
+    ensureOpen(this.#closed, 'Kvm');
+    return this.port.supportedCpuid();
+  }
+
+  msrIndexList(): number[] {
+    ensureOpen(this.#closed, 'Kvm');
+    return this.port.msrIndexList();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.port.close();
+    for (const vm of this.#vms.drain()) vm.markClosed();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

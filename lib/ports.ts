@@ -1,0 +1,111 @@
+// The ports: one narrow interface per kernel object, in the style of rust-vmm's kvm-ioctls (one
+// type per fd kind, each method one kernel operation, the errno carried unchanged in a KvmError).
+// lib/core/ holds everything both backends must agree on (argument checks and their order, closed
+// checks, ownership and the close cascade, view detaching, the state mirror) and calls these;
+// a port only executes. Arguments arrive checked: integers as bigints in range, byte offsets
+// relative to the object. lib/kvm/ implements them over the addon, lib/sim/ over the model.
+import type { Vm } from './core/vm.js';
+import type { UnsupportedError } from './errors.js';
+import type { Backend, ConversionMechanism, ConversionResult, CpuidEntry, Extent, FileStat, GuestAccess, Profile, Vcpu } from './types.js';
+
+export type { Backend };
+
+/** A MAP_SHARED mapping of a guest_memfd: offsets are bytes into the mapping, ranges inside it. */
+export interface MapPort {
+  read(offset: bigint, length: bigint): Buffer;
+  readInto(offset: bigint, target: Uint8Array): number;
+  write(offset: bigint, data: Uint8Array): void;
+  fill(offset: bigint, length: bigint, byte: number): void;
+  /** An ArrayBuffer over the mapping (the core has refused ranges the host may not touch). */
+  view(): ArrayBuffer;
+  /** What this backend cannot back with a view, asked before the core's own refusal. */
+  viewUnsupported?(): UnsupportedError | undefined;
+  detachViews(): void;
+  /** munmap; also called when the owner closed (idempotent). */
+  unmap(): void;
+}
+
+/** Host references on pages of a file, dropped by release (idempotent). */
+export interface HoldPort {
+  release(): void;
+}
+
+/** A guest_memfd file descriptor: offsets are bytes into the file. */
+export interface GmemPort {
+  readonly backend: Backend;
+  readonly fd: number;
+  /** mmap(2); the kernel's errno for what it refuses (alignment, flags, limits). */
+  map(offset: bigint, length: bigint, priv: boolean): MapPort;
+  /** fallocate(2) with FALLOC_FL_KEEP_SIZE, or with PUNCH_HOLE as well. */
+  fallocate(mode: 'allocate' | 'punch', offset: bigint, length: bigint): void;
+  /** The kernel's conversion call (whichever it has; UnsupportedError if none), range inside the file. */
+  convert(to: 'shared' | 'private', offset: bigint, length: bigint): ConversionResult;
+  stat(): FileStat;
+  /** Take host references on [offset, offset + length) (a non-empty range inside the file). */
+  hold(offset: bigint, length: bigint): HoldPort;
+  /**
+   * The kernel's own record of the conversion states, where the backend has one (the model). A
+   * real kernel has no call to read them back: the core then answers from its mirror of what
+   * this process converted.
+   */
+  states?(offset: bigint, length: bigint): Extent[];
+  close(): void;
+}
+
+/** A memory slot as the port sets it: struct kvm_userspace_memory_region2 with the ports it points at. */
+export interface RegionPort {
+  slot: number;
+  flags: number;
+  guestPhysAddr: bigint;
+  size: bigint;
+  userspace?: MapPort;
+  userspaceOffset: bigint;
+  guestMemfd?: GmemPort;
+  guestMemfdOffset: bigint;
+}
+
+/** What the core asks of vm.guest beyond the public GuestAccess (lib/kvm/guest.ts, lib/sim/guest.ts). */
+export interface GuestAccessPort extends GuestAccess {
+  /** Before a slot is set: the helper moves out of its way (the kvm backend's helper memory). */
+  makeRoom?(slot: number, gpa: bigint, size: bigint): void;
+  markClosed?(): void;
+}
+
+/** A vCPU as the VM port creates it (still the backend's own front; lib/kvm/vcpu.ts). */
+export interface VcpuFront extends Vcpu {
+  markClosed(): void;
+}
+
+/** A VM file descriptor. */
+export interface VmPort {
+  readonly backend: Backend;
+  readonly type: number;
+  checkExtension(cap: number): number;
+  /** KVM_CREATE_GUEST_MEMFD. */
+  createGuestMemfd(size: bigint, flags: bigint): GmemPort;
+  /** KVM_SET_USER_MEMORY_REGION2 (size 0 deletes). */
+  setUserMemoryRegion2(region: RegionPort): void;
+  /** KVM_SET_MEMORY_ATTRIBUTES. */
+  setMemoryAttributes(gpa: bigint, size: bigint, attributes: bigint): void;
+  /** KVM_CREATE_VCPU. */
+  createVcpu(id: number, onClose: (v: VcpuFront) => void): VcpuFront;
+  /** KVM_ENABLE_CAP on the VM. */
+  enableCap(cap: number, flags: number, args: BigUint64Array): number;
+  /** vm.guest's machinery for this backend, made on first use. */
+  guestAccess(vm: Vm): GuestAccessPort;
+  close(): void;
+}
+
+/** /dev/kvm (or the model's stand-in for it). */
+export interface SystemPort {
+  readonly backend: Backend;
+  readonly apiVersion: number;
+  /** The simulator's profile, or the conversion mechanism this kernel offers. */
+  readonly profile: Profile | ConversionMechanism;
+  checkExtension(cap: number): number;
+  /** KVM_CREATE_VM. */
+  createVm(type: number): VmPort;
+  supportedCpuid(): CpuidEntry[];
+  msrIndexList(): number[];
+  close(): void;
+}
