@@ -28,8 +28,7 @@
 // (KVM_SET_MEMORY_ATTRIBUTES2): page-aligned, non-empty ranges, else EINVAL. RFC v5 had no ioctl
 // (pKVM hypercalls drove it); using the same rule keeps code portable between the two.
 import type { Profile } from '../types.js';
-
-export type ConversionModel = 'rfc-v5' | 'inplace-v8' | null;
+import { inplaceV8, none, rfcV5, type ConversionModel } from './conversion/index.js';
 
 export interface SimProfile {
   readonly name: Profile;
@@ -38,6 +37,7 @@ export interface SimProfile {
   readonly caps: ReadonlyMap<number, number>;
   /** VM fd answers where they differ from /dev/kvm. */
   readonly vmCaps: ReadonlyMap<number, number>;
+  /** The conversion rules of its guest_memfd files (lib/sim/conversion/). */
   readonly conversion: ConversionModel;
   /** KVM_CREATE_GUEST_MEMFD: flag bits accepted (MMAP | INIT_SHARED). */
   readonly gmemFlags: bigint;
@@ -152,7 +152,7 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     apiVersion: 12,
     caps: overlay(PVM_6_18_CAPS, MAINLINE_6_18_OVER),
     vmCaps: new Map(MAINLINE_6_18_VM_CAPS),
-    conversion: null,
+    conversion: none,
     gmemFlags: GMEM_FLAGS,
     gmemOnlySlots: true,
     vmAttributes: true,
@@ -166,7 +166,7 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     apiVersion: 12,
     caps: overlay(PVM_6_18_CAPS, MAINLINE_6_18_OVER, MAINLINE_7_3_OVER),
     vmCaps: new Map(MAINLINE_7_3_VM_CAPS),
-    conversion: null,
+    conversion: none,
     gmemFlags: GMEM_FLAGS,
     gmemOnlySlots: true,
     vmAttributes: true,
@@ -180,7 +180,7 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     apiVersion: 12,
     caps: new Map(PVM_6_18_CAPS),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
-    conversion: null,
+    conversion: none,
     gmemFlags: GMEM_FLAGS,
     ...PVM_RULES,
   },
@@ -189,7 +189,7 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     apiVersion: 12,
     caps: overlay(PVM_6_18_CAPS, [[239, 1]]),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
-    conversion: 'rfc-v5',
+    conversion: rfcV5,
     gmemFlags: GMEM_FLAGS,
     ...PVM_RULES,
   },
@@ -198,7 +198,7 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     apiVersion: 12,
     caps: overlay(PVM_6_18_CAPS, [[235, 3], [250, 8]]),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
-    conversion: 'inplace-v8',
+    conversion: inplaceV8,
     gmemFlags: GMEM_FLAGS,
     ...PVM_RULES,
   },
