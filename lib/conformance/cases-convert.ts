@@ -67,6 +67,24 @@ export const convertCases: Case[] = [
       next: await attempt(() => m.read(2 * PAGE, 2 * PAGE)),
     };
   }),
+  converting('conv.unshare-mapped', 'unshare while the host has the pages mapped and touched: what the live mapping and a new one see', async (g) => {
+    g.share(0, SIZE);
+    const m = g.map();
+    m.fill(0, SIZE, 0x3c);
+    const unshare = await attempt(() => g.unshare(PAGE, PAGE));
+    return {
+      unshare,
+      states: g.states(),
+      liveRead: await attempt(() => m.read(PAGE, 4)),
+      liveWrite: await attempt(() => m.write(PAGE, Buffer.from([1]))),
+      newMapping: await attempt(() => g.map().read(PAGE, 4)),
+      afterUnmap: await attempt(() => {
+        m.unmap();
+        return g.unshare(PAGE, PAGE);
+      }),
+      final: g.states(),
+    };
+  }),
   converting('conv.round-trip-keeps-data', 'private and back to shared keeps the bytes (conversion is in place)', async (g) => {
     g.share(0, SIZE);
     const m = g.map();

@@ -37,9 +37,13 @@ export interface SimProfile {
   readonly caps: ReadonlyMap<number, number>;
   /** VM fd answers where they differ from /dev/kvm. */
   readonly vmCaps: ReadonlyMap<number, number>;
+  /** VM fd answers of one VM type where they differ from vmCaps (see vmCap). */
+  readonly vmTypeCaps?: ReadonlyMap<number, ReadonlyMap<number, number>>;
+  /** VM types for which kvm_arch_has_private_mem() is true (x86: KVM_X86_SW_PROTECTED_VM and the CoCo types). */
+  readonly privateMemVmTypes: ReadonlySet<number>;
   /** The conversion rules of its guest_memfd files (lib/sim/conversion/). */
   readonly conversion: ConversionModel;
-  /** KVM_CREATE_GUEST_MEMFD: flag bits accepted (MMAP | INIT_SHARED). */
+  /** KVM_CREATE_GUEST_MEMFD: flag bits accepted (6.18: MMAP | INIT_SHARED; rfc-v5: INIT_MAPPABLE). */
   readonly gmemFlags: bigint;
   /**
    * A slot bound to a guest_memfd created with MMAP is gmem-only: the guest's faults are served
@@ -144,7 +148,7 @@ export const HOST_DEPENDENT_CAPS: ReadonlySet<number> = new Set(
 const GMEM_FLAGS = 0b11n;
 
 // This project's development host, PVM (kernel-uapi.md §1).
-const PVM_RULES = { gmemOnlySlots: false, vmAttributes: false, tdp: false, rebindErrno: 'EINVAL', gmemOffsetSignedSum: true, userspaceFaultEfault: false } as const;
+const PVM_RULES = { privateMemVmTypes: new Set<number>(), gmemOnlySlots: false, vmAttributes: false, tdp: false, rebindErrno: 'EINVAL', gmemOffsetSignedSum: true, userspaceFaultEfault: false } as const;
 
 export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
   'linux-6.18': {
@@ -152,6 +156,7 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     apiVersion: 12,
     caps: overlay(PVM_6_18_CAPS, MAINLINE_6_18_OVER),
     vmCaps: new Map(MAINLINE_6_18_VM_CAPS),
+    privateMemVmTypes: new Set(),
     conversion: none,
     gmemFlags: GMEM_FLAGS,
     gmemOnlySlots: true,
@@ -166,6 +171,7 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     apiVersion: 12,
     caps: overlay(PVM_6_18_CAPS, MAINLINE_6_18_OVER, MAINLINE_7_3_OVER),
     vmCaps: new Map(MAINLINE_7_3_VM_CAPS),
+    privateMemVmTypes: new Set(),
     conversion: none,
     gmemFlags: GMEM_FLAGS,
     gmemOnlySlots: true,
@@ -187,11 +193,19 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
   'rfc-v5': {
     name: 'rfc-v5',
     apiVersion: 12,
-    caps: overlay(PVM_6_18_CAPS, [[239, 1]]),
+    // 6.13 base: KVM_CAP_GUEST_MEMFD_FLAGS (244) does not exist yet; the series adds 239 (-10-tabba).
+    // VM type 1 stands for a VM with private memory (x86's KVM_X86_SW_PROTECTED_VM; on arm64,
+    // where the series runs, kvm_arch_has_private_mem is is_protected_kvm_enabled(), -16-tabba).
+    caps: overlay(PVM_6_18_CAPS, [[239, 1], [235, 3], [244, 0]]),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
+    // -10-tabba kvm_vm_ioctl_check_extension_generic: "case KVM_CAP_GUEST_MEMFD_MAPPABLE: return
+    // !kvm || kvm_arch_has_private_mem(kvm);": 1 on /dev/kvm and type 1, 0 on a type-0 VM.
+    vmTypeCaps: new Map([[0, new Map([[239, 0]])]]),
     conversion: rfcV5,
-    gmemFlags: GMEM_FLAGS,
+    // -11-tabba kvm_gmem_create: valid_flags |= GUEST_MEMFD_FLAG_INIT_MAPPABLE (1 << 0), nothing else.
+    gmemFlags: 1n,
     ...PVM_RULES,
+    privateMemVmTypes: new Set([1]),
   },
   'inplace-v8': {
     name: 'inplace-v8',
@@ -203,6 +217,11 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     ...PVM_RULES,
   },
 };
+
+/** A VM's KVM_CHECK_EXTENSION answer: its type's own, else the VM fd's, else /dev/kvm's. */
+export function vmCap(profile: SimProfile, type: number, cap: number): number {
+  return profile.vmTypeCaps?.get(type)?.get(cap) ?? profile.vmCaps.get(cap) ?? profile.caps.get(cap) ?? 0;
+}
 
 /** Every profile name, in the order check prints its columns. */
 export const PROFILE_NAMES: readonly Profile[] = ['rfc-v5', 'inplace-v8', 'linux-6.18', 'linux-7.3', 'linux-6.18-pvm'];

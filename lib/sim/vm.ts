@@ -9,7 +9,7 @@ import { enableCapArgs } from '../cpu-args.js';
 import { SimGuestAccess } from './guest.js';
 import { SimGuestMemfd } from './guest-memfd.js';
 import { SimMapping } from './mapping.js';
-import type { SimProfile } from './profiles.js';
+import { vmCap, type SimProfile } from './profiles.js';
 import { SlotTable } from './slots.js';
 
 const P = BigInt(PAGE_SIZE);
@@ -39,7 +39,7 @@ export class SimVm implements Vm {
   checkExtension(cap: number | string): number {
     ensureOpen(this.#closed, 'Vm');
     const n = capNumber(cap);
-    return this.profile.vmCaps.get(n) ?? this.profile.caps.get(n) ?? 0;
+    return vmCap(this.profile, this.type, n);
   }
 
   guestMemfdFlags(): GuestMemfdFlags {

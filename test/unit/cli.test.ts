@@ -154,7 +154,8 @@ describe('kvm-gmem command', () => {
     const r = run('demo', '--path', '/nonexistent/kvm');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('No usable /nonexistent/kvm here');
-    expect(r.stdout).toContain('host drops its reference: the pending pages complete to private');
+    expect(r.stdout).toContain('host read of pending page 12 through its live mapping: 0x5a');
+    expect(r.stdout).toContain('unshare 12..13 again: no reference left, so private');
     expect(r.stdout).toMatch(/████████░░░░▒▒░░/);
   });
 
