@@ -2,6 +2,7 @@
 import { native } from './native.js';
 import { argRangeError, argTypeError } from './errors.js';
 import { describe, u32 } from './validate.js';
+import { EXTRA_CAP_NAMES, SERIES_CAPS, seriesCapLabel } from './series-caps.js';
 
 interface NativeConstants {
   caps: Record<string, number>;
@@ -17,13 +18,15 @@ export const CAPS = constants.caps;
 export const FLAGS = constants.flags;
 
 const capNames = new Map<number, string>(Object.entries(CAPS).map(([k, v]) => [v, k]));
+// Series numbers that mainline reused read as both (lib/series-caps.ts).
+for (const c of SERIES_CAPS) capNames.set(c.cap, seriesCapLabel(c.cap)!);
 
 /** A capability by number or by name ('GUEST_MEMFD_FLAGS' or 'KVM_CAP_GUEST_MEMFD_FLAGS'). */
 export function capNumber(cap: unknown): number {
   if (typeof cap === 'string') {
     const name = cap.startsWith('KVM_CAP_') ? cap.slice(8) : cap;
-    const n = CAPS[name];
-    if (n === undefined) throw argRangeError(`unknown capability name ${JSON.stringify(cap)}; known: ${Object.keys(CAPS).join(', ')}`);
+    const n = CAPS[name] ?? EXTRA_CAP_NAMES[name];
+    if (n === undefined) throw argRangeError(`unknown capability name ${JSON.stringify(cap)}; known: ${[...Object.keys(CAPS), ...Object.keys(EXTRA_CAP_NAMES).filter((k) => !(k in CAPS))].join(', ')}`);
     return n;
   }
   if (typeof cap !== 'number' && typeof cap !== 'bigint') throw argTypeError(`cap must be a number or a name, got ${describe(cap)}`);

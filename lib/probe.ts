@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { CAPS } from './constants.js';
+import { SERIES_CAPS } from './series-caps.js';
 import { KvmSystem } from './kvm/kvm.js';
 import type { ProbeReport, Profile } from './types.js';
 
@@ -40,7 +41,10 @@ export function probe(path = '/dev/kvm'): ProbeReport {
     kvm = new KvmSystem(path);
     report.kvm.available = true;
     report.apiVersion = kvm.apiVersion;
-    for (const name of Object.keys(CAPS)) {
+    // A number a series claimed and mainline reused is reported under its mainline name (the
+    // series' reading: lib/series-caps.ts; checkExtension takes either name).
+    const names = Object.keys(CAPS).map((name) => SERIES_CAPS.find((c) => c.series === name)?.mainline ?? name);
+    for (const name of names) {
       try {
         report.capabilities[name] = kvm.checkExtension(name);
       } catch {

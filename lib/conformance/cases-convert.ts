@@ -2,7 +2,7 @@
 // Where the backend has no conversion mechanism the cases below the first two are 'not supported'.
 import { attempt, withVm, type Case } from './case.js';
 import type { GuestMemfd, Vm } from '../types.js';
-import { PAGE, conversion, conversionVmType, guestAccess } from './features.js';
+import { PAGE, conversion, conversionVmType, guestAccess, hostMappable } from './features.js';
 
 const group = 'conversion' as const;
 const SIZE = 4 * PAGE;
@@ -44,6 +44,21 @@ export const convertCases: Case[] = [
         },
         conversionVmType(kvm),
       ),
+  },
+  {
+    id: 'conv.vm-without-private-memory',
+    group,
+    title: 'share and unshare on a file of a VM without private memory (type 0)',
+    run: (kvm) =>
+      withVm(kvm, async (vm) => {
+        const g = vm.createGuestMemfd({ size: SIZE, ...hostMappable(vm) });
+        return {
+          unshare: await attempt(() => g.unshare(0, PAGE)),
+          share: await attempt(() => g.share(0, PAGE)),
+          unaligned: await attempt(() => g.unshare(100, PAGE)),
+          states: g.states(),
+        };
+      }),
   },
   converting('conv.share-private', 'sharing pages of a private file lets the host touch exactly those', async (g) => {
     const m = g.map();

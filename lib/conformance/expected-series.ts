@@ -17,9 +17,13 @@ const pending = (...p: Json[]) => ok({ pending: p });
 const sigbus = (offset: number, access: 'read' | 'write') => ({ error: { class: 'HostAccessError', code: 'SIGBUS', offset, access } });
 const busy = (errorOffset: number) => ({ error: { class: 'ConversionBusyError', code: 'EAGAIN', errorOffset } });
 const ALL = 4 * PAGE;
+const einval = { error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_SET_MEMORY_ATTRIBUTES2' } };
 
 export const seriesExpectations: Record<'rfc-v5' | 'inplace-v8', Record<string, Json>> = {
   'rfc-v5': {
+    // The file-offset stand-in for kvm_slot_gmem_*_mappable has no VM check (the series' GFN form
+    // would find no private slot on such a VM and do nothing).
+    'conv.vm-without-private-memory': { unshare: pending(), share: ok(null), unaligned: einval, states: [S(0, ALL)] },
     // The README's headline: the host keeps its live PTE, the page is NONE (pending), a new fault SIGBUSes.
     'conv.unshare-mapped': {
       unshare: pending(W(PAGE, PAGE)),
@@ -74,6 +78,8 @@ export const seriesExpectations: Record<'rfc-v5' | 'inplace-v8', Record<string, 
     'pins.guest-pending': { unshare: pending(W(PAGE, PAGE)), read: ok('00*8'), after: ok('00*8') },
   },
   'inplace-v8': {
+    // v8-13 kvm_gmem_set_attributes: !kvm_arch_has_private_mem -> EINVAL, before the range checks.
+    'conv.vm-without-private-memory': { unshare: einval, share: einval, unaligned: einval, states: [S(0, ALL)] },
     'conv.unshare-mapped': {
       unshare: pending(),
       states: [S(0, PAGE), V(PAGE, PAGE), S(2 * PAGE, 2 * PAGE)],

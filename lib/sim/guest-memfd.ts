@@ -46,7 +46,8 @@ export class SimGuestMemfd implements GuestMemfd {
     this.rawFlags = rawFlags;
     const pageCount = this.#pageCount;
     const file = this;
-    this.#conv = profile.conversion.attach({ rawFlags, pageCount, vmType: owner.type, get closed() { return file.closed; } });
+    const hasPrivateMem = profile.privateMemVmTypes.has(owner.type);
+    this.#conv = profile.conversion.attach({ rawFlags, pageCount, hasPrivateMem, get closed() { return file.closed; } });
     this.flags = this.#conv.flags;
   }
 

@@ -12,21 +12,18 @@
 // model can only answer them for the host it was measured on (see HOST_DEPENDENT_CAPS).
 //
 // The two patch-series profiles start from the PVM table (where they were first measured against)
-// and change only what their series changes:
+// and change only what their series changes (sources next to each profile below; docs/profiles.md):
 //
-// | cap                               | 6.18-pvm | rfc-v5 | inplace-v8 | why                                         |
-// |-----------------------------------|---------:|-------:|-----------:|---------------------------------------------|
-// | 233 MEMORY_ATTRIBUTES             |        0 |      0 |          0 | no VM-level attributes on a type-0 VM        |
-// | 235 VM_TYPES                      |        1 |      1 |          3 | v8 is tested on SW_PROTECTED (type 1) VMs   |
-// | 239 GUEST_MEMFD_MAPPABLE (RFC v5) |        0 |      1 |          0 | the series' proposed capability             |
-// | 244 GUEST_MEMFD_FLAGS             |        3 |      3 |          3 | same public flags everywhere (portable code) |
-// | 250 MEMORY_ATTRIBUTES2 (v8)       |        0 |      0 |          8 | KVM_MEMORY_ATTRIBUTE_PRIVATE; the number     |
-// |                                   |          |        |            | moved between revisions (246..250)          |
-// | 129 (VM fd only)                  |       11 |     11 |         11 | the VM answers 11 where /dev/kvm answers 15 |
-//
-// Conversion entry points of the two series profiles are modelled as the v8 ioctl on the file
-// (KVM_SET_MEMORY_ATTRIBUTES2): page-aligned, non-empty ranges, else EINVAL. RFC v5 had no ioctl
-// (pKVM hypercalls drove it); using the same rule keeps code portable between the two.
+// | cap                                   | 6.18-pvm | rfc-v5          | inplace-v8      |
+// |---------------------------------------|---------:|-----------------|-----------------|
+// | 233 MEMORY_ATTRIBUTES                 |        0 | 0               | 0 (v8-10)       |
+// | 234 GUEST_MEMFD                       |        1 | 1               | 1               |
+// | 235 VM_TYPES                          |        1 | 3 (types 0, 1)  | 3 (types 0, 1)  |
+// | 239 GUEST_MEMFD_MAPPABLE (RFC v5)     |        0 | 1; type-0 VM: 0 | 0               |
+// | 244 GUEST_MEMFD_FLAGS                 |        3 | 0 (6.13 base)   | 3               |
+// | 250 GUEST_MEMFD_MEMORY_ATTRIBUTES (v8)|        0 | 0               | 8; type-0 VM: 0 |
+// | 129 (VM fd only)                      |       11 | 11              | 11              |
+// Mainline numbers 239 (ARM_WRITABLE_IMP_ID_REGS) and up collide with the series' (lib/series-caps.ts).
 import type { Profile } from '../types.js';
 import { inplaceV8, none, rfcV5, type ConversionModel } from './conversion/index.js';
 
@@ -210,11 +207,17 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
   'inplace-v8': {
     name: 'inplace-v8',
     apiVersion: 12,
+    // v8 is tested on KVM_X86_SW_PROTECTED_VM (type 1) VMs (v8-31 gmem_conversions_do_setup).
     caps: overlay(PVM_6_18_CAPS, [[235, 3], [250, 8]]),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
+    // v8-17: KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES (250 in v8) answers PRIVATE iff
+    // gmem_in_place_conversion && (!kvm || kvm_arch_has_private_mem(kvm)): 0 on a type-0 VM.
+    vmTypeCaps: new Map([[0, new Map([[250, 0]])]]),
     conversion: inplaceV8,
+    // v8-25: INIT_SHARED is allowed on VMs with private memory too when in-place conversion is on.
     gmemFlags: GMEM_FLAGS,
     ...PVM_RULES,
+    privateMemVmTypes: new Set([1]),
   },
 };
 

@@ -124,7 +124,7 @@ describe('inplace-v8: elevated references', () => {
   let g: GuestMemfd;
   beforeEach(() => {
     kvm = sim('inplace-v8');
-    g = kvm.createVm().createGuestMemfd({ size: SIZE, mmap: true, initShared: true });
+    g = kvm.createVm({ type: 1 }).createGuestMemfd({ size: SIZE, mmap: true, initShared: true });
   });
   afterEach(() => kvm.close());
 
@@ -157,11 +157,46 @@ describe('inplace-v8: elevated references', () => {
     expect(vm.createGuestMemfd({ size: SIZE }).states(PAGE, PAGE)).toEqual([V(PAGE, PAGE)]);
   });
 
-  it('lists VM types 0 and 1 and reports the attributes2 capability', () => {
+  it('lists VM types 0 and 1; GUEST_MEMFD_MEMORY_ATTRIBUTES (250) answers PRIVATE on /dev/kvm and type 1, 0 on type 0 (v8-17)', () => {
     expect(kvm.vmTypes()).toEqual([0, 1]);
     expect(kvm.createVm({ type: 1 }).type).toBe(1);
     expect(kvm.checkExtension(250)).toBe(8);
+    expect(kvm.createVm({ type: 1 }).checkExtension(250)).toBe(8);
+    expect(kvm.createVm().checkExtension(250)).toBe(0);
     expect(kvm.checkExtension('GUEST_MEMFD_MAPPABLE')).toBe(0);
+  });
+
+  it('a VM without private memory refuses every conversion with EINVAL, before the range rules (v8-13)', () => {
+    const t0 = kvm.createVm().createGuestMemfd({ size: SIZE, mmap: true, initShared: true });
+    for (const [o, l] of [[0, PAGE], [100, PAGE], [0, 0]] as const) {
+      expectKvmError(() => t0.share(o, l), 'EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES2');
+      expectKvmError(() => t0.unshare(o, l), 'EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES2');
+    }
+    expect(t0.states()).toEqual([S(0, SIZE)]);
+  });
+
+  it('INIT_SHARED is offered and accepted on a VM with private memory (v8-25)', () => {
+    const vm = kvm.createVm({ type: 1 });
+    expect(vm.guestMemfdFlags()).toEqual({ mmap: true, initShared: true });
+    expect(vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true }).states()).toEqual([S(0, PAGE)]);
+  });
+
+  it('a range that is already private converts with no reference check, held or not (v8-16)', () => {
+    g.unshare(0, 2 * PAGE);
+    const h = g.hold(0, PAGE);
+    expect(g.unshare(0, 2 * PAGE)).toEqual({ pending: [] });
+    expect(g.unshare(0, PAGE)).toEqual({ pending: [] });
+    expect(expectCode(() => g.unshare(0, 3 * PAGE), 'ConversionBusyError', 'EAGAIN').errorOffset).toBe(0);
+    h.release();
+    expect(g.states()).toEqual([V(0, 2 * PAGE), S(2 * PAGE, 2 * PAGE)]);
+  });
+
+  it('to private zaps the host PTEs: a live mapping faults at once, and a mapping is no reference (v8-14)', () => {
+    const m = g.map();
+    m.fill(0, SIZE, 0x11);
+    expect(g.unshare(PAGE, PAGE)).toEqual({ pending: [] });
+    expectSigbus(() => m.read(PAGE, 1), PAGE, 'read');
+    expect(m.read(0, 1)[0]).toBe(0x11);
   });
 });
 

@@ -11,7 +11,7 @@ describe.each(['rfc-v5', 'inplace-v8'] as const)('%s: a 1 TiB guest_memfd', (pro
   let vm: Vm;
   beforeEach(() => {
     kvm = sim(profile);
-    vm = kvm.createVm();
+    vm = kvm.createVm({ type: 1 });
   });
   afterEach(() => kvm.close());
 

@@ -16,8 +16,8 @@ export interface ConversionFile {
   readonly rawFlags: bigint;
   readonly pageCount: bigint;
   readonly closed: boolean;
-  /** The type of the VM that created the file (kvm_arch_has_private_mem depends on it). */
-  readonly vmType: number;
+  /** kvm_arch_has_private_mem() of the VM that created the file. */
+  readonly hasPrivateMem: boolean;
 }
 
 /** A live host mapping of the file, as the strategy sees it (identity only). */
