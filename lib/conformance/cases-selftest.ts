@@ -7,7 +7,7 @@
 // port test/kvm/selftest-guest-memfd.test.ts has it); test_collapse, test_mbind and
 // test_numa_allocation need madvise/mbind (no API); forked_accesses needs a forked child sharing
 // the mapping (no API); the memory-fault exits of private_mem_kvm_exits_test.c are cases-private.ts.
-import { attempt, toJson, withVm, type Case, type Json } from './case.js';
+import { attempt, canonical, toJson, withVm, type Case, type Group, type Json } from './case.js';
 import type { GuestMemfd, Kvm, Vm } from '../types.js';
 import { PAGE, conversion, conversionVmType } from './features.js';
 
@@ -24,24 +24,31 @@ function flagSets(vm: Vm): number[] {
   return sets;
 }
 
-/** One body per VM type and flag set, keyed "type T, flags F". */
-function everyTypeAndFlags(id: string, title: string, body: (vm: Vm, flags: number) => Promise<unknown>): Case {
+/** Keys grouped by their value: { [the value as canonical JSON]: keys } (short, like create.sizes-bad). */
+function byOutcome(results: [string, Json][]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [k, v] of results) (out[canonical(v)] ??= []).push(k);
+  return out;
+}
+
+/** One body per VM type and flag set ("type T, flags F"), grouped by outcome. */
+function everyTypeAndFlags(id: string, group: Group, title: string, body: (vm: Vm, flags: number) => Promise<unknown>): Case {
   return {
     id,
-    group: 'creation and flags',
+    group,
     title,
     run: async (kvm: Kvm) => {
-      const out: Record<string, Json> = {};
+      const out: [string, Json][] = [];
       for (const type of kvm.vmTypes()) {
         await withVm(
           kvm,
           async (vm) => {
-            for (const flags of flagSets(vm)) out[`type ${type}, flags ${flags}`] = toJson(await body(vm, flags));
+            for (const flags of flagSets(vm)) out.push([`type ${type}, flags ${flags}`, toJson(await body(vm, flags))]);
           },
           type,
         );
       }
-      return out;
+      return byOutcome(out);
     },
   };
 }
@@ -49,7 +56,7 @@ function everyTypeAndFlags(id: string, title: string, body: (vm: Vm, flags: numb
 const file = (vm: Vm, flags: number, size = TOTAL) => vm.createGuestMemfd({ size, flags });
 
 export const selftestCases: Case[] = [
-  everyTypeAndFlags('selftest.create-multiple', 'test_create_guest_memfd_multiple: files of 1 and 2 pages, each its own inode', async (vm, flags) => {
+  everyTypeAndFlags('create.selftest-multiple', 'creation and flags', 'test_create_guest_memfd_multiple: files of 1 and 2 pages, each its own inode', async (vm, flags) => {
     const r = await attempt(() => {
       const a = file(vm, flags, PAGE);
       const b = file(vm, flags, 2 * PAGE);
@@ -57,7 +64,7 @@ export const selftestCases: Case[] = [
     });
     return r;
   }),
-  everyTypeAndFlags('selftest.invalid-sizes', 'test_create_guest_memfd_invalid_sizes: every size 1..page-1 fails', async (vm, flags) => {
+  everyTypeAndFlags('create.selftest-invalid-sizes', 'creation and flags', 'test_create_guest_memfd_invalid_sizes: every size 1..page-1 fails', async (vm, flags) => {
     const codes: Record<string, number> = {};
     for (let size = 1; size < PAGE; size++) {
       const r = await attempt(() => vm.createGuestMemfd({ size, flags }));
@@ -66,13 +73,13 @@ export const selftestCases: Case[] = [
     }
     return codes;
   }),
-  everyTypeAndFlags('selftest.file-size', 'test_file_size: st_size and st_blksize', async (vm, flags) =>
+  everyTypeAndFlags('create.selftest-file-size', 'creation and flags', 'test_file_size: st_size and st_blksize', async (vm, flags) =>
     attempt(() => {
       const st = file(vm, flags).stat();
       return { size: st.size, blksize: st.blksize };
     }),
   ),
-  everyTypeAndFlags('selftest.fallocate', 'test_fallocate: aligned, unaligned, at and past EOF', async (vm, flags) => {
+  everyTypeAndFlags('falloc.selftest', 'fallocate', 'test_fallocate: aligned, unaligned, at and past EOF', async (vm, flags) => {
     const g = file(vm, flags);
     return {
       whole: await attempt(() => g.allocate(0, TOTAL)),
@@ -86,15 +93,15 @@ export const selftestCases: Case[] = [
       punch: await attempt(() => g.punchHole(PAGE, PAGE)),
     };
   }),
-  everyTypeAndFlags('selftest.invalid-punch-hole', 'test_invalid_punch_hole: the ten unaligned (offset, length) pairs', async (vm, flags) => {
+  everyTypeAndFlags('falloc.selftest-invalid-punch', 'fallocate', 'test_invalid_punch_hole: the ten unaligned (offset, length) pairs', async (vm, flags) => {
     const g = file(vm, flags);
-    const out: Record<string, Json> = {};
+    const out: [string, Json][] = [];
     for (const [o, l] of [[0, 1], [0, PAGE - 1], [0, PAGE + 1], [1, 1], [1, PAGE - 1], [1, PAGE], [1, PAGE + 1], [PAGE, 1], [PAGE, PAGE - 1], [PAGE, PAGE + 1]] as const) {
-      out[`${o},${l}`] = await attempt(() => g.punchHole(o, l));
+      out.push([`${o},${l}`, await attempt(() => g.punchHole(o, l))]);
     }
-    return out;
+    return byOutcome(out);
   }),
-  everyTypeAndFlags('selftest.mmap', 'test_mmap_supported / _not_supported / _cow, test_fault_private, test_fault_overflow', async (vm, flags) => {
+  everyTypeAndFlags('map.selftest-mmap', 'mapping and SIGBUS', 'test_mmap_supported / _not_supported / _cow, test_fault_private, test_fault_overflow', async (vm, flags) => {
     const g = file(vm, flags);
     const map = await attempt(() => g.map(0, PAGE).unmap());
     const cow = await attempt(() => g.map(0, TOTAL, { private: true }));
@@ -111,7 +118,7 @@ export const selftestCases: Case[] = [
     return { map, cow, supported, overflow: await attempt(() => over.read(TOTAL, 1)), inFile: await attempt(() => over.read(TOTAL - 1, 1)) };
   }),
   {
-    id: 'selftest.indexing',
+    id: 'conv.selftest-indexing',
     group: 'conversion',
     title: 'indexing: each of four pages in turn converted private among shared neighbours, then back',
     requires: conversion,

@@ -19,7 +19,7 @@ const busy = (errorOffset: number) => ({ error: { class: 'ConversionBusyError', 
 const ALL = 4 * PAGE;
 const einval = { error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_SET_MEMORY_ATTRIBUTES2' } };
 
-/** selftest.indexing (the v8 conversions test's `indexing`, pages 0..3): the same answer in both series. */
+/** conv.selftest-indexing (the v8 conversions test's `indexing`, pages 0..3): the same answer in both series. */
 function indexing(): Json {
   const out: Record<string, Json> = {};
   for (let t = 0; t < 4; t++) {
@@ -92,7 +92,7 @@ export const seriesExpectations: Record<'rfc-v5' | 'inplace-v8', Record<string, 
     'pins.host-access-held': { unshare: pending(W(PAGE, PAGE)), read: sigbus(PAGE + 1, 'read'), other: ok('99*4') },
     // v5's guest fault path (-15-tabba) checks no mappability: the guest reads a pending page.
     'pins.guest-pending': { unshare: pending(W(PAGE, PAGE)), read: ok('00*8'), after: ok('00*8') },
-    'selftest.indexing': indexing(),
+    'conv.selftest-indexing': indexing(),
   },
   'inplace-v8': {
     // v8-13 kvm_gmem_set_attributes: !kvm_arch_has_private_mem -> EINVAL, before the range checks.
@@ -123,6 +123,6 @@ export const seriesExpectations: Record<'rfc-v5' | 'inplace-v8', Record<string, 
     'pins.share-ignores-holds': { share: ok(null), states: [S(0, ALL)] },
     'pins.host-access-held': { unshare: busy(PAGE), read: ok('99*1'), other: ok('99*4') },
     'pins.guest-pending': { unshare: busy(PAGE), read: ok('00*8'), after: ok('00*8') },
-    'selftest.indexing': indexing(),
+    'conv.selftest-indexing': indexing(),
   },
 };

@@ -199,7 +199,8 @@ describe('kvm-gmem command', () => {
     expect(r.status).toBe(0);
     const report = JSON.parse(r.stdout);
     // 313 KB before: the whole kernel result repeated in every cell and every difference.
-    expect(r.stdout.length).toBeLessThan(120_000);
+    // 124 KB with the selftest mirrors (97 cases); each kernel outcome once keeps it well below that.
+    expect(r.stdout.length).toBeLessThan(160_000);
     for (const row of report.rows) for (const mark of Object.values(row.cells)) expect(['match', 'differ', 'n/s', 'error']).toContain(mark);
     const reasons = report.verdict.notSupported.map((x: { reason: string }) => x.reason);
     expect(new Set(reasons).size).toBe(reasons.length);
