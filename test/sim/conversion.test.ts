@@ -164,6 +164,8 @@ describe('inplace-v8: elevated references', () => {
     expect(kvm.createVm({ type: 1 }).checkExtension(250)).toBe(8);
     expect(kvm.createVm().checkExtension(250)).toBe(0);
     expect(kvm.checkExtension('GUEST_MEMFD_MAPPABLE')).toBe(0);
+    // v8-10: no VM-level attributes while in-place conversion is on.
+    expect([kvm.checkExtension('MEMORY_ATTRIBUTES'), kvm.createVm({ type: 1 }).checkExtension('MEMORY_ATTRIBUTES')]).toEqual([0, 0]);
   });
 
   it('a VM without private memory refuses every conversion with EINVAL, before the range rules (v8-13)', () => {
