@@ -2,6 +2,7 @@
 // its ioctl or syscall takes, checked once (lib/validate.ts has the checks themselves).
 import { argRangeError, argTypeError } from './errors.js';
 import { CAPS, FLAGS, bitsOf } from './constants.js';
+import { EXTRA_CAP_NAMES, SERIES_CAPS, seriesCapLabel } from './series-caps.js';
 import type { CreateGuestMemfdOptions, GuestMemfdFlags, MapOptions, MemoryRegion, U64 } from './types.js';
 import { describe, ensureOpen, i64, optBool, options, rangeEnd, u32, u64 } from './validate.js';
 
@@ -9,12 +10,20 @@ import { describe, ensureOpen, i64, optBool, options, rangeEnd, u32, u64 } from 
 export function capNumber(cap: unknown): number {
   if (typeof cap === 'string') {
     const name = cap.startsWith('KVM_CAP_') ? cap.slice(8) : cap;
-    const n = CAPS[name];
-    if (n === undefined) throw argRangeError(`unknown capability name ${JSON.stringify(cap)}; known: ${Object.keys(CAPS).join(', ')}`);
+    const n = CAPS[name] ?? EXTRA_CAP_NAMES[name];
+    if (n === undefined) throw argRangeError(`unknown capability name ${JSON.stringify(cap)}; known: ${[...Object.keys(CAPS), ...Object.keys(EXTRA_CAP_NAMES).filter((k) => !(k in CAPS))].join(', ')}`);
     return n;
   }
   if (typeof cap !== 'number' && typeof cap !== 'bigint') throw argTypeError(`cap must be a number or a name, got ${describe(cap)}`);
   return u32('cap', cap);
+}
+
+const capNames = new Map<number, string>(Object.entries(CAPS).map(([k, v]) => [v, k]));
+// Series numbers that mainline reused read as both (lib/series-caps.ts).
+for (const c of SERIES_CAPS) capNames.set(c.cap, seriesCapLabel(c.cap)!);
+
+export function capName(n: number): string | undefined {
+  return capNames.get(n);
 }
 
 /** The flag mask of KVM_CAP_GUEST_MEMFD_FLAGS as named booleans. */

@@ -93,11 +93,17 @@ export function checkOptionsHelp(pathHelp: string): string {
   ].join('\n');
 }
 
+/** docs/api.md, GuestMemfd.states(); docs/profiles.md. */
+export const STATES_MIRROR =
+  "the kernel's states() are a mirror: no ioctl reads conversion states back, so on the kvm backend GuestMemfd.states() is the file's initial state and this process's own successful share/unshare calls; cases that report states compare that mirror, while their host and guest accesses test the kernel";
+
 export interface CheckReport {
   /** profile: what probe expects this host to match (hostProfile), or null. */
   host: { kernel: string; path: string; conversion: string | null; profile: Profile | null };
   groups: Group[];
   profiles: Record<string, { available: boolean; error?: string }>;
+  /** What a reader must know to read the kernel's column (e.g. that its states() are a mirror). */
+  notes: string[];
   rows: Row[];
   verdict: Verdict;
   ms: number;
@@ -148,6 +154,7 @@ export async function check(opts: { only?: Group[]; cases?: string[]; path?: str
     host: { kernel: `${os.type()} ${os.release()}`, path, conversion, profile: hostProfile() },
     groups: groups.length ? groups : [...GROUPS],
     profiles,
+    notes: [STATES_MIRROR],
     rows,
     verdict: computeVerdict(rows, [...PROFILES]),
     ms: Math.round(performance.now() - t0),
@@ -188,6 +195,7 @@ export function jsonReport(r: CheckReport): Json {
       host: r.host,
       groups: r.groups,
       profiles: r.profiles,
+      notes: r.notes,
       rows: r.rows.map((row) => ({
         id: row.id,
         group: row.group,
@@ -229,6 +237,7 @@ export async function runCheck(args: string[] | Record<string, unknown>): Promis
     const style = styler(process.stdout);
     console.log(`kernel: ${report.host.kernel} (${report.host.path}); conversion mechanism: ${report.host.conversion ?? 'none'}; expected profile: ${report.host.profile ?? 'none verified'}`);
     for (const [p, s] of Object.entries(report.profiles)) if (!s.available) console.log(style('yellow', `profile '${p}' could not be run: ${s.error}`));
+    for (const n of report.notes) console.log(`note: ${n}`);
     console.log('');
     console.log(formatReport(report.rows, report.verdict, [...PROFILES], 'kernel', style));
     console.log(`\n(${report.rows.length} cases on the kernel and ${PROFILES.length} profiles in ${report.ms} ms)`);

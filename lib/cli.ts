@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { errorLine, parseOptions, styler, UsageError, type OptionSpec, type Style } from './cli-util.js';
 import type { ProbeReport } from './types.js';
+import { SERIES_CAPS } from './series-caps.js';
 
 interface Command {
   summary: string;
@@ -48,7 +49,11 @@ function printProbe(r: ProbeReport, style: Style): void {
       r.guestMemfdFlags ? `0x${r.guestMemfdFlags.raw.toString(16)} (mmap: ${r.guestMemfdFlags.mmap}, initShared: ${r.guestMemfdFlags.initShared})` : 'none',
     ]);
     rows.push(['conversion', r.conversion.mechanism ?? 'none (share/unshare unsupported; use the simulator)']);
-    for (const [name, v] of Object.entries(r.capabilities)) rows.push([`KVM_CAP_${name}`, String(v)]);
+    for (const [name, v] of Object.entries(r.capabilities)) {
+      // A mainline number a series also claimed: say so (lib/series-caps.ts).
+      const s = SERIES_CAPS.find((c) => c.mainline === name);
+      rows.push([`KVM_CAP_${name}${s ? ` (${s.cap}; ${s.by.split(' (')[0]}: ${s.series})` : ''}`, String(v)]);
+    }
   }
   const w = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);

@@ -79,21 +79,26 @@ function simulatorPart(): void {
   console.log('\n3. The RFC v5 states in the simulator (█ shared, ░ private, ▒ pending), 32 pages');
   const sim = open({ backend: 'sim', profile: 'rfc-v5' });
   try {
-    const vm = sim.createVm();
-    const gm = vm.createGuestMemfd({ size: 32 * PAGE, mmap: true, initShared: true });
+    const vm = sim.createVm({ type: 1 });
+    const gm = vm.createGuestMemfd({ size: 32 * PAGE, flags: 1 });
     const step = (what: string) => console.log(`   ${bar(gm)}  ${what}`);
-    step('created with INIT_SHARED');
-    const hold = gm.hold(12 * PAGE, 2 * PAGE);
+    step('created with INIT_MAPPABLE (v5 files start host-mappable either way)');
+    const map = gm.map();
+    map.fill(12 * PAGE, 2 * PAGE, 0x5a);
     const r = gm.unshare(8 * PAGE, 16 * PAGE);
-    step(`unshare pages 8..23 while the host holds 12..13 (pending: ${r.pending.map((e) => `${e.offset / PAGE}..${(e.offset + e.length) / PAGE - 1}`).join(', ')})`);
+    step(`unshare pages 8..23 while the host has 12..13 mapped (pending: ${r.pending.map((e) => `${e.offset / PAGE}..${(e.offset + e.length) / PAGE - 1}`).join(', ')})`);
+    const pad = ' '.repeat(32);
+    console.log(`   ${pad}  host read of pending page 12 through its live mapping: 0x${map.read(12 * PAGE, 1)[0]!.toString(16)} (v5 zaps no PTE)`);
     try {
       gm.map().read(12 * PAGE, 1);
     } catch (e) {
       if (!(e instanceof HostAccessError)) throw e;
-      console.log(`   ${' '.repeat(32)}  host read of pending page 12: ${e.code} at offset 0x${e.offset.toString(16)}`);
+      console.log(`   ${pad}  the same page through a new mapping: ${e.code} at offset 0x${e.offset.toString(16)}`);
     }
-    hold.release();
-    step('host drops its reference: the pending pages complete to private');
+    map.unmap();
+    step('host unmaps: the pages stay pending (v5 never arms its folio_put callback)');
+    gm.unshare(12 * PAGE, 2 * PAGE);
+    step('unshare 12..13 again: no reference left, so private');
     gm.share(16 * PAGE, 4 * PAGE);
     step('share pages 16..19');
     console.log(`   extents: ${describeExtents(gm)}`);

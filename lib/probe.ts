@@ -5,6 +5,7 @@ import { CAPS } from './constants.js';
 import type { Kvm } from './core/kvm.js';
 import { openKvm } from './kvm/kvm.js';
 import type { ConversionMechanism, ProbeReport, Profile } from './types.js';
+import { SERIES_CAPS } from './series-caps.js';
 
 /**
  * The simulator profile whose rules were verified on a kernel like this one, or null when none
@@ -41,7 +42,10 @@ export function probe(path = '/dev/kvm'): ProbeReport {
     kvm = openKvm(path);
     report.kvm.available = true;
     report.apiVersion = kvm.apiVersion;
-    for (const name of Object.keys(CAPS)) {
+    // A number a series claimed and mainline reused is reported under its mainline name (the
+    // series' reading: lib/series-caps.ts; checkExtension takes either name).
+    const names = Object.keys(CAPS).map((name) => SERIES_CAPS.find((c) => c.series === name)?.mainline ?? name);
+    for (const name of names) {
       try {
         report.capabilities[name] = kvm.checkExtension(name);
       } catch {

@@ -18,7 +18,8 @@ export function convertSteps(ctx) {
 let simVm;
 function simGuestMemfd(ctx, size) {
   if (!simVm) simVm = ctx.lib.open({ backend: 'sim', profile: 'rfc-v5' }).createVm();
-  return simVm.createGuestMemfd({ size, mmap: true, initShared: true });
+  // rfc-v5's uAPI: flag bit 0 is INIT_MAPPABLE, its only flag (every v5 file starts shared anyway).
+  return simVm.createGuestMemfd({ size, flags: 1 });
 }
 
 async function extentMapConvert(ctx, s) {
@@ -121,7 +122,7 @@ export function fragmentedSteps(ctx) {
 async function simHotCalls(ctx) {
   const kvm = ctx.lib.open({ backend: 'sim', profile: 'rfc-v5' });
   try {
-    const g = kvm.createVm().createGuestMemfd({ size: 1 << 30, mmap: true, initShared: true });
+    const g = kvm.createVm().createGuestMemfd({ size: 1 << 30, flags: 1 });
     let i = 0;
     // Each sample alternates unshare and share of one page among 1024, so the map stays small.
     const op = await timeOp('sim.page-op', () => {

@@ -2,7 +2,7 @@
 // Where the backend has no conversion mechanism the cases below the first two are 'not supported'.
 import { attempt, withVm, type Case } from './case.js';
 import type { GuestMemfd, Vm } from '../types.js';
-import { PAGE, conversion, conversionVmType, guestAccess } from './features.js';
+import { PAGE, conversion, conversionVmType, guestAccess, hostMappable } from './features.js';
 
 const group = 'conversion' as const;
 const SIZE = 4 * PAGE;
@@ -45,6 +45,21 @@ export const convertCases: Case[] = [
         conversionVmType(kvm),
       ),
   },
+  {
+    id: 'conv.vm-without-private-memory',
+    group,
+    title: 'share and unshare on a file of a VM without private memory (type 0)',
+    run: (kvm) =>
+      withVm(kvm, async (vm) => {
+        const g = vm.createGuestMemfd({ size: SIZE, ...hostMappable(vm) });
+        return {
+          unshare: await attempt(() => g.unshare(0, PAGE)),
+          share: await attempt(() => g.share(0, PAGE)),
+          unaligned: await attempt(() => g.unshare(100, PAGE)),
+          states: g.states(),
+        };
+      }),
+  },
   converting('conv.share-private', 'sharing pages of a private file lets the host touch exactly those', async (g) => {
     const m = g.map();
     return {
@@ -65,6 +80,24 @@ export const convertCases: Case[] = [
       neighbour: await attempt(() => m.read(0, PAGE)),
       page: await attempt(() => m.read(PAGE + 100, 1)),
       next: await attempt(() => m.read(2 * PAGE, 2 * PAGE)),
+    };
+  }),
+  converting('conv.unshare-mapped', 'unshare while the host has the pages mapped and touched: what the live mapping and a new one see', async (g) => {
+    g.share(0, SIZE);
+    const m = g.map();
+    m.fill(0, SIZE, 0x3c);
+    const unshare = await attempt(() => g.unshare(PAGE, PAGE));
+    return {
+      unshare,
+      states: g.states(),
+      liveRead: await attempt(() => m.read(PAGE, 4)),
+      liveWrite: await attempt(() => m.write(PAGE, Buffer.from([1]))),
+      newMapping: await attempt(() => g.map().read(PAGE, 4)),
+      afterUnmap: await attempt(() => {
+        m.unmap();
+        return g.unshare(PAGE, PAGE);
+      }),
+      final: g.states(),
     };
   }),
   converting('conv.round-trip-keeps-data', 'private and back to shared keeps the bytes (conversion is in place)', async (g) => {

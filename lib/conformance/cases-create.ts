@@ -1,6 +1,6 @@
 // creation and flags: what KVM_CREATE_GUEST_MEMFD and KVM_CREATE_VM accept, and the capabilities.
 import { attempt, canonical, withVm, type Case, type Json } from './case.js';
-import { PAGE } from './features.js';
+import { PAGE, hostMappable } from './features.js';
 
 const group = 'creation and flags' as const;
 const TIB = 2 ** 40;
@@ -99,7 +99,7 @@ export const createCases: Case[] = [
     run: (kvm) =>
       withVm(kvm, async (vm) =>
         attempt(() => {
-          const g = vm.createGuestMemfd({ size: TIB, mmap: true, initShared: true });
+          const g = vm.createGuestMemfd({ size: TIB, ...hostMappable(vm) });
           const st = g.stat();
           return { size: g.size, statSize: st.size, blocks: st.blocks };
         }),
@@ -134,7 +134,7 @@ export const createCases: Case[] = [
     title: 'a closed VM refuses new files, and its files are closed with it',
     async run(kvm) {
       const vm = kvm.createVm();
-      const g = vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true });
+      const g = vm.createGuestMemfd({ size: PAGE, ...hostMappable(vm) });
       vm.close();
       return {
         create: await attempt(() => vm.createGuestMemfd({ size: PAGE })),

@@ -1,7 +1,7 @@
 // fallocate: allocate and punch, aligned and not, at and past EOF, and lengths that overflow.
 import { attempt, withVm, type Case } from './case.js';
 import type { GuestMemfd } from '../types.js';
-import { PAGE } from './features.js';
+import { PAGE, hostMappable } from './features.js';
 
 const group = 'fallocate' as const;
 const SIZE = 4 * PAGE;
@@ -11,7 +11,7 @@ function onFile(title: string, id: string, body: (g: GuestMemfd) => Promise<unkn
     id,
     group,
     title,
-    run: (kvm) => withVm(kvm, (vm) => body(vm.createGuestMemfd({ size: SIZE, mmap: true, initShared: true }))),
+    run: (kvm) => withVm(kvm, (vm) => body(vm.createGuestMemfd({ size: SIZE, ...hostMappable(vm) }))),
   };
 }
 
@@ -71,7 +71,7 @@ export const fallocateCases: Case[] = [
     run: (kvm) =>
       withVm(kvm, async (vm) => {
         const size = 2 ** 40;
-        const g = vm.createGuestMemfd({ size, mmap: true, initShared: true });
+        const g = vm.createGuestMemfd({ size, ...hostMappable(vm) });
         const m = g.map(size - PAGE, PAGE);
         return {
           allocate: await attempt(() => g.allocate(size - PAGE, PAGE)),

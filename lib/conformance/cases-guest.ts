@@ -1,6 +1,6 @@
 // guest access: memory as the guest sees it through guest_memfd slots (vm.guest).
 import { attempt, withVm, type Case } from './case.js';
-import { PAGE, guestAccess } from './features.js';
+import { PAGE, guestAccess, hostMappable } from './features.js';
 import type { Kvm } from '../types.js';
 
 const group = 'guest access' as const;
@@ -10,7 +10,7 @@ const GPA = 0x4000_0000;
 // host reads that back; with or without the file's mapping as the slot's userspace memory.
 function sharedRoundTrip(kvm: Kvm, withUserspace: boolean): Promise<unknown> {
   return withVm(kvm, async (vm) => {
-    const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+    const g = vm.createGuestMemfd({ size: 4 * PAGE, ...hostMappable(vm) });
     const m = g.map();
     m.fill(0, 4 * PAGE, 0xaa);
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 4 * PAGE, guestMemfd: g, ...(withUserspace ? { userspace: m } : {}) });
@@ -45,7 +45,7 @@ export const guestCases: Case[] = [
     timeoutMs: 15_000,
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+        const g = vm.createGuestMemfd({ size: 4 * PAGE, ...hostMappable(vm) });
         const m = g.map();
         m.fill(2 * PAGE, PAGE, 0x21);
         m.fill(3 * PAGE, PAGE, 0x31);
@@ -77,7 +77,7 @@ export const guestCases: Case[] = [
     timeoutMs: 15_000,
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+        const g = vm.createGuestMemfd({ size: 4 * PAGE, ...hostMappable(vm) });
         vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 4 * PAGE, guestMemfd: g });
         return {
           below: await attempt(() => vm.guest.read(GPA - PAGE, 8)),
@@ -94,8 +94,8 @@ export const guestCases: Case[] = [
     timeoutMs: 15_000,
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const a = vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true });
-        const b = vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true });
+        const a = vm.createGuestMemfd({ size: PAGE, ...hostMappable(vm) });
+        const b = vm.createGuestMemfd({ size: PAGE, ...hostMappable(vm) });
         a.map().fill(0, PAGE, 0x0a);
         b.map().fill(0, PAGE, 0x0b);
         vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: PAGE, guestMemfd: a });

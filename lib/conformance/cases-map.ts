@@ -1,9 +1,8 @@
 // mapping and SIGBUS: mmap of a guest_memfd, what the host may touch, and what it reads back.
 import { attempt, withVm, type Case } from './case.js';
-import { PAGE } from './features.js';
+import { PAGE, hostMappable } from './features.js';
 
 const group = 'mapping and SIGBUS' as const;
-const shared = { mmap: true, initShared: true } as const;
 
 export const mapCases: Case[] = [
   {
@@ -20,7 +19,7 @@ export const mapCases: Case[] = [
     id: 'map.private',
     group,
     title: 'MAP_PRIVATE of a guest_memfd is refused',
-    run: (kvm) => withVm(kvm, (vm) => attempt(() => vm.createGuestMemfd({ size: PAGE, ...shared }).map(0, PAGE, { private: true }))),
+    run: (kvm) => withVm(kvm, (vm) => attempt(() => vm.createGuestMemfd({ size: PAGE, ...hostMappable(vm) }).map(0, PAGE, { private: true }))),
   },
   {
     id: 'map.unaligned-offset',
@@ -28,7 +27,7 @@ export const mapCases: Case[] = [
     title: 'a mapping at an offset that is not a page multiple is refused',
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: 2 * PAGE, ...shared });
+        const g = vm.createGuestMemfd({ size: 2 * PAGE, ...hostMappable(vm) });
         return { off100: await attempt(() => g.map(100, PAGE)), offPageMinus1: await attempt(() => g.map(PAGE - 1, PAGE)) };
       }),
   },
@@ -36,7 +35,7 @@ export const mapCases: Case[] = [
     id: 'map.zero-length',
     group,
     title: 'a mapping of length 0 is refused',
-    run: (kvm) => withVm(kvm, (vm) => attempt(() => vm.createGuestMemfd({ size: PAGE, ...shared }).map(0, 0))),
+    run: (kvm) => withVm(kvm, (vm) => attempt(() => vm.createGuestMemfd({ size: PAGE, ...hostMappable(vm) }).map(0, 0))),
   },
   {
     id: 'map.fresh-reads-zero',
@@ -44,7 +43,7 @@ export const mapCases: Case[] = [
     title: 'a fresh shared file reads as zero',
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const m = vm.createGuestMemfd({ size: 4 * PAGE, ...shared }).map();
+        const m = vm.createGuestMemfd({ size: 4 * PAGE, ...hostMappable(vm) }).map();
         return { length: m.length, offset: m.offset, bytes: await attempt(() => m.read(0, 4 * PAGE)) };
       }),
   },
@@ -54,7 +53,7 @@ export const mapCases: Case[] = [
     title: 'bytes written through one mapping read back through it and through a second mapping',
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: 4 * PAGE, ...shared });
+        const g = vm.createGuestMemfd({ size: 4 * PAGE, ...hostMappable(vm) });
         const a = g.map();
         const b = g.map(PAGE, 2 * PAGE);
         a.fill(0, 4 * PAGE, 0xaa);
@@ -73,7 +72,7 @@ export const mapCases: Case[] = [
     title: 'punching page 0 reads back zero there and leaves the rest intact',
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: 4 * PAGE, ...shared });
+        const g = vm.createGuestMemfd({ size: 4 * PAGE, ...hostMappable(vm) });
         const m = g.map();
         m.fill(0, 4 * PAGE, 0xaa);
         return { punch: await attempt(() => g.punchHole(0, PAGE)), bytes: await attempt(() => m.read(0, 4 * PAGE)) };
@@ -101,7 +100,7 @@ export const mapCases: Case[] = [
     title: 'a mapping 4x the file: inside the file works, beyond EOF SIGBUS at the exact offset',
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: 2 * PAGE, ...shared });
+        const g = vm.createGuestMemfd({ size: 2 * PAGE, ...hostMappable(vm) });
         const m = g.map(0, 8 * PAGE);
         return {
           inside: await attempt(() => m.fill(0, 2 * PAGE, 0x11)),
@@ -118,7 +117,7 @@ export const mapCases: Case[] = [
     title: 'a mapping that starts past EOF is made, and its first touch SIGBUS',
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: 2 * PAGE, ...shared });
+        const g = vm.createGuestMemfd({ size: 2 * PAGE, ...hostMappable(vm) });
         let m: ReturnType<typeof g.map> | undefined;
         const made = await attempt(() => {
           m = g.map(4 * PAGE, PAGE);
@@ -133,7 +132,7 @@ export const mapCases: Case[] = [
     title: 'a mapping at offset 1 page sees what a whole-file mapping wrote there',
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: 3 * PAGE, ...shared });
+        const g = vm.createGuestMemfd({ size: 3 * PAGE, ...hostMappable(vm) });
         const whole = g.map();
         whole.fill(PAGE, PAGE, 0x3c);
         whole.fill(2 * PAGE, PAGE, 0xc3);
@@ -147,7 +146,7 @@ export const mapCases: Case[] = [
     title: 'reads and writes outside the mapping are RangeErrors, before any access',
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const m = vm.createGuestMemfd({ size: 2 * PAGE, ...shared }).map(0, PAGE);
+        const m = vm.createGuestMemfd({ size: 2 * PAGE, ...hostMappable(vm) }).map(0, PAGE);
         return {
           read: await attempt(() => m.read(PAGE - 1, 2)),
           write: await attempt(() => m.write(PAGE, Buffer.alloc(1))),
@@ -162,7 +161,7 @@ export const mapCases: Case[] = [
     title: 'an unmapped mapping refuses access with ClosedError; unmap is idempotent',
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const m = vm.createGuestMemfd({ size: PAGE, ...shared }).map();
+        const m = vm.createGuestMemfd({ size: PAGE, ...hostMappable(vm) }).map();
         m.unmap();
         return { closed: m.closed, read: await attempt(() => m.read(0, 1)), again: await attempt(() => m.unmap()) };
       }),
@@ -173,7 +172,7 @@ export const mapCases: Case[] = [
     title: 'closing the file closes its mappings',
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: PAGE, ...shared });
+        const g = vm.createGuestMemfd({ size: PAGE, ...hostMappable(vm) });
         const m = g.map();
         g.close();
         return { closed: m.closed, read: await attempt(() => m.read(0, 1)), map: await attempt(() => g.map()) };
@@ -187,7 +186,7 @@ export const mapCases: Case[] = [
       withVm(kvm, async (vm) => {
         const huge = 2 ** 40;
         const plain = vm.createGuestMemfd({ size: huge });
-        const mappable = vm.createGuestMemfd({ size: huge, ...shared });
+        const mappable = vm.createGuestMemfd({ size: huge, ...hostMappable(vm) });
         return {
           hugeNoMmap: await attempt(() => plain.map(0, huge, { private: true })),
           hugeMmap: await attempt(() => mappable.map(0, huge, { private: true })),
@@ -202,7 +201,7 @@ export const mapCases: Case[] = [
     title: 'a read longer than any Buffer is RangeError on an open mapping, ClosedError on an unmapped one',
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const m = vm.createGuestMemfd({ size: 2 ** 40, ...shared }).map();
+        const m = vm.createGuestMemfd({ size: 2 ** 40, ...hostMappable(vm) }).map();
         const open = await attempt(() => m.read(0, 2 ** 33));
         m.unmap();
         return { open, unmapped: await attempt(() => m.read(0, 2 ** 33)), badOffset: await attempt(() => m.read('0' as never, 2 ** 33)) };

@@ -2,12 +2,12 @@
 // pending until release (rfc-v5), or EAGAIN at the first held page converting nothing (in-place v8).
 import { attempt, withVm, type Case } from './case.js';
 import type { GuestMemfd, Vm } from '../types.js';
-import { PAGE, conversion, conversionAndHolds, conversionVmType, guestAccess } from './features.js';
+import { PAGE, conversion, conversionAndHolds, conversionVmType, guestAccess, hostMappable } from './features.js';
 
 const group = 'references/pins' as const;
 const SIZE = 4 * PAGE;
 
-/** A 4-page file of the conversion VM type, shared and filled with 0x99. */
+/** A 4-page file of the conversion VM type, shared and filled with 0x99, not mapped. */
 function pinned(id: string, title: string, body: (g: GuestMemfd, vm: Vm) => Promise<unknown>): Case {
   return {
     id,
@@ -20,7 +20,10 @@ function pinned(id: string, title: string, body: (g: GuestMemfd, vm: Vm) => Prom
         (vm) => {
           const g = vm.createGuestMemfd({ size: SIZE, mmap: true });
           g.share(0, SIZE);
-          g.map().fill(0, SIZE, 0x99);
+          // Unmapped again, so the holds are the only references (a mapped page is one too: rfc-v5).
+          const m = g.map();
+          m.fill(0, SIZE, 0x99);
+          m.unmap();
           return body(g, vm);
         },
         conversionVmType(kvm),
@@ -36,7 +39,7 @@ export const pinCases: Case[] = [
     requires: async (kvm) => ((await conversion(kvm)) === null ? 'not applicable: this backend converts (the other pins cases apply)' : null),
     run: (kvm) =>
       withVm(kvm, async (vm) => {
-        const g = vm.createGuestMemfd({ size: SIZE, mmap: true, initShared: true });
+        const g = vm.createGuestMemfd({ size: SIZE, ...hostMappable(vm) });
         const priv = vm.createGuestMemfd({ size: SIZE, mmap: true });
         const unmappable = vm.createGuestMemfd({ size: SIZE });
         return {

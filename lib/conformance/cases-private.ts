@@ -5,7 +5,7 @@
 // checks. Runs where type 1 exists (tools/rig's custom kernel); not supported elsewhere.
 import { attempt, withVm, type Case } from './case.js';
 import type { Kvm, Mapping, Vm } from '../types.js';
-import { PAGE } from './features.js';
+import { PAGE, hostMappable } from './features.js';
 
 const group = 'conversion' as const;
 const GPA = 0x4000_0000;
@@ -28,7 +28,7 @@ export async function privateVm(kvm: Kvm): Promise<string | null> {
  */
 function sharedMemory(kvm: Kvm, pages: number, fill: number): { m: Mapping; donor: Vm } {
   const donor = kvm.createVm();
-  const m = donor.createGuestMemfd({ size: pages * PAGE, mmap: true, initShared: true }).map();
+  const m = donor.createGuestMemfd({ size: pages * PAGE, ...hostMappable(donor) }).map();
   m.fill(0, pages * PAGE, fill);
   return { m, donor };
 }

@@ -1,7 +1,7 @@
 // memory slots: KVM_SET_USER_MEMORY_REGION2 with a guest_memfd, and what the kernel refuses.
 import { attempt, withVm, type Case } from './case.js';
 import type { GuestMemfd, MemoryRegion, Vm } from '../types.js';
-import { PAGE } from './features.js';
+import { PAGE, hostMappable } from './features.js';
 
 const group = 'memory slots' as const;
 const MIB = 1 << 20;
@@ -12,7 +12,7 @@ function withFile(id: string, title: string, body: (vm: Vm, g: GuestMemfd) => Pr
     id,
     group,
     title,
-    run: (kvm) => withVm(kvm, (vm) => body(vm, vm.createGuestMemfd({ size: 16 * PAGE, mmap: true, initShared: true }))),
+    run: (kvm) => withVm(kvm, (vm) => body(vm, vm.createGuestMemfd({ size: 16 * PAGE, ...hostMappable(vm) }))),
   };
 }
 
@@ -25,7 +25,7 @@ export const slotCases: Case[] = [
     again: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 16 * PAGE, guestMemfd: g }),
   })),
   withFile('slot.overlap', 'a slot overlapping another slot’s guest addresses is refused', async (vm, g) => {
-    const h = vm.createGuestMemfd({ size: 16 * PAGE, mmap: true, initShared: true });
+    const h = vm.createGuestMemfd({ size: 16 * PAGE, ...hostMappable(vm) });
     return {
       first: await set(vm, { slot: 0, guestPhysAddr: MIB, size: 8 * PAGE, guestMemfd: g }),
       overlapping: await set(vm, { slot: 1, guestPhysAddr: MIB + 4 * PAGE, size: 8 * PAGE, guestMemfd: h }),
@@ -147,8 +147,8 @@ export const slotCases: Case[] = [
     };
   }),
   withFile('slot.guest-after-file-closed', 'closing the guest_memfd of a slot keeps the slot: the guest still reads through its userspace memory', async (vm) => {
-    const h = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
-    const other = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
+    const h = vm.createGuestMemfd({ size: 4 * PAGE, ...hostMappable(vm) });
+    const other = vm.createGuestMemfd({ size: 4 * PAGE, ...hostMappable(vm) });
     const m = other.map();
     m.fill(0, 4 * PAGE, 0x3c);
     await set(vm, { slot: 0, guestPhysAddr: MIB, size: 4 * PAGE, guestMemfd: h, userspace: m });

@@ -1,5 +1,5 @@
 // What a backend offers, found by trying it (never by trusting a profile name), cached per Kvm.
-import type { Kvm } from '../types.js';
+import type { Kvm, Vm } from '../types.js';
 
 export const PAGE = 4096;
 
@@ -79,4 +79,14 @@ export function guestAccess(kvm: Kvm): Promise<string | null> {
 /** Both conversion and holds; the first missing one is the reason. */
 export async function conversionAndHolds(kvm: Kvm): Promise<string | null> {
   return (await conversion(kvm)) ?? (await holds(kvm));
+}
+
+/**
+ * createGuestMemfd options for a file the host may map and touch from the start: MMAP |
+ * INIT_SHARED where the VM's KVM_CAP_GUEST_MEMFD_FLAGS offers INIT_SHARED (6.18 uAPI); on a kernel
+ * without that cap, bit 0 alone, which is RFC v5's GUEST_MEMFD_FLAG_INIT_MAPPABLE (6.13 base,
+ * 20250117163001.2326672-11-tabba@google.com) and fails with EINVAL where it means nothing.
+ */
+export function hostMappable(vm: Vm): { mmap: true; initShared?: true } {
+  return (vm.checkExtension('GUEST_MEMFD_FLAGS') & 2) !== 0 ? { mmap: true, initShared: true } : { mmap: true };
 }

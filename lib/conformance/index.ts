@@ -7,6 +7,7 @@ import { guestCases } from './cases-guest.js';
 import { mapCases } from './cases-map.js';
 import { pinCases } from './cases-pins.js';
 import { privateCases } from './cases-private.js';
+import { selftestCases } from './cases-selftest.js';
 import { slotCases } from './cases-slots.js';
 
 export * from './case.js';
@@ -22,6 +23,7 @@ export const cases: readonly Case[] = [
   ...convertCases,
   ...privateCases,
   ...pinCases,
+  ...selftestCases,
 ];
 
 /** The cases of some groups (all when none are named). */

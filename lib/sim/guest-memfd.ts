@@ -1,21 +1,19 @@
-// The guest_memfd port in the simulator: sparse contents, per-page conversion states and host holds in
-// extent maps (cost follows the number of runs, not the range length), and the errno the kernel
-// gives for every bad create/mmap/fallocate call (measured on Linux 6.18; see lib/sim/profiles.ts).
-import { memfdFlagsOf } from '../args.js';
-import { ConversionBusyError, UnsupportedError, kvmError } from '../errors.js';
+// The guest_memfd port in the simulator: sparse contents, and the errno the kernel gives for every
+// bad create/mmap/fallocate call (measured on Linux 6.18; see lib/sim/profiles.ts). Conversion
+// states, host references and what host and guest may touch are the profile's conversion model's
+// (lib/sim/conversion/): this file only delegates to it.
+import { kvmError } from '../errors.js';
 import type { GmemPort, HoldPort } from '../ports.js';
-import { PENDING, PRIVATE, SHARED, StateMap, newExtentMap, pageRange, type NativeExtentMap } from '../state-map.js';
+import { StateMap, pageRange } from '../state-map.js';
 import type { ConversionResult, Extent, FileStat, GuestMemfdFlags } from '../types.js';
 import { PAGE_SIZE, num } from '../validate.js';
 import { SimMapping } from './mapping.js';
 import { PageStore } from './pages.js';
 import { privateCommitRefused } from './commit.js';
 import { LIMITS, type SimProfile } from './profiles.js';
+import type { FileConversion } from './conversion/index.js';
 
 const P = BigInt(PAGE_SIZE);
-const ATTRS2 = 'KVM_SET_MEMORY_ATTRIBUTES2';
-/** native/page_hold.h: PageHolds::kMaxPages. */
-const MAX_HOLD_PAGES = 16384n;
 let nextIno = 1000;
 
 export class SimGuestMemfd implements GmemPort {
@@ -31,14 +29,13 @@ export class SimGuestMemfd implements GmemPort {
   readonly #size: bigint;
   readonly #pageCount: bigint;
   readonly #ino = nextIno++;
-  #states: StateMap | undefined;
-  #holds: NativeExtentMap | undefined;
+  readonly #conv: FileConversion;
   #mappings = new Set<SimMapping>();
 
   constructor(
     readonly profile: SimProfile,
     /** The VM that created the file (a slot of another VM may not bind it). */
-    readonly owner: object,
+    readonly owner: { readonly type: number },
     size: bigint,
     rawFlags: bigint,
     private readonly onClose: (g: SimGuestMemfd) => void,
@@ -47,7 +44,11 @@ export class SimGuestMemfd implements GmemPort {
     this.#pageCount = size / P;
     this.size = num(size);
     this.rawFlags = rawFlags;
-    this.flags = memfdFlagsOf(rawFlags);
+    const pageCount = this.#pageCount;
+    const file = this;
+    const hasPrivateMem = profile.privateMemVmTypes.has(owner.type);
+    this.#conv = profile.conversion.attach({ rawFlags, pageCount, hasPrivateMem, get closed() { return file.closed; } });
+    this.flags = this.#conv.flags;
   }
 
   get closed(): boolean {
@@ -61,37 +62,27 @@ export class SimGuestMemfd implements GmemPort {
     return this.pages.count;
   }
 
+  /** The file's conversion state and rules (the profile's conversion model). */
+  get conversion(): FileConversion {
+    return this.#conv;
+  }
+
   /** Conversion states (made on first use; a file without conversions keeps its initial state). */
   get stateMap(): StateMap {
-    if (!this.#states) this.#states = new StateMap(this.#pageCount, this.flags.initShared ? SHARED : PRIVATE);
-    return this.#states;
+    return this.#conv.states;
   }
 
-  #holdMap(): NativeExtentMap {
-    if (!this.#holds) this.#holds = newExtentMap(this.#pageCount, 0);
-    return this.#holds;
-  }
-
-  /** First byte of [offset, offset+length) the host may not touch (not shared, or past i_size), or -1n. */
-  hostFault(offset: bigint, length: bigint): bigint {
+  /** First byte of [offset, offset+length) the host may not touch through `via` (the model's refusal, or past i_size), or -1n. */
+  hostFault(offset: bigint, length: bigint, via?: SimMapping): bigint {
     if (length === 0n) return -1n;
     const [first, end] = pageRange(offset, length);
     const inFile = end < this.#pageCount ? end : this.#pageCount;
     if (first < inFile) {
-      const bad = this.flags.initShared && !this.#states ? -1n : this.stateMap.firstNotIn(first, inFile, SHARED);
+      const bad = this.#conv.hostRefused(first, inFile, via);
       if (bad >= 0n) return bad * P > offset ? bad * P : offset;
     }
     if (end > this.#pageCount) return this.#size > offset ? this.#size : offset;
     return -1n;
-  }
-
-  /** First page in [first, end) the guest may not map in this profile, or -1n. */
-  guestFault(first: bigint, end: bigint): bigint {
-    // PVM (6.18) type-0 VM: a private page is not memory to its guest (MMIO exit). Mainline serves
-    // MMAP files' pages to the guest without asking (guest.ts); this answers the other paths.
-    if (this.profile.conversion === null) return this.flags.initShared ? -1n : first;
-    if (!this.#states) return -1n;
-    return this.stateMap.firstIn(first, end, PENDING);
   }
 
   map(off: bigint, len: bigint, priv: boolean): SimMapping {
@@ -106,53 +97,25 @@ export class SimGuestMemfd implements GmemPort {
     if (off + rounded > LIMITS.maxFileBytes) throw mmapError('EOVERFLOW');
     // mmap_region charges a private writable mapping before guest_memfd's handler runs.
     if (priv && privateCommitRefused(rounded)) throw mmapError('ENOMEM');
-    if (!this.flags.mmap) throw mmapError('ENODEV');
-    if (priv) throw mmapError('EINVAL');
-    const m = new SimMapping(this, off, len, (x) => this.#mappings.delete(x));
+    const refused = this.#conv.mmapError(priv);
+    if (refused) throw mmapError(refused);
+    const m = new SimMapping(this, off, len, (x) => {
+      this.#mappings.delete(x);
+      this.#conv.unmapped(x);
+    });
     this.#mappings.add(m);
     return m;
   }
 
-  // The conversion call of the series profiles: page-aligned and non-empty, as KVM_SET_MEMORY_ATTRIBUTES2.
-  #convertRange(off: bigint, len: bigint): [bigint, bigint] {
-    if (this.profile.conversion === null) {
-      throw new UnsupportedError(
-        'in-place conversion',
-        'in-place conversion is not supported by this kernel (the simulator\'s linux-6.18 profile has no KVM_SET_MEMORY_ATTRIBUTES2 or KVM_GMEM_CONVERT_*)',
-      );
-    }
-    if (len === 0n || off % P !== 0n || len % P !== 0n) throw kvmError('EINVAL', 'ioctl', ATTRS2);
-    return [off / P, (off + len) / P];
-  }
-
+  /** Offsets were checked to lie in the file (the core); the model checks the rest. */
   convert(to: 'shared' | 'private', offset: bigint, length: bigint): ConversionResult {
-    const [first, end] = this.#convertRange(offset, length);
-    if (to === 'private') return this.#unshare(first, end);
-    // Shared cancels a pending to-private conversion (rfc-v5) and never checks holds.
-    this.stateMap.set(first, end, SHARED);
+    if (to === 'private') return this.#conv.unshare(offset, length);
+    this.#conv.share(offset, length);
     return { pending: [] };
   }
 
-  #unshare(first: bigint, end: bigint): ConversionResult {
-    const held = this.#holds ? this.#holds.findFirst(first, end, 0, false) : -1;
-    if (this.profile.conversion === 'inplace-v8') {
-      if (held >= 0) throw new ConversionBusyError(Number(BigInt(held) * P), undefined, ATTRS2);
-      this.stateMap.set(first, end, PRIVATE);
-      return { pending: [] };
-    }
-    const states = this.stateMap;
-    states.set(first, end, PRIVATE);
-    if (held < 0) return { pending: [] };
-    // Held pages wait (pending) until their last hold goes.
-    const runs = this.#holds!.query(BigInt(held), end);
-    for (let i = 0; i < runs.length; i += 3) {
-      if (runs[i + 2]! > 0) states.set(BigInt(runs[i]!), BigInt(runs[i + 1]!), PENDING);
-    }
-    return { pending: states.extents(first * P, (end - first) * P).filter((e) => e.state === 'pending') };
-  }
-
   states(offset: bigint, length: bigint): Extent[] {
-    return this.stateMap.extents(offset, length);
+    return this.#conv.extents(offset, length);
   }
 
   // vfs_fallocate's checks, then guest_memfd's: EINVAL for an empty or unaligned range, EFBIG past
@@ -176,40 +139,20 @@ export class SimGuestMemfd implements GmemPort {
     const [first, end] = this.#fallocate(offset, length, true);
     const last = end < this.#pageCount ? end : this.#pageCount;
     // Contents go; the conversion state stays (a private page refaults as zero).
-    if (first < last) this.pages.drop(Number(first), Number(last));
+    if (first < last) {
+      this.pages.drop(Number(first), Number(last));
+      this.#conv.punched(first, last);
+    }
   }
 
   hold(off: bigint, len: bigint): HoldPort {
     const [first, end] = pageRange(off, len);
-    if (this.profile.conversion === null) {
-      // As the kvm backend takes a hold on this kernel (lib/kvm/guest-memfd.ts): mmap of the
-      // range (ENODEV without MMAP), then vmsplice, which refuses a page the host may not map.
-      if (end - first > MAX_HOLD_PAGES) throw new UnsupportedError('hold', 'a hold on the kvm backend covers at most 64 MiB (its pipe buffers are quota-limited)');
-      if (!this.flags.mmap) throw kvmError('ENODEV', 'mmap');
-      if (this.hostFault(first * P, (end - first) * P) >= 0n) throw kvmError('EFAULT', 'vmsplice');
-    }
-    this.#holdMap().add(first, end, 1);
+    this.#conv.hold(first, end);
     return {
       release: () => {
-        if (!this.#closed) this.#release(first, end);
+        if (!this.#closed) this.#conv.release(first, end);
       },
     };
-  }
-
-  #release(first: bigint, end: bigint): void {
-    const holds = this.#holdMap();
-    holds.add(first, end, -1);
-    if (this.profile.conversion !== 'rfc-v5' || !this.#states) return;
-    // A pending page whose last hold went completes its conversion (kvm_gmem_handle_folio_put).
-    const states = this.#states;
-    const pending = states.map.query(first, end);
-    for (let i = 0; i < pending.length; i += 3) {
-      if (pending[i + 2] !== PENDING) continue;
-      const counts = holds.query(pending[i]!, pending[i + 1]!);
-      for (let j = 0; j < counts.length; j += 3) {
-        if (counts[j + 2] === 0) states.set(BigInt(counts[j]!), BigInt(counts[j + 1]!), PRIVATE);
-      }
-    }
   }
 
   stat(): FileStat {

@@ -23,7 +23,6 @@ import { GuestMemoryFault, argRangeError, kvmError } from '../errors.js';
 import type { GuestAccess, U64 } from '../types.js';
 import { PAGE_SIZE, ensureOpen, num, rangeEnd, u64 } from '../validate.js';
 import { guestBytes } from '../kvm/guest-bytes.js';
-import { SHARED } from '../state-map.js';
 import { guestPhysLimit } from '../phys-bits.js';
 import type { SimGuestMemfd } from './guest-memfd.js';
 import type { SimProfile } from './profiles.js';
@@ -113,21 +112,11 @@ export class SimGuestAccess implements GuestAccess {
     if (write && (slot.flags & MEM_READONLY) !== 0) return { fault: false };
     const rel = gpa - slot.gpa;
     const g = slot.gmem;
-    const pagePrivate = (): boolean =>
-      g !== undefined && !g.closed && g.stateMap.map.valueAt((slot.gmemOffset + rel) / P) !== SHARED;
-    if (g && g.profile.conversion !== null) {
-      if (g.closed) return { fault: false };
-      const at = slot.gmemOffset + rel;
-      const page = at / P;
-      if (g.flags.mmap) {
-        if (g.guestFault(page, page + 1n) >= 0n) return { fault: true };
-        return { file: g, at };
-      }
-      if (g.stateMap.map.valueAt(page) !== SHARED) {
-        if (g.guestFault(page, page + 1n) >= 0n) return { fault: true };
-        return { file: g, at };
-      }
-    }
+    const pagePrivate = (): boolean => g !== undefined && !g.closed && g.conversion.isPrivate((slot.gmemOffset + rel) / P);
+    // The conversion model decides first (lib/sim/conversion/); null leaves it to the rules below.
+    const way = g?.conversion.guestWay((slot.gmemOffset + rel) / P, slot.mapping !== undefined);
+    if (way === 'fault') return { fault: pagePrivate() };
+    if (way === 'file') return { file: g!, at: slot.gmemOffset + rel };
     if (g && g.profile.gmemOnlySlots && g.flags.mmap) {
       // Mainline: KVM_MEMSLOT_GMEM_ONLY; a released file leaves kvm_gmem_get_pfn nothing (EFAULT).
       if (g.closed) return { fault: false };

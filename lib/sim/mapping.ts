@@ -25,7 +25,7 @@ export class SimMapping implements MapPort {
   ) {}
 
   #check(at: bigint, length: bigint, access: 'read' | 'write'): void {
-    const fault = this.file.hostFault(at, length);
+    const fault = this.file.hostFault(at, length, this);
     // Number() as the native error factory does, also past 2^53.
     if (fault >= 0n) throw new HostAccessError(Number(fault), access);
   }
@@ -63,7 +63,7 @@ export class SimMapping implements MapPort {
     const pages = ((this.len + BigInt(PAGE_SIZE) - 1n) / BigInt(PAGE_SIZE)) * BigInt(PAGE_SIZE);
     if (this.#closed || offset + length > pages) return { fault: true };
     const at = this.start + offset;
-    if (this.file.hostFault(at, length) >= 0n) return { fault: true };
+    if (this.file.hostFault(at, length, this) >= 0n) return { fault: true };
     return { at };
   }
 
@@ -83,6 +83,8 @@ export class SimMapping implements MapPort {
     const region = this.file.pages.attachView(first, first + pages, Number(this.len), filePages);
     if (!region) throw new UnsupportedError('Mapping.view', 'Mapping.view in the simulator: another mapping\'s live view already covers these pages');
     this.#view = region;
+    // A view maps every page of the mapping.
+    this.file.conversion.faultedIn(this, BigInt(first), BigInt(first + pages));
     return region.buffer;
   }
 

@@ -12,24 +12,20 @@
 // model can only answer them for the host it was measured on (see HOST_DEPENDENT_CAPS).
 //
 // The two patch-series profiles start from the PVM table (where they were first measured against)
-// and change only what their series changes:
+// and change only what their series changes (sources next to each profile below; docs/profiles.md):
 //
-// | cap                               | 6.18-pvm | rfc-v5 | inplace-v8 | why                                         |
-// |-----------------------------------|---------:|-------:|-----------:|---------------------------------------------|
-// | 233 MEMORY_ATTRIBUTES             |        0 |      0 |          0 | no VM-level attributes on a type-0 VM        |
-// | 235 VM_TYPES                      |        1 |      1 |          3 | v8 is tested on SW_PROTECTED (type 1) VMs   |
-// | 239 GUEST_MEMFD_MAPPABLE (RFC v5) |        0 |      1 |          0 | the series' proposed capability             |
-// | 244 GUEST_MEMFD_FLAGS             |        3 |      3 |          3 | same public flags everywhere (portable code) |
-// | 250 MEMORY_ATTRIBUTES2 (v8)       |        0 |      0 |          8 | KVM_MEMORY_ATTRIBUTE_PRIVATE; the number     |
-// |                                   |          |        |            | moved between revisions (246..250)          |
-// | 129 (VM fd only)                  |       11 |     11 |         11 | the VM answers 11 where /dev/kvm answers 15 |
-//
-// Conversion entry points of the two series profiles are modelled as the v8 ioctl on the file
-// (KVM_SET_MEMORY_ATTRIBUTES2): page-aligned, non-empty ranges, else EINVAL. RFC v5 had no ioctl
-// (pKVM hypercalls drove it); using the same rule keeps code portable between the two.
+// | cap                                   | 6.18-pvm | rfc-v5          | inplace-v8      |
+// |---------------------------------------|---------:|-----------------|-----------------|
+// | 233 MEMORY_ATTRIBUTES                 |        0 | 0               | 0 (v8-10)       |
+// | 234 GUEST_MEMFD                       |        1 | 1               | 1               |
+// | 235 VM_TYPES                          |        1 | 3 (types 0, 1)  | 3 (types 0, 1)  |
+// | 239 GUEST_MEMFD_MAPPABLE (RFC v5)     |        0 | 1; type-0 VM: 0 | 0               |
+// | 244 GUEST_MEMFD_FLAGS                 |        3 | 0 (6.13 base)   | 3               |
+// | 250 GUEST_MEMFD_MEMORY_ATTRIBUTES (v8)|        0 | 0               | 8; type-0 VM: 0 |
+// | 129 (VM fd only)                      |       11 | 11              | 11              |
+// Mainline numbers 239 (ARM_WRITABLE_IMP_ID_REGS) and up collide with the series' (lib/series-caps.ts).
 import type { Profile } from '../types.js';
-
-export type ConversionModel = 'rfc-v5' | 'inplace-v8' | null;
+import { inplaceV8, none, rfcV5, type ConversionModel } from './conversion/index.js';
 
 export interface SimProfile {
   readonly name: Profile;
@@ -38,8 +34,13 @@ export interface SimProfile {
   readonly caps: ReadonlyMap<number, number>;
   /** VM fd answers where they differ from /dev/kvm. */
   readonly vmCaps: ReadonlyMap<number, number>;
+  /** VM fd answers of one VM type where they differ from vmCaps (see vmCap). */
+  readonly vmTypeCaps?: ReadonlyMap<number, ReadonlyMap<number, number>>;
+  /** VM types for which kvm_arch_has_private_mem() is true (x86: KVM_X86_SW_PROTECTED_VM and the CoCo types). */
+  readonly privateMemVmTypes: ReadonlySet<number>;
+  /** The conversion rules of its guest_memfd files (lib/sim/conversion/). */
   readonly conversion: ConversionModel;
-  /** KVM_CREATE_GUEST_MEMFD: flag bits accepted (MMAP | INIT_SHARED). */
+  /** KVM_CREATE_GUEST_MEMFD: flag bits accepted (6.18: MMAP | INIT_SHARED; rfc-v5: INIT_MAPPABLE). */
   readonly gmemFlags: bigint;
   /**
    * A slot bound to a guest_memfd created with MMAP is gmem-only: the guest's faults are served
@@ -144,7 +145,7 @@ export const HOST_DEPENDENT_CAPS: ReadonlySet<number> = new Set(
 const GMEM_FLAGS = 0b11n;
 
 // This project's development host, PVM (kernel-uapi.md §1).
-const PVM_RULES = { gmemOnlySlots: false, vmAttributes: false, tdp: false, rebindErrno: 'EINVAL', gmemOffsetSignedSum: true, userspaceFaultEfault: false } as const;
+const PVM_RULES = { privateMemVmTypes: new Set<number>(), gmemOnlySlots: false, vmAttributes: false, tdp: false, rebindErrno: 'EINVAL', gmemOffsetSignedSum: true, userspaceFaultEfault: false } as const;
 
 export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
   'linux-6.18': {
@@ -152,7 +153,8 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     apiVersion: 12,
     caps: overlay(PVM_6_18_CAPS, MAINLINE_6_18_OVER),
     vmCaps: new Map(MAINLINE_6_18_VM_CAPS),
-    conversion: null,
+    privateMemVmTypes: new Set(),
+    conversion: none,
     gmemFlags: GMEM_FLAGS,
     gmemOnlySlots: true,
     vmAttributes: true,
@@ -166,7 +168,8 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     apiVersion: 12,
     caps: overlay(PVM_6_18_CAPS, MAINLINE_6_18_OVER, MAINLINE_7_3_OVER),
     vmCaps: new Map(MAINLINE_7_3_VM_CAPS),
-    conversion: null,
+    privateMemVmTypes: new Set(),
+    conversion: none,
     gmemFlags: GMEM_FLAGS,
     gmemOnlySlots: true,
     vmAttributes: true,
@@ -180,29 +183,48 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     apiVersion: 12,
     caps: new Map(PVM_6_18_CAPS),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
-    conversion: null,
+    conversion: none,
     gmemFlags: GMEM_FLAGS,
     ...PVM_RULES,
   },
   'rfc-v5': {
     name: 'rfc-v5',
     apiVersion: 12,
-    caps: overlay(PVM_6_18_CAPS, [[239, 1]]),
+    // 6.13 base: KVM_CAP_GUEST_MEMFD_FLAGS (244) does not exist yet; the series adds 239 (-10-tabba).
+    // VM type 1 stands for a VM with private memory (x86's KVM_X86_SW_PROTECTED_VM; on arm64,
+    // where the series runs, kvm_arch_has_private_mem is is_protected_kvm_enabled(), -16-tabba).
+    caps: overlay(PVM_6_18_CAPS, [[239, 1], [235, 3], [244, 0]]),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
-    conversion: 'rfc-v5',
-    gmemFlags: GMEM_FLAGS,
+    // -10-tabba kvm_vm_ioctl_check_extension_generic: "case KVM_CAP_GUEST_MEMFD_MAPPABLE: return
+    // !kvm || kvm_arch_has_private_mem(kvm);": 1 on /dev/kvm and type 1, 0 on a type-0 VM.
+    vmTypeCaps: new Map([[0, new Map([[239, 0]])]]),
+    conversion: rfcV5,
+    // -11-tabba kvm_gmem_create: valid_flags |= GUEST_MEMFD_FLAG_INIT_MAPPABLE (1 << 0), nothing else.
+    gmemFlags: 1n,
     ...PVM_RULES,
+    privateMemVmTypes: new Set([1]),
   },
   'inplace-v8': {
     name: 'inplace-v8',
     apiVersion: 12,
+    // v8 is tested on KVM_X86_SW_PROTECTED_VM (type 1) VMs (v8-31 gmem_conversions_do_setup).
     caps: overlay(PVM_6_18_CAPS, [[235, 3], [250, 8]]),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
-    conversion: 'inplace-v8',
+    // v8-17: KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES (250 in v8) answers PRIVATE iff
+    // gmem_in_place_conversion && (!kvm || kvm_arch_has_private_mem(kvm)): 0 on a type-0 VM.
+    vmTypeCaps: new Map([[0, new Map([[250, 0]])]]),
+    conversion: inplaceV8,
+    // v8-25: INIT_SHARED is allowed on VMs with private memory too when in-place conversion is on.
     gmemFlags: GMEM_FLAGS,
     ...PVM_RULES,
+    privateMemVmTypes: new Set([1]),
   },
 };
+
+/** A VM's KVM_CHECK_EXTENSION answer: its type's own, else the VM fd's, else /dev/kvm's. */
+export function vmCap(profile: SimProfile, type: number, cap: number): number {
+  return profile.vmTypeCaps?.get(type)?.get(cap) ?? profile.vmCaps.get(cap) ?? profile.caps.get(cap) ?? 0;
+}
 
 /** Every profile name, in the order check prints its columns. */
 export const PROFILE_NAMES: readonly Profile[] = ['rfc-v5', 'inplace-v8', 'linux-6.18', 'linux-7.3', 'linux-6.18-pvm'];

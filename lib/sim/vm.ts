@@ -7,7 +7,7 @@ import { PAGE_SIZE } from '../validate.js';
 import { SimGuestAccess } from './guest.js';
 import { SimGuestMemfd } from './guest-memfd.js';
 import type { SimMapping } from './mapping.js';
-import type { SimProfile } from './profiles.js';
+import { vmCap, type SimProfile } from './profiles.js';
 import { SlotTable } from './slots.js';
 
 const P = BigInt(PAGE_SIZE);
@@ -30,7 +30,7 @@ export class SimVm implements VmPort {
   }
 
   checkExtension(cap: number): number {
-    return this.profile.vmCaps.get(cap) ?? this.profile.caps.get(cap) ?? 0;
+    return vmCap(this.profile, this.type, cap);
   }
 
   createGuestMemfd(size: bigint, flags: bigint): SimGuestMemfd {

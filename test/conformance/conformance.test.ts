@@ -5,6 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { open } from '../../lib/index.js';
 import { canonical, cases, runCases, type CaseResult } from '../../lib/conformance/index.js';
+import { seriesExpectations } from '../../lib/conformance/expected-series.js';
 import type { Kvm, Profile } from '../../lib/types.js';
 import { hostProfile } from '../../lib/probe.js';
 import { describeKvm } from '../helpers/kvm.js';
@@ -91,48 +92,12 @@ describe.each(['rfc-v5', 'inplace-v8', 'linux-6.18', 'linux-7.3', 'linux-6.18-pv
       expect(holds.hold).not.toHaveProperty('error');
       expect(holds).toMatchObject({ private: { error: { class: 'KvmError', code: 'EFAULT' } }, noMmap: { error: { class: 'KvmError', code: 'ENODEV' } } });
     });
-  } else {
-    it('converts in place: unsharing one page leaves its neighbours shared and the host gets SIGBUS on it', () => {
-      expect(outcome(rs, 'conv.unshare-one-page')).toMatchObject({
-        unshare: { ok: { pending: [] } },
-        states: [
-          { offset: 0, length: 4096, state: 'shared' },
-          { offset: 4096, length: 4096, state: 'private' },
-          { offset: 8192, length: 8192, state: 'shared' },
-        ],
-        neighbour: { ok: 'aa*4096' },
-        page: { error: { class: 'HostAccessError', code: 'SIGBUS', offset: 4196 } },
-      });
-      expect(outcome(rs, 'conv.round-trip-keeps-data')).toMatchObject({ bytes: { ok: '5a*16384' } });
-      expect(outcome(rs, 'conv.punch-keeps-state')).toMatchObject({ bytes: { ok: '00*4096 66*4096' } });
-    });
   }
 
-  if (profile === 'rfc-v5') {
-    it('unshare of a held page leaves it pending until the last hold is released', () => {
-      expect(outcome(rs, 'pins.unshare-held')).toEqual({
-        unshare: { ok: { pending: [{ offset: 8192, length: 4096, state: 'pending' }] } },
-        states: [
-          { offset: 0, length: 8192, state: 'private' },
-          { offset: 8192, length: 4096, state: 'pending' },
-          { offset: 12288, length: 4096, state: 'private' },
-        ],
-      });
-      expect(outcome(rs, 'pins.release-completes')).toMatchObject({ released: true, states: [{ offset: 0, length: 16384, state: 'private' }] });
-      expect(outcome(rs, 'pins.share-cancels')).toMatchObject({ afterRelease: [{ offset: 0, length: 4096, state: 'shared' }, { offset: 4096, length: 12288, state: 'private' }] });
-    });
-  }
-
-  if (profile === 'inplace-v8') {
-    it('unshare of a held page fails with EAGAIN at that page and converts nothing; it succeeds after release', () => {
-      const busy = { error: { class: 'ConversionBusyError', code: 'EAGAIN', errorOffset: 8192 } };
-      expect(outcome(rs, 'pins.unshare-held')).toEqual({ unshare: busy, states: [{ offset: 0, length: 16384, state: 'shared' }] });
-      expect(outcome(rs, 'pins.release-completes')).toMatchObject({
-        unshare: { error: { code: 'EAGAIN', errorOffset: 4096 } },
-        retry: { ok: { pending: [] } },
-        final: [{ offset: 0, length: 16384, state: 'private' }],
-      });
-      expect(outcome(rs, 'pins.share-ignores-holds')).toMatchObject({ share: { ok: null } });
+  if (profile === 'rfc-v5' || profile === 'inplace-v8') {
+    // The answers each series profile must give, kept next to the cases (lib/conformance/expected-series.ts).
+    it.each(Object.entries(seriesExpectations[profile]))('%s gives the series\' answer', (id, want) => {
+      expect(outcome(rs, id)).toEqual(want);
     });
   }
 });

@@ -19,7 +19,8 @@ for (const backend of ['kvm', 'sim'] as const) {
     let kvm: Kvm;
     let m: Mapping;
     beforeEach(() => {
-      kvm = open({ backend });
+      // linux-6.18: the simulator profile with the kernel's uAPI (rfc-v5 has the series' 6.13 flags).
+      kvm = open(backend === 'sim' ? { backend, profile: 'linux-6.18' } : { backend });
       m = kvm.createVm().createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true }).map();
     });
     afterEach(() => kvm.close());

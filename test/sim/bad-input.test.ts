@@ -19,7 +19,9 @@ describe.each<Profile>(['linux-6.18', 'rfc-v5', 'inplace-v8'])('%s: bad input', 
   });
   afterEach(() => c.kvm.close());
 
-  it.each(rows.map((x) => [x.name, x] as const))('%s', (_name, x) => {
+  // RFC v5 maps every guest_memfd (kvm_gmem_mmap has no flag check): no file lacks MMAP there.
+  const mine = rows.filter((x) => profile !== 'rfc-v5' || x.name !== 'gm.map of a file without MMAP');
+  it.each(mine.map((x) => [x.name, x] as const))('%s', (_name, x) => {
     expectBadInput(thrown(() => x.run(c)), x.want);
     // A bad call leaves what is open working.
     if (!c.m.closed) expect(c.m.read(0, 1).length).toBe(1);

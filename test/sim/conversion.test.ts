@@ -1,5 +1,5 @@
 // The two patch-series profiles, mirroring x86/guest_memfd_conversions_test.c (v8) and the RFC v5
-// state machine (kernel-uapi.md §2, §5): what both share, then what each does with held pages.
+// patches (docs/profiles.md): what both share, then what each does with held pages and mappings.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { GuestMemfd, Kvm, Profile, Vm } from '../../lib/index.js';
 import { PAGE, expectCode, expectKvmError, expectSigbus, rejected, sim } from './helpers.js';
@@ -15,8 +15,10 @@ describe.each<Profile>(['rfc-v5', 'inplace-v8'])('%s: conversions', (profile) =>
   let g: GuestMemfd;
   beforeEach(() => {
     kvm = sim(profile);
-    vm = kvm.createVm();
+    vm = kvm.createVm({ type: 1 });
     g = vm.createGuestMemfd({ size: SIZE, mmap: true });
+    // Both start from an all-private file: v5 files start host-mappable (see below), so unshare it.
+    if (profile === 'rfc-v5') g.unshare(0, SIZE);
   });
   afterEach(() => kvm.close());
 
@@ -24,33 +26,32 @@ describe.each<Profile>(['rfc-v5', 'inplace-v8'])('%s: conversions', (profile) =>
     expect([kvm.backend, kvm.profile]).toEqual(['sim', profile]);
   });
 
-  it('a file starts private without INIT_SHARED and shared with it', () => {
-    expect(g.states()).toEqual([V(0, SIZE)]);
-    expect(vm.createGuestMemfd({ size: SIZE, mmap: true, initShared: true }).states()).toEqual([S(0, SIZE)]);
-    expect(vm.createGuestMemfd({ size: SIZE }).states(PAGE, PAGE)).toEqual([V(PAGE, PAGE)]);
-  });
-
-  it('private -> shared -> private: host SIGBUS exactly on private pages, guest access always fine', async () => {
+  it('private -> shared -> private: host SIGBUS on private pages a mapping never touched, guest access always fine', async () => {
     const m = g.map();
     expectSigbus(() => m.read(0, 1), 0);
     g.share(0, SIZE);
-    m.fill(0, SIZE, 0x5a);
+    const w = g.map();
+    w.fill(0, SIZE, 0x5a);
+    w.unmap();
     g.unshare(PAGE, PAGE);
-    expectSigbus(() => m.read(PAGE - 4, 8), PAGE, 'read');
-    expectSigbus(() => m.write(PAGE + 10, Buffer.alloc(1)), PAGE + 10, 'write');
+    const r = g.map();
+    expectSigbus(() => r.read(PAGE - 4, 8), PAGE, 'read');
+    expectSigbus(() => r.write(PAGE + 10, Buffer.alloc(1)), PAGE + 10, 'write');
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0x100000, size: SIZE, guestMemfd: g });
     expect([...(await vm.guest.read(0x100000 + PAGE, 2))]).toEqual([0x5a, 0x5a]);
     await vm.guest.write(0x100000 + PAGE, Buffer.from([1]));
     g.share(PAGE, PAGE);
-    expect([...m.read(PAGE, 2)]).toEqual([1, 0x5a]);
+    expect([...r.read(PAGE, 2)]).toEqual([1, 0x5a]);
   });
 
   it('converting one page leaves its neighbours alone', () => {
     g.share(0, SIZE);
-    const m = g.map();
-    m.fill(0, SIZE, 0xaa);
+    const w = g.map();
+    w.fill(0, SIZE, 0xaa);
+    w.unmap();
     expect(g.unshare(PAGE, PAGE)).toEqual({ pending: [] });
     expect(g.states()).toEqual([S(0, PAGE), V(PAGE, PAGE), S(2 * PAGE, 2 * PAGE)]);
+    const m = g.map();
     expect(m.read(0, PAGE).every((b) => b === 0xaa)).toBe(true);
     expect(m.read(2 * PAGE, 2 * PAGE).every((b) => b === 0xaa)).toBe(true);
   });
@@ -64,7 +65,9 @@ describe.each<Profile>(['rfc-v5', 'inplace-v8'])('%s: conversions', (profile) =>
 
   it('punching a hole keeps the state; a private page refaults as zero', async () => {
     g.share(0, SIZE);
-    g.map().fill(0, SIZE, 0x66);
+    const w = g.map();
+    w.fill(0, SIZE, 0x66);
+    w.unmap();
     g.unshare(0, PAGE);
     g.punchHole(0, 2 * PAGE);
     expect(g.states()).toEqual([V(0, PAGE), S(PAGE, 3 * PAGE)]);
@@ -121,7 +124,7 @@ describe('inplace-v8: elevated references', () => {
   let g: GuestMemfd;
   beforeEach(() => {
     kvm = sim('inplace-v8');
-    g = kvm.createVm().createGuestMemfd({ size: SIZE, mmap: true, initShared: true });
+    g = kvm.createVm({ type: 1 }).createGuestMemfd({ size: SIZE, mmap: true, initShared: true });
   });
   afterEach(() => kvm.close());
 
@@ -147,76 +150,168 @@ describe('inplace-v8: elevated references', () => {
     expect(g.states()).toEqual([S(0, PAGE), V(PAGE, PAGE), S(2 * PAGE, 2 * PAGE)]);
   });
 
-  it('lists VM types 0 and 1 and reports the attributes2 capability', () => {
+  it('a file starts private without INIT_SHARED and shared with it (v8-01 kvm_gmem_init_inode)', () => {
+    const vm = kvm.createVm({ type: 1 });
+    expect(vm.createGuestMemfd({ size: SIZE, mmap: true }).states()).toEqual([V(0, SIZE)]);
+    expect(vm.createGuestMemfd({ size: SIZE, mmap: true, initShared: true }).states()).toEqual([S(0, SIZE)]);
+    expect(vm.createGuestMemfd({ size: SIZE }).states(PAGE, PAGE)).toEqual([V(PAGE, PAGE)]);
+  });
+
+  it('lists VM types 0 and 1; GUEST_MEMFD_MEMORY_ATTRIBUTES (250) answers PRIVATE on /dev/kvm and type 1, 0 on type 0 (v8-17)', () => {
     expect(kvm.vmTypes()).toEqual([0, 1]);
     expect(kvm.createVm({ type: 1 }).type).toBe(1);
     expect(kvm.checkExtension(250)).toBe(8);
+    expect(kvm.createVm({ type: 1 }).checkExtension(250)).toBe(8);
+    expect(kvm.createVm().checkExtension(250)).toBe(0);
     expect(kvm.checkExtension('GUEST_MEMFD_MAPPABLE')).toBe(0);
+    // v8-10: no VM-level attributes while in-place conversion is on.
+    expect([kvm.checkExtension('MEMORY_ATTRIBUTES'), kvm.createVm({ type: 1 }).checkExtension('MEMORY_ATTRIBUTES')]).toEqual([0, 0]);
+  });
+
+  it('a VM without private memory refuses every conversion with EINVAL, before the range rules (v8-13)', () => {
+    const t0 = kvm.createVm().createGuestMemfd({ size: SIZE, mmap: true, initShared: true });
+    for (const [o, l] of [[0, PAGE], [100, PAGE], [0, 0]] as const) {
+      expectKvmError(() => t0.share(o, l), 'EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES2');
+      expectKvmError(() => t0.unshare(o, l), 'EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES2');
+    }
+    expect(t0.states()).toEqual([S(0, SIZE)]);
+  });
+
+  it('INIT_SHARED is offered and accepted on a VM with private memory (v8-25)', () => {
+    const vm = kvm.createVm({ type: 1 });
+    expect(vm.guestMemfdFlags()).toEqual({ mmap: true, initShared: true });
+    expect(vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true }).states()).toEqual([S(0, PAGE)]);
+  });
+
+  it('a range that is already private converts with no reference check, held or not (v8-16)', () => {
+    g.unshare(0, 2 * PAGE);
+    const h = g.hold(0, PAGE);
+    expect(g.unshare(0, 2 * PAGE)).toEqual({ pending: [] });
+    expect(g.unshare(0, PAGE)).toEqual({ pending: [] });
+    expect(expectCode(() => g.unshare(0, 3 * PAGE), 'ConversionBusyError', 'EAGAIN').errorOffset).toBe(0);
+    h.release();
+    expect(g.states()).toEqual([V(0, 2 * PAGE), S(2 * PAGE, 2 * PAGE)]);
+  });
+
+  it('to private zaps the host PTEs: a live mapping faults at once, and a mapping is no reference (v8-14)', () => {
+    const m = g.map();
+    m.fill(0, SIZE, 0x11);
+    expect(g.unshare(PAGE, PAGE)).toEqual({ pending: [] });
+    expectSigbus(() => m.read(PAGE, 1), PAGE, 'read');
+    expect(m.read(0, 1)[0]).toBe(0x11);
   });
 });
 
-describe('rfc-v5: pending until the last hold goes', () => {
+describe('rfc-v5: the series\' uAPI and initial state', () => {
+  let kvm: Kvm;
+  beforeEach(() => {
+    kvm = sim('rfc-v5');
+  });
+  afterEach(() => kvm.close());
+
+  it('GUEST_MEMFD_MAPPABLE (239) answers 1 on /dev/kvm and on a VM with private memory, 0 on a type-0 VM; no GUEST_MEMFD_FLAGS', () => {
+    expect(kvm.vmTypes()).toEqual([0, 1]);
+    expect(kvm.checkExtension('GUEST_MEMFD_MAPPABLE')).toBe(1);
+    expect(kvm.createVm().checkExtension(239)).toBe(0);
+    expect(kvm.createVm({ type: 1 }).checkExtension(239)).toBe(1);
+    expect(kvm.checkExtension('GUEST_MEMFD_FLAGS')).toBe(0);
+    expect(kvm.createVm({ type: 1 }).guestMemfdFlags()).toEqual({ mmap: false, initShared: false });
+  });
+
+  it('INIT_MAPPABLE is bit 0 and the only flag: bit 1 (6.18\'s INIT_SHARED) and up are EINVAL', () => {
+    const vm = kvm.createVm({ type: 1 });
+    expect(vm.createGuestMemfd({ size: PAGE, flags: 1 }).flags).toEqual({ mmap: true, initShared: true });
+    expect(vm.createGuestMemfd({ size: PAGE }).flags).toEqual({ mmap: true, initShared: false });
+    for (const flags of [2, 3, 4, 1n << 63n]) {
+      expectKvmError(() => vm.createGuestMemfd({ size: PAGE, flags }), 'EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD');
+    }
+    expectKvmError(() => vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true }), 'EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD');
+  });
+
+  it('every file starts host-mappable (an empty xarray reads ALL), with or without INIT_MAPPABLE, and may be mapped', () => {
+    const vm = kvm.createVm({ type: 1 });
+    for (const g of [vm.createGuestMemfd({ size: SIZE, flags: 1 }), vm.createGuestMemfd({ size: SIZE })]) {
+      expect(g.states()).toEqual([S(0, SIZE)]);
+      const m = g.map();
+      m.write(PAGE, Buffer.from([7]));
+      expect(m.read(PAGE, 1)[0]).toBe(7);
+      expectKvmError(() => g.map(0, PAGE, { private: true }), 'EINVAL', 'mmap');
+    }
+  });
+});
+
+describe('rfc-v5: unshare with the host still holding the page', () => {
   let kvm: Kvm;
   let vm: Vm;
   let g: GuestMemfd;
   beforeEach(() => {
     kvm = sim('rfc-v5');
-    vm = kvm.createVm();
-    g = vm.createGuestMemfd({ size: SIZE, mmap: true, initShared: true });
+    vm = kvm.createVm({ type: 1 });
+    g = vm.createGuestMemfd({ size: SIZE, flags: 1 });
   });
   afterEach(() => kvm.close());
 
-  it('unshare of a held page leaves it pending and returns the pending parts', () => {
-    g.hold(PAGE, 2 * PAGE);
-    expect(g.unshare(0, SIZE)).toEqual({ pending: [W(PAGE, 2 * PAGE)] });
-    expect(g.states()).toEqual([V(0, PAGE), W(PAGE, 2 * PAGE), V(3 * PAGE, PAGE)]);
-  });
-
-  it('releasing the last hold completes the conversion to private', () => {
-    const a = g.hold(PAGE, PAGE);
-    const b = g.hold(0, 2 * PAGE);
-    expect(g.unshare(0, SIZE).pending).toEqual([W(0, 2 * PAGE)]);
-    b.release();
+  it('a page the host mapped and touched goes pending, and its present PTE keeps working; a new fault is SIGBUS', () => {
+    const m = g.map();
+    m.fill(PAGE, PAGE, 0x77);
+    expect(g.unshare(0, SIZE)).toEqual({ pending: [W(PAGE, PAGE)] });
     expect(g.states()).toEqual([V(0, PAGE), W(PAGE, PAGE), V(2 * PAGE, 2 * PAGE)]);
-    a.release();
-    expect(g.states()).toEqual([V(0, SIZE)]);
+    expect(m.read(PAGE, 2)[0]).toBe(0x77);
+    m.write(PAGE, Buffer.from([0x78]));
+    expectSigbus(() => m.read(0, 1), 0);
+    expectSigbus(() => g.map().read(PAGE, 1), PAGE);
   });
 
-  it('share of a pending page cancels it: shared, and still shared after the release', () => {
-    const h = g.hold(0, PAGE);
-    g.unshare(0, SIZE);
-    g.share(0, PAGE);
-    expect(g.states()).toEqual([S(0, PAGE), V(PAGE, 3 * PAGE)]);
+  it('unmapping drops the references, and nothing completes the page: it stays pending until unshared again', () => {
+    const m = g.map();
+    m.read(PAGE, 1);
+    g.unshare(PAGE, PAGE);
+    m.unmap();
+    expect(g.states(PAGE, PAGE)).toEqual([W(PAGE, PAGE)]);
+    expect(g.unshare(PAGE, PAGE)).toEqual({ pending: [] });
+    expect(g.states(PAGE, PAGE)).toEqual([V(PAGE, PAGE)]);
+  });
+
+  it('a hold is a reference: its page goes pending and stays so after the release; share cancels', () => {
+    const h = g.hold(2 * PAGE, PAGE);
+    expect(g.unshare(0, SIZE)).toEqual({ pending: [W(2 * PAGE, PAGE)] });
     h.release();
-    expect(g.states()).toEqual([S(0, PAGE), V(PAGE, 3 * PAGE)]);
+    expect(g.states()).toEqual([V(0, 2 * PAGE), W(2 * PAGE, PAGE), V(3 * PAGE, PAGE)]);
+    g.share(2 * PAGE, PAGE);
+    expect(g.states()).toEqual([V(0, 2 * PAGE), S(2 * PAGE, PAGE), V(3 * PAGE, PAGE)]);
+    expect(g.unshare(0, SIZE)).toEqual({ pending: [] });
   });
 
-  it('a pending page: host SIGBUS, guest GuestMemoryFault; private neighbours stay guest-readable', async () => {
-    g.map().fill(0, SIZE, 0x99);
-    const h = g.hold(PAGE, PAGE);
+  it('a punch hole unmaps the range: the old mapping faults on a pending page, and unshare then finds no folio', () => {
+    const m = g.map();
+    m.fill(0, 2 * PAGE, 0x55);
     g.unshare(0, 2 * PAGE);
-    expectSigbus(() => g.map().read(PAGE + 1, 1), PAGE + 1);
+    g.punchHole(0, PAGE);
+    expectSigbus(() => m.read(0, 1), 0);
+    expect([...m.read(PAGE, 1)]).toEqual([0x55]);
+    expect(g.unshare(0, 2 * PAGE)).toEqual({ pending: [W(PAGE, PAGE)] });
+    expect(g.states()).toEqual([V(0, PAGE), W(PAGE, PAGE), S(2 * PAGE, 2 * PAGE)]);
+  });
+
+  it('the guest reaches the file in every state through a slot without a userspace address (no mappability check)', async () => {
+    g.map().fill(0, SIZE, 0x99);
+    g.unshare(0, SIZE);
+    expect(g.states()).toEqual([W(0, SIZE)]);
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0x40000000, size: SIZE, guestMemfd: g });
-    const e = await rejected(vm.guest.read(0x40000000 + PAGE, 8));
-    expect([e.name, e.gpa, e.size, e.private]).toEqual(['GuestMemoryFault', 0x40000000 + PAGE, 4096, true]);
-    expect([...(await vm.guest.read(0x40000000, 2))]).toEqual([0x99, 0x99]);
-    h.release();
     expect([...(await vm.guest.read(0x40000000 + PAGE, 2))]).toEqual([0x99, 0x99]);
+    await vm.guest.write(0x40000000 + PAGE, Buffer.from([1]));
+    g.share(0, SIZE);
+    expect(g.map().read(PAGE, 1)[0]).toBe(1);
   });
 
-  it('reports the series capability GUEST_MEMFD_MAPPABLE (239) = 1', () => {
-    expect(kvm.checkExtension('GUEST_MEMFD_MAPPABLE')).toBe(1);
-    expect(kvm.vmTypes()).toEqual([0]);
-  });
-
-  it('a guest_memfd without MMAP: shared pages come from userspace memory, private ones from the file', async () => {
-    const n = vm.createGuestMemfd({ size: 2 * PAGE, initShared: true });
-    const u = vm.createGuestMemfd({ size: 2 * PAGE, mmap: true, initShared: true }).map();
-    u.fill(0, 2 * PAGE, 0x11);
-    vm.setMemoryRegion({ slot: 1, guestPhysAddr: 0, size: 2 * PAGE, guestMemfd: n, userspace: u });
-    n.unshare(PAGE, PAGE);
-    await vm.guest.write(PAGE, Buffer.from([0x22]));
-    expect([...(await vm.guest.read(PAGE - 1, 2))]).toEqual([0x11, 0x22]);
-    expect(u.read(PAGE, 1)[0]).toBe(0x11);
+  it('a slot with a userspace address takes the hva path: the host\'s rules through that mapping', async () => {
+    const u = g.map();
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: SIZE, guestMemfd: g, userspace: u });
+    await vm.guest.write(0, Buffer.from([0x22]));
+    g.unshare(0, SIZE);
+    expect(g.states()).toEqual([W(0, PAGE), V(PAGE, 3 * PAGE)]);
+    expect([...(await vm.guest.read(0, 1))]).toEqual([0x22]);
+    const e = await rejected(vm.guest.read(PAGE, 1));
+    expect([e.name, e.gpa, e.private]).toEqual(['GuestMemoryFault', PAGE, true]);
   });
 });

@@ -53,5 +53,7 @@ describeKvm('kvm-gmem check on this host', () => {
     expect(report.verdict.verdict).toBe(expected);
     expect(report.verdict.differences[expected]).toEqual([]);
     expect(report.rows.length).toBeGreaterThanOrEqual(40);
+    // The kernel's states() are this process's mirror (docs/api.md): the report says so.
+    expect(report.notes).toEqual([expect.stringMatching(/^the kernel's states\(\) are a mirror: no ioctl reads conversion states back/)]);
   });
 });

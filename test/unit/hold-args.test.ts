@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { open, type Kvm } from '../../lib/index.js';
 import { kvmAvailable } from '../helpers/kvm.js';
+import { hostMappable } from '../../lib/conformance/features.js';
 
 const PAGE = 4096;
 const targets: [string, () => Kvm][] = [
@@ -18,7 +19,8 @@ describe.each(targets)('%s: hold() arguments', (_name, make) => {
     [2 * PAGE, 0],
   ])('hold(%d, %d) is a RangeError', (offset, length) => {
     using kvm = make();
-    const g = kvm.createVm().createGuestMemfd({ size: 2 * PAGE, mmap: true, initShared: true });
+    const vm = kvm.createVm();
+    const g = vm.createGuestMemfd({ size: 2 * PAGE, ...hostMappable(vm) });
     expect(() => g.hold(offset, length)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
   });
 });
