@@ -6,7 +6,7 @@
 // relative to the object. lib/kvm/ implements them over the addon, lib/sim/ over the model.
 import type { Vm } from './core/vm.js';
 import type { UnsupportedError } from './errors.js';
-import type { Backend, ConversionMechanism, ConversionResult, CpuidEntry, Extent, FileStat, GuestAccess, Profile, Vcpu } from './types.js';
+import type { Backend, ConversionMechanism, ConversionResult, CpuidEntry, Extent, FileStat, GuestAccess, Profile, Vcpu, GuestMemfdFlags } from './types.js';
 
 export type { Backend };
 
@@ -34,6 +34,11 @@ export interface HoldPort {
 export interface GmemPort {
   readonly backend: Backend;
   readonly fd: number;
+  /**
+   * What the raw creation flags mean, where the kernel gives them a meaning of its own (the
+   * model: RFC v5's bit 0 is INIT_MAPPABLE); otherwise the core reads them as mainline's.
+   */
+  readonly flags?: GuestMemfdFlags;
   /** mmap(2); the kernel's errno for what it refuses (alignment, flags, limits). */
   map(offset: bigint, length: bigint, priv: boolean): MapPort;
   /** fallocate(2) with FALLOC_FL_KEEP_SIZE, or with PUNCH_HOLE as well. */

@@ -29,7 +29,7 @@ export class GuestMemfd implements GuestMemfdApi, MappedFile {
     this.#size = size;
     this.size = num(size);
     this.rawFlags = rawFlags;
-    this.flags = memfdFlagsOf(rawFlags);
+    this.flags = port.flags ?? memfdFlagsOf(rawFlags);
   }
 
   get backend(): Backend {
