@@ -1,5 +1,6 @@
-// The kernel numbers, as the addon exports them from native/uapi.h (never retyped here).
-import { native } from './native.js';
+// The kernel numbers from native/uapi.h, as tools/gen-constants.mjs generated them from the addon's
+// build (never retyped here); the same with or without the addon loaded.
+import { UAPI } from './uapi-constants.js';
 import { argRangeError, argTypeError } from './errors.js';
 import { describe, u32 } from './validate.js';
 
@@ -9,10 +10,11 @@ interface NativeConstants {
   vmTypes: Record<string, number>;
   flags: Record<string, number>;
   exits: Record<string, number>;
+  hypercalls: Record<string, number>;
   PAGE_SIZE: number;
 }
 
-export const constants: NativeConstants = native.constants;
+export const constants: NativeConstants = UAPI;
 export const CAPS = constants.caps;
 export const FLAGS = constants.flags;
 

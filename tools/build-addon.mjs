@@ -46,9 +46,11 @@ const tools = [
   ['python3 (node-gyp runs on it)', process.env.PYTHON ? [process.env.PYTHON] : ['python3']],
 ];
 const missing = tools.filter(([, names]) => !names.some(onPath)).map(([what]) => what);
+// Exit 3 tells tools/install.mjs that nothing was tried (an installed package then still works, as
+// the simulator); any other failure is a build that was tried and failed.
 if (missing.length) {
-  console.error(`kvm-gmem: cannot build the native addon: missing ${missing.join(', ')}. Install them (Debian/Ubuntu: apt-get install build-essential python3), then run \`npm rebuild kvm-gmem\`.`);
-  process.exit(1);
+  console.error(`kvm-gmem: cannot build the native addon: missing ${missing.join(', ')}. Install them (Debian/Ubuntu: apt-get install build-essential python3), then run \`npm rebuild kvm-gmem\`; until then only the simulator works.`);
+  process.exit(3);
 }
 
 const nodedir = path.resolve(process.execPath, '../..');

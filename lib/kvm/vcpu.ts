@@ -1,12 +1,11 @@
 // Vcpu on the real backend. KVM_RUN happens natively (runSync on this thread, run() on the vCPU's
 // own thread); exits are decoded here straight from the mmapped kvm_run area, so a round trip
 // costs no more native calls than the run itself.
-import { CAPS, FLAGS } from '../constants.js';
+import { CAPS, FLAGS, constants } from '../constants.js';
 import { cpuidToWords, enableCapArgs, msrEntries, msrIndices, preFaultArgs, wordsToCpuid } from '../cpu-args.js';
 import { ClosedError, KvmError, UnsupportedError, argRangeError, argTypeError, kvmError } from '../errors.js';
 import type { CpuidEntry, MapGpaRange, MsrEntry, Regs, Sregs, U64, Vcpu, VcpuExit } from '../types.js';
 import { describe, ensureOpen, num, options, u64 } from '../validate.js';
-import { native } from '../native.js';
 
 export interface NativeVcpu {
   readonly id: number;
@@ -43,7 +42,7 @@ interface Layout {
 }
 
 let L: Layout;
-const EXITS: Record<string, number> = native.constants.exits;
+const EXITS: Record<string, number> = constants.exits;
 
 /** kvm_regs field order (the struct is 18 u64 words). */
 export const REG_NAMES = [
@@ -392,7 +391,7 @@ export class KvmVcpu implements Vcpu {
   }
 }
 
-const HC_MAP_GPA_RANGE: number = native.constants.hypercalls.KVM_HC_MAP_GPA_RANGE;
+const HC_MAP_GPA_RANGE: number = constants.hypercalls.KVM_HC_MAP_GPA_RANGE!;
 const PAGE_SIZES = [4096, 2097152, 1073741824] as const;
 
 /** KVM_HC_MAP_GPA_RANGE(gpa, npages, attributes), as the guest passed it. */
