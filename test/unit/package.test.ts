@@ -111,6 +111,25 @@ describe('a consumer project with the packed tarball', () => {
     expect(c.stdout.trim()).toBe(existsSync('/dev/kvm') ? 'UnsupportedError native addon' : "sim the native addon is not loaded and there is no /dev/kvm (the simulator's 'rfc-v5' profile instead)");
   });
 
+  it("'kvm-gmem/conformance' exports the case API: a consumer's own case runs next to the shipped ones (ESM and CJS)", () => {
+    writeFileSync(
+      path.join(dir, 'own-case.mjs'),
+      `import { open } from 'kvm-gmem';
+import { cases, runCases, attempt, GROUPS } from 'kvm-gmem/conformance';
+const mine = { id: 'create.my-odd-size', group: 'creation and flags', title: 'an odd size is EINVAL',
+  run: (kvm) => attempt(() => kvm.createVm().createGuestMemfd({ size: 1000 })) };
+const kvm = open({ backend: 'sim', profile: 'linux-6.18' });
+const [r] = await runCases(kvm, [mine]);
+console.log(JSON.stringify({ groups: GROUPS.length, shipped: cases.length > 50, status: r.status, outcome: r.outcome }));
+`,
+    );
+    const r = node(['own-case.mjs']);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ groups: 7, shipped: true, status: 'ran', outcome: { error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_CREATE_GUEST_MEMFD' } } });
+    const c = node(['-e', "const c = require('kvm-gmem/conformance'); console.log(typeof c.runCases, c.cases === require('kvm-gmem/conformance').cases)"]);
+    expect(c.stdout.trim()).toBe('function true');
+  });
+
   /** A fresh unpacked copy of the package, as `npm install --ignore-scripts` leaves it. */
   function unpack(name: string): string {
     const at = path.join(dir, name, 'node_modules', 'kvm-gmem');
@@ -219,7 +238,10 @@ kvm.close();
 const kvm: kg.Kvm = kg.open({ backend: 'sim' });
 const size: number = kvm.createVm().createGuestMemfd({ size: 4096 }).size;
 const reason: string | null = kvm.fallbackReason;
-export = { size, reason };
+import conf = require('kvm-gmem/conformance');
+const mine: conf.Case = { id: 'x.mine', group: 'fallocate', title: 'mine', run: async () => null };
+const results: Promise<conf.CaseResult[]> = conf.runCases(kvm, [mine, ...conf.cases]);
+export = { size, reason, results };
 `,
       );
       writeFileSync(
