@@ -79,7 +79,10 @@ Napi::Value KvmObject::CheckExtension(const Napi::CallbackInfo& info) {
   EnsureOpen(env, *this, "Kvm");
   uint32_t cap = GetU32(env, info[0], "cap");
   long r = IoctlRetry(fd_, KVM_CHECK_EXTENSION, static_cast<unsigned long>(cap));
-  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_CHECK_EXTENSION");
+  if (r < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "ioctl", "KVM_CHECK_EXTENSION", "cap " + std::to_string(cap));
+  }
   return Napi::Number::New(env, static_cast<double>(r));
 }
 
