@@ -28,7 +28,22 @@ function pageArb(pages: number): fc.Arbitrary<unknown> {
     { weight: 3, arbitrary: fc.integer({ min: 0, max: pages }).map(BigInt) },
     {
       weight: 1,
-      arbitrary: fc.constantFrom<unknown>(-1, 1.5, pages + 1, NaN, 2 ** 53, -0, 2n ** 64n, 2n ** 60n, -1n, '3', null, undefined, {}, true),
+      arbitrary: fc.constantFrom<unknown>(
+        -1,
+        1.5,
+        pages + 1,
+        NaN,
+        2 ** 53,
+        -0,
+        2n ** 64n,
+        2n ** 60n,
+        -1n,
+        '3',
+        null,
+        undefined,
+        {},
+        true,
+      ),
     },
   );
 }
@@ -53,8 +68,18 @@ function opArb(pages: number): fc.Arbitrary<Op> {
     { weight: 2, arbitrary: fc.tuple(fc.constant('query'), p, p) },
     { weight: 2, arbitrary: fc.tuple(fc.constant('queryInto'), p, p, fc.integer({ min: 0, max: 12 })) },
     { weight: 2, arbitrary: fc.tuple(fc.constant('valueAt'), p) },
-    { weight: 2, arbitrary: fc.tuple(fc.constant('findFirst'), p, p, valueArb, fc.constantFrom<unknown>(true, false, 1)) },
-    { weight: 1, arbitrary: fc.tuple(fc.constant('resize'), fc.oneof(fc.integer({ min: 0, max: pages * 2 }), fc.constantFrom<unknown>(2 ** 53, -1)), valueArb) },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(fc.constant('findFirst'), p, p, valueArb, fc.constantFrom<unknown>(true, false, 1)),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(
+        fc.constant('resize'),
+        fc.oneof(fc.integer({ min: 0, max: pages * 2 }), fc.constantFrom<unknown>(2 ** 53, -1)),
+        valueArb,
+      ),
+    },
   ) as fc.Arbitrary<Op>;
 }
 
@@ -75,12 +100,19 @@ describe('the TypeScript extent map equals the native one', () => {
   it('on random operation sequences: every result, error and resulting map', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 0, max: 40 }).chain((pages) => fc.tuple(fc.constant(pages), fc.integer({ min: 0, max: 3 }), fc.array(opArb(pages), { maxLength: 60 }))),
+        fc
+          .integer({ min: 0, max: 40 })
+          .chain((pages) =>
+            fc.tuple(fc.constant(pages), fc.integer({ min: 0, max: 3 }), fc.array(opArb(pages), { maxLength: 60 })),
+          ),
         ([pages, initial, ops]) => {
           const a = new NativeMap(pages, initial);
           const b = new TsMap(pages, initial);
           for (const op of ops) {
-            expect(apply(b, op), JSON.stringify(op, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))).toEqual(apply(a, op));
+            expect(
+              apply(b, op),
+              JSON.stringify(op, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)),
+            ).toEqual(apply(a, op));
             expect(b.pages).toBe(a.pages);
             expect(whole(b)).toEqual(whole(a));
             expect(b.extentCount!()).toBe(a.extentCount!());
@@ -96,7 +128,12 @@ describe('the TypeScript extent map equals the native one', () => {
     fc.assert(
       fc.property(
         fc.array(
-          fc.tuple(fc.integer({ min: 0, max: 4999 }), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 0, max: 2 }), fc.boolean()),
+          fc.tuple(
+            fc.integer({ min: 0, max: 4999 }),
+            fc.integer({ min: 1, max: 300 }),
+            fc.integer({ min: 0, max: 2 }),
+            fc.boolean(),
+          ),
           { minLength: 200, maxLength: 1500 },
         ),
         (steps) => {
@@ -116,10 +153,20 @@ describe('the TypeScript extent map equals the native one', () => {
   });
 
   it('the constructor refuses what the native one refuses, with the same errors', () => {
-    for (const args of [[-1, 0], [2 ** 53, 0], [2n ** 53n, 0], ['4', 0], [4], [4, 2 ** 32], [4, -1], [2 ** 53 - 1, 7]]) {
-      expect(outcome(() => new TsMap(...(args as [unknown, unknown])).pages), JSON.stringify(args, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))).toEqual(
-        outcome(() => new NativeMap(...(args as [unknown, unknown])).pages),
-      );
+    for (const args of [
+      [-1, 0],
+      [2 ** 53, 0],
+      [2n ** 53n, 0],
+      ['4', 0],
+      [4],
+      [4, 2 ** 32],
+      [4, -1],
+      [2 ** 53 - 1, 7],
+    ]) {
+      expect(
+        outcome(() => new TsMap(...(args as [unknown, unknown])).pages),
+        JSON.stringify(args, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)),
+      ).toEqual(outcome(() => new NativeMap(...(args as [unknown, unknown])).pages));
     }
   });
 
@@ -127,7 +174,12 @@ describe('the TypeScript extent map equals the native one', () => {
     const big = 2 ** 52;
     const a = new NativeMap(big, 0);
     const b = new TsMap(big, 0);
-    for (const op of [['assign', 1, big - 1, 1], ['add', 0, big, 2], ['assign', 2 ** 40, 2 ** 41, 3], ['findFirst', 0, big, 3, true]] as Op[]) {
+    for (const op of [
+      ['assign', 1, big - 1, 1],
+      ['add', 0, big, 2],
+      ['assign', 2 ** 40, 2 ** 41, 3],
+      ['findFirst', 0, big, 3, true],
+    ] as Op[]) {
       expect(apply(b, op)).toEqual(apply(a, op));
     }
     expect(whole(b)).toEqual(whole(a));

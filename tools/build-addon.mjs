@@ -40,6 +40,7 @@ function onPath(cmd) {
 
 // node-gyp's own failure without a compiler is a long Python traceback: say in one line what is missing.
 const cxx = (process.env.CXX ?? '').split(' ')[0];
+/** @type {[string, string[]][]} */
 const tools = [
   ['make', ['make']],
   ['a C++ compiler (g++ or $CXX)', cxx ? [cxx] : ['c++', 'g++', 'clang++']],

@@ -11,7 +11,8 @@ const root = path.resolve(__dirname, '../..');
 const doc = readFileSync(path.join(root, 'docs', 'api.md'), 'utf8');
 /** Every identifier that appears inside a `code span` or a code block of api.md. */
 const documented = new Set<string>();
-for (const m of doc.matchAll(/```[\s\S]*?```|`[^`]+`/g)) for (const id of m[0].matchAll(/[A-Za-z_$][\w$]*/g)) documented.add(id[0]);
+for (const m of doc.matchAll(/```[\s\S]*?```|`[^`]+`/g))
+  for (const id of m[0].matchAll(/[A-Za-z_$][\w$]*/g)) documented.add(id[0]);
 
 /** Members of the exported interfaces in lib/types.ts, as 'Interface.member'. */
 function interfaceMembers(names: readonly string[]): string[] {
@@ -25,7 +26,23 @@ function interfaceMembers(names: readonly string[]): string[] {
   return out;
 }
 
-const PUBLIC = ['OpenOptions', 'Kvm', 'Vm', 'GuestMemfd', 'Mapping', 'Hold', 'Vcpu', 'GuestAccess', 'CreateGuestMemfdOptions', 'MemoryRegion', 'MapOptions', 'FileStat', 'Extent', 'ConversionResult', 'GuestMemfdFlags'];
+const PUBLIC = [
+  'OpenOptions',
+  'Kvm',
+  'Vm',
+  'GuestMemfd',
+  'Mapping',
+  'Hold',
+  'Vcpu',
+  'GuestAccess',
+  'CreateGuestMemfdOptions',
+  'MemoryRegion',
+  'MapOptions',
+  'FileStat',
+  'Extent',
+  'ConversionResult',
+  'GuestMemfdFlags',
+];
 
 describe('docs/api.md', () => {
   it("names every runtime export of 'kvm-gmem' and 'kvm-gmem/conformance'", () => {

@@ -7,7 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { UAPI } from '../../lib/uapi-constants.js';
 import { constants } from '../../lib/constants.js';
 import { addonError, native } from '../../lib/native.js';
-// @ts-expect-error: a plain .mjs tool without declarations
 import { disagreements, uapiValues } from '../../tools/uapi-text.mjs';
 
 const root = path.resolve(__dirname, '../..');
@@ -25,7 +24,9 @@ describe('the generated constants', () => {
     // And the comparison does look: one value off is reported.
     const off = structuredClone(UAPI) as unknown as { caps: Record<string, number> };
     off.caps.GUEST_MEMFD_FLAGS = 1;
-    expect(disagreements(off, header)).toEqual(['KVM_CAP_GUEST_MEMFD_FLAGS: uapi.h says 244, constants.caps.GUEST_MEMFD_FLAGS is 1']);
+    expect(disagreements(off, header)).toEqual([
+      'KVM_CAP_GUEST_MEMFD_FLAGS: uapi.h says 244, constants.caps.GUEST_MEMFD_FLAGS is 1',
+    ]);
   });
 
   it('are what the library exports as constants', () => {
@@ -33,7 +34,10 @@ describe('the generated constants', () => {
   });
 
   it('tools/gen-constants.mjs --check finds the committed file up to date', () => {
-    const r = spawnSync(process.execPath, [path.join(root, 'tools', 'gen-constants.mjs'), '--check'], { encoding: 'utf8', env: { ...process.env, KVM_GMEM_ADDON: '' } });
+    const r = spawnSync(process.execPath, [path.join(root, 'tools', 'gen-constants.mjs'), '--check'], {
+      encoding: 'utf8',
+      env: { ...process.env, KVM_GMEM_ADDON: '' },
+    });
     expect([r.status, r.stderr]).toEqual([0, '']);
   });
 });

@@ -10,7 +10,10 @@ import { fixture, libBundle } from '../fixtures/lib-bundle.js';
 
 function scenario(addon: string): { status: number | null; stderr: string; out: Record<string, unknown> } {
   const { module, env } = libBundle();
-  const r = spawnSync(process.execPath, [fixture('no-addon-scenario.mjs'), module], { encoding: 'utf8', env: { ...env, KVM_GMEM_ADDON: addon } });
+  const r = spawnSync(process.execPath, [fixture('no-addon-scenario.mjs'), module], {
+    encoding: 'utf8',
+    env: { ...env, KVM_GMEM_ADDON: addon },
+  });
   return { status: r.status, stderr: r.stderr, out: r.status === 0 ? JSON.parse(r.stdout) : {} };
 }
 
