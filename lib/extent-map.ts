@@ -30,7 +30,8 @@ function got(v: unknown): string {
 /** errors.cc GetU64: a number when it is a safe integer, else the bigint (up to 2^64-1). */
 function u64(v: unknown, name: string): number | bigint {
   if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v) || v < 0) throw argRangeError(`${name} must be a non-negative safe integer, got ${got(v)}`);
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw argRangeError(`${name} must be a non-negative safe integer, got ${got(v)}`);
     return v === 0 ? 0 : v; // -0 reads as 0, as the native double-to-integer cast makes it
   }
   if (typeof v === 'bigint') {

@@ -16,7 +16,9 @@ const out = path.join(root, 'lib', 'uapi-constants.ts');
 const header = path.join(root, 'native', 'uapi.h');
 const { values } = parseArgs({ options: { check: { type: 'boolean' } }, strict: true });
 
-const addon = process.env.KVM_GMEM_ADDON ? path.resolve(process.env.KVM_GMEM_ADDON) : path.join(root, 'build', 'Release', 'kvm_gmem.node');
+const addon = process.env.KVM_GMEM_ADDON
+  ? path.resolve(process.env.KVM_GMEM_ADDON)
+  : path.join(root, 'build', 'Release', 'kvm_gmem.node');
 const { constants } = createRequire(import.meta.url)(addon);
 
 const wrong = disagreements(constants, header);
@@ -52,7 +54,9 @@ if (values.check) {
     now = readFileSync(out, 'utf8');
   } catch {}
   if (now !== text) {
-    console.error('gen-constants: lib/uapi-constants.ts is stale: run `npm run build` (or node tools/gen-constants.mjs)');
+    console.error(
+      'gen-constants: lib/uapi-constants.ts is stale: run `npm run build` (or node tools/gen-constants.mjs)',
+    );
     process.exit(1);
   }
 } else {

@@ -9,7 +9,10 @@ export const NOT_EXPORTED = new Set(['KVMIO', 'KVM_MAP_GPA_RANGE_PAGE_SZ_4K']);
 
 /** A literal the header uses: 231, 0xAE, (1ULL << 3), (1 << 4). */
 function literal(text) {
-  const t = text.trim().replace(/^\((.*)\)$/, '$1').trim();
+  const t = text
+    .trim()
+    .replace(/^\((.*)\)$/, '$1')
+    .trim();
   const shift = /^(\d+)[UL]*\s*<<\s*(\d+)$/.exec(t);
   if (shift) return Number(shift[1]) * 2 ** Number(shift[2]);
   const num = /^(0x[0-9a-fA-F]+|\d+)[UL]*$/.exec(t);
