@@ -47,7 +47,7 @@ const variants = {
     return us(t0);
   },
 };
-const results = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+const results = Object.fromEntries(Object.keys(variants).map((k) => [k, /** @type {number[]} */ ([])]));
 for (const f of Object.values(variants)) await f(); // warm-up
 for (let r = 0; r < ROUNDS; r++) for (const [k, f] of Object.entries(variants)) results[k].push(await f());
 kvm.close();

@@ -55,6 +55,7 @@ const steps = [
   ...kvmSteps(ctx),
 ];
 const progress = new Progress(steps.length);
+/** @type {{ built: unknown, errors: unknown, cleanup(): void } | undefined} */
 let built;
 try {
   for (const s of steps) {

@@ -7,7 +7,8 @@
 import { open, GuestMemoryFault, HostAccessError, UnsupportedError } from 'kvm-gmem';
 
 const simAt = process.argv.indexOf('--sim');
-const kvm = open(simAt >= 0 ? { backend: 'sim', profile: process.argv[simAt + 1] ?? 'linux-6.18' } : {});
+const profile = /** @type {import('kvm-gmem').Profile} */ (process.argv[simAt + 1] ?? 'linux-6.18');
+const kvm = open(simAt >= 0 ? { backend: 'sim', profile } : {});
 console.log(`backend: ${kvm.backend}${kvm.backend === 'sim' ? ` (profile ${kvm.profile})` : ''}`);
 const vm = kvm.createVm();
 const GPA = 0x20000; // below 1 MiB, so the real-mode vCPU below can reach it too

@@ -1,9 +1,10 @@
-// The kernel numbers, as the addon exports them from native/uapi.h: the one place TypeScript holds
-// them (every other module reads them from here, never retyping a number).
-import { native } from './native.js';
+// The kernel numbers from native/uapi.h, as tools/gen-constants.mjs generated them from the addon's
+// build: the one place TypeScript holds them (every other module reads them from here, never
+// retyping a number), the same with or without the addon loaded.
+import { UAPI } from './uapi-constants.js';
 import type { NativeConstants } from './kvm/addon.js';
 
-export const constants: NativeConstants = native.constants;
+export const constants: NativeConstants = UAPI;
 export const CAPS = constants.caps;
 export const FLAGS = constants.flags;
 export const EXITS = constants.exits;

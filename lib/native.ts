@@ -1,9 +1,12 @@
 // Loads the compiled addon. KVM_GMEM_ADDON names another build (the sanitizer build, a helper's
-// scratch build); otherwise the node-gyp build beside the package, then the prebuilt one it ships.
+// scratch build), or is `none` to run as where the addon cannot load; otherwise the node-gyp build
+// beside the package, then the prebuilt one it ships. Without an addon the package still loads: the
+// simulator needs none (lib/extent-map.ts, lib/uapi-constants.ts), and the real backend's first
+// native call is an UnsupportedError saying why the addon is missing.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { makeNativeError } from './errors.js';
+import { UnsupportedError, makeNativeError } from './errors.js';
 import { fileURLToPath } from 'node:url';
 import type { Addon } from './kvm/addon.js';
 
@@ -19,6 +22,7 @@ function prebuilt(): string {
 
 function addonPath(): string {
   const override = process.env.KVM_GMEM_ADDON;
+  if (override === 'none') throw new Error('kvm-gmem: the native addon is not loaded (KVM_GMEM_ADDON=none)');
   if (override) return path.resolve(override);
   // Installed as a dependency, or a checkout of the repository (whose prebuilds/ may be older than its sources).
   const installed = root.split(path.sep).includes('node_modules');
@@ -37,7 +41,36 @@ function addonPath(): string {
   return found;
 }
 
-export const native = require(addonPath()) as Addon;
+function load(): { addon: Addon | null; error: Error | null } {
+  try {
+    const addon = require(addonPath()) as Addon;
+    // Native failures arrive as this library's typed errors.
+    addon.setErrorFactory(makeNativeError);
+    return { addon, error: null };
+  } catch (e) {
+    return { addon: null, error: e instanceof Error ? e : new Error(String(e)) };
+  }
+}
 
-// Native failures arrive as this library's typed errors.
-native.setErrorFactory(makeNativeError);
+const loaded = load();
+
+/** Why the addon did not load (null when it did): the real backend needs it, the simulator does not. */
+export const addonError: Error | null = loaded.error;
+
+/** The thrown error for any use of a missing addon. */
+export function addonMissing(): UnsupportedError {
+  return new UnsupportedError('native addon', `${addonError?.message ?? 'the native addon is not loaded'}; only the simulator (open({ backend: 'sim' })) works without it`);
+}
+
+// Without the addon every property read throws addonMissing(), so the first real-backend call says why.
+const missing = new Proxy(
+  {},
+  {
+    get(_target, key) {
+      if (typeof key === 'symbol') return undefined;
+      throw addonMissing();
+    },
+  },
+);
+
+export const native: Addon = loaded.addon ?? (missing as Addon);

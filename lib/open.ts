@@ -1,10 +1,13 @@
 // open(): the backend asked for, and never another without saying so. Backend 'auto' is the real
 // kernel, or the simulator only when there is no KVM device at the default path at all (ENOENT);
 // a device that exists but fails (EACCES, not a KVM device) or a path given explicitly throws,
-// so a test meant for the kernel cannot pass against the model unnoticed.
+// so a test meant for the kernel cannot pass against the model unnoticed. Without the native addon
+// (lib/native.ts) the same rule holds: 'auto' gives the simulator only when there is no device.
+import { existsSync } from 'node:fs';
 import './dispose.js';
 import { argRangeError, argTypeError, KvmError } from './errors.js';
 import { openKvm } from './kvm/kvm.js';
+import { addonError } from './native.js';
 import { PROFILE_NAMES, openSim } from './sim/index.js';
 import type { Kvm, OpenOptions, Profile } from './types.js';
 import { describe, options } from './validate.js';
@@ -41,6 +44,11 @@ export function open(opts?: OpenOptions): Kvm {
   if (backend === 'sim' || profile !== undefined) return openSim(profile ?? 'rfc-v5');
   const path = explicitPath ?? DEFAULT_PATH;
   if (backend === 'kvm' || explicitPath !== undefined) return openKvm(path);
+  if (addonError && !existsSync(path)) {
+    const sim = openSim('rfc-v5') as Kvm & { fallbackReason: string | null };
+    sim.fallbackReason = `the native addon is not loaded and there is no ${path} (the simulator's 'rfc-v5' profile instead)`;
+    return sim;
+  }
   try {
     return openKvm(path);
   } catch (e) {

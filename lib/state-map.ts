@@ -1,6 +1,8 @@
-// Per-page conversion states of one guest_memfd, kept in the native extent map (one entry per
-// run of equal pages, so a 1 TiB range costs what a page costs).
-import { native } from './native.js';
+// Per-page conversion states of one guest_memfd, kept in an extent map (one entry per run of equal
+// pages, so a 1 TiB range costs what a page costs): the native B+tree, or its TypeScript port
+// (lib/extent-map.ts) where the addon is not loaded.
+import { TsExtentMap } from './extent-map.js';
+import { addonError, native } from './native.js';
 import type { NativeExtentMap } from './kvm/addon.js';
 
 export type { NativeExtentMap };
@@ -13,8 +15,11 @@ export const PENDING = 2;
 const names: PageState[] = ['shared', 'private', 'pending'];
 const P = BigInt(PAGE_SIZE);
 
+/** Which extent map newExtentMap() makes: 'native' when the addon loaded, else 'ts'. */
+export const extentMapKind: 'native' | 'ts' = addonError ? 'ts' : 'native';
+
 export function newExtentMap(pages: bigint, initial: number): NativeExtentMap {
-  return new native.ExtentMap(pages, initial);
+  return extentMapKind === 'native' ? (new native.ExtentMap(pages, initial) as NativeExtentMap) : new TsExtentMap(pages, initial);
 }
 
 /** Byte range [offset, offset+length) as the page range that covers it. */

@@ -142,6 +142,16 @@ export interface Sregs {
   apicBase: bigint;
 }
 
+/** What setRegs takes: any of the registers, as bigints or safe-integer numbers. */
+export type RegsUpdate = { [K in keyof Regs]?: U64 };
+
+/** What setSregs takes: any of the fields, down to one field of one segment or descriptor table. */
+export type SregsUpdate = {
+  [K in keyof Sregs]?: Sregs[K] extends Segment | DescriptorTable
+    ? { [F in keyof Sregs[K]]?: Sregs[K][F] extends bigint ? U64 : number }
+    : U64;
+};
+
 /** One CPUID leaf (struct kvm_cpuid_entry2 without its padding). */
 export interface CpuidEntry {
   function: number;
@@ -195,9 +205,9 @@ export interface Vcpu extends Disposable {
   readonly id: number;
   readonly closed: boolean;
   getRegs(): Regs;
-  setRegs(regs: Partial<Regs>): void;
+  setRegs(regs: RegsUpdate): void;
   getSregs(): Sregs;
-  setSregs(sregs: Partial<Sregs>): void;
+  setSregs(sregs: SregsUpdate): void;
   /**
    * KVM_RUN without blocking the caller for long: it starts on the calling thread for at most a
    * short window (setRunInline, default 500 us), then continues on the vCPU's own thread.

@@ -60,7 +60,10 @@ Napi::Value EnableCap(const Napi::CallbackInfo& info, int fd) {
   if (n != 4) ThrowTypeError(env, "args must be a BigUint64Array of 4 words");
   memcpy(c.args, args, sizeof(c.args));
   long r = IoctlRetry(fd, KVM_ENABLE_CAP, &c);
-  if (r < 0) ThrowErrno(env, errno, "ioctl", "KVM_ENABLE_CAP");
+  if (r < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "ioctl", "KVM_ENABLE_CAP", "cap " + std::to_string(c.cap) + ", flags " + Hex(c.flags));
+  }
   return Napi::Number::New(env, static_cast<double>(r));
 }
 
@@ -162,7 +165,10 @@ Napi::Value PreFaultMemory(const Napi::CallbackInfo& info, int vcpuFd) {
   memset(&p, 0, sizeof(p));
   p.gpa = GetU64(env, info[0], "gpa");
   p.size = GetU64(env, info[1], "size");
-  if (IoctlRetry(vcpuFd, KG_PRE_FAULT_MEMORY, &p) < 0) ThrowErrno(env, errno, "ioctl", "KVM_PRE_FAULT_MEMORY");
+  if (IoctlRetry(vcpuFd, KG_PRE_FAULT_MEMORY, &p) < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "ioctl", "KVM_PRE_FAULT_MEMORY", "gpa " + Hex(p.gpa) + ", size " + std::to_string(p.size));
+  }
   Napi::BigUint64Array out = Napi::BigUint64Array::New(env, 2);
   out[0] = p.gpa;
   out[1] = p.size;

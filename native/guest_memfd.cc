@@ -154,7 +154,9 @@ Napi::Value GuestMemfdObject::Convert(const Napi::CallbackInfo& info) {
     a.attributes = toPrivate ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0;
     if (IoctlRetry(fd_, KG_SET_MEMORY_ATTRIBUTES2, &a) < 0) {
       if (errno == EAGAIN) ThrowBusy(env, a.error_offset, "KVM_SET_MEMORY_ATTRIBUTES2");
-      ThrowErrno(env, errno, "ioctl", "KVM_SET_MEMORY_ATTRIBUTES2");
+      int err = errno;
+      ThrowErrno(env, err, "ioctl", "KVM_SET_MEMORY_ATTRIBUTES2",
+                 "offset " + std::to_string(offset) + ", size " + std::to_string(size) + ", attributes " + Hex(a.attributes));
     }
   } else if (mech == "gmem-convert") {
     kg_gmem_convert c;
@@ -165,7 +167,8 @@ Napi::Value GuestMemfdObject::Convert(const Napi::CallbackInfo& info) {
     const char* name = toPrivate ? "KVM_GMEM_CONVERT_PRIVATE" : "KVM_GMEM_CONVERT_SHARED";
     if (IoctlRetry(fd_, req, &c) < 0) {
       if (errno == EAGAIN) ThrowBusy(env, c.error_offset, name);
-      ThrowErrno(env, errno, "ioctl", name);
+      int err = errno;
+      ThrowErrno(env, err, "ioctl", name, "offset " + std::to_string(offset) + ", size " + std::to_string(size));
     }
   } else {
     ThrowUnsupported(env, "in-place conversion", "no conversion ioctl on this kernel");

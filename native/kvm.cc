@@ -23,9 +23,13 @@ long IoctlRetry(int fd, unsigned long request, unsigned long arg) {
   return r;
 }
 
-Napi::Value IoctlValue(Napi::Env env, int fd, unsigned long request, unsigned long arg, const char* name) {
+Napi::Value IoctlValue(Napi::Env env, int fd, unsigned long request, unsigned long arg, const char* name,
+                       const std::string& args) {
   long r = IoctlRetry(fd, request, arg);
-  if (r < 0) ThrowErrno(env, errno, "ioctl", name);
+  if (r < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "ioctl", name, args);
+  }
   return Napi::Number::New(env, static_cast<double>(r));
 }
 
@@ -72,7 +76,7 @@ Napi::Value KvmObject::CheckExtension(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Kvm");
   uint32_t cap = GetU32(env, info[0], "cap");
-  return IoctlValue(env, fd_, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION");
+  return IoctlValue(env, fd_, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION", "cap " + std::to_string(cap));
 }
 
 Napi::Value KvmObject::CreateVm(const Napi::CallbackInfo& info) {

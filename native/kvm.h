@@ -3,6 +3,8 @@
 
 #include <napi.h>
 
+#include <string>
+
 #include "owned.h"
 
 namespace kg {
@@ -36,6 +38,7 @@ inline long IoctlRetry(int fd, unsigned long request, void* arg) {
 }
 // An ioctl whose result is the answer (the API version, a capability's value): a number, or its
 // errno thrown as a KvmError naming `name`.
-Napi::Value IoctlValue(Napi::Env env, int fd, unsigned long request, unsigned long arg, const char* name);
+Napi::Value IoctlValue(Napi::Env env, int fd, unsigned long request, unsigned long arg, const char* name,
+                       const std::string& args = "");
 
 }  // namespace kg

@@ -476,7 +476,10 @@ Napi::Value CreateVcpuFor(Napi::Env env, VmObject* vm, Napi::Object vmObject, ui
   long size = IoctlRetry(kvm->fd(), KVM_GET_VCPU_MMAP_SIZE, 0UL);
   if (size < 0) ThrowErrno(env, errno, "ioctl", "KVM_GET_VCPU_MMAP_SIZE");
   long fd = IoctlRetry(vm->fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(id));
-  if (fd < 0) ThrowErrno(env, errno, "ioctl", "KVM_CREATE_VCPU");
+  if (fd < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "ioctl", "KVM_CREATE_VCPU", "id " + std::to_string(id));
+  }
   ChildInit init{static_cast<int>(fd), id, static_cast<uint64_t>(size), static_cast<uint64_t>(kvm->fd()), vm, vmObject};
   return NewChild(env, GetData(env)->vcpuCtor, init);
 }

@@ -72,7 +72,7 @@ Napi::Value VmObject::CheckExtension(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Vm");
   uint32_t cap = GetU32(env, info[0], "cap");
-  return IoctlValue(env, fd_, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION");
+  return IoctlValue(env, fd_, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION", "cap " + std::to_string(cap));
 }
 
 Napi::Value VmObject::CreateGuestMemfd(const Napi::CallbackInfo& info) {
@@ -158,7 +158,10 @@ Napi::Value VmObject::SetUserMemoryRegion2(const Napi::CallbackInfo& info) {
   if (IoctlRetry(fd_, KG_SET_USER_MEMORY_REGION2, &r) < 0) {
     int err = errno;
     if (range && mapping == nullptr) ReleaseReserve(r.slot, range);
-    ThrowErrno(env, err, "ioctl", "KVM_SET_USER_MEMORY_REGION2");
+    ThrowErrno(env, err, "ioctl", "KVM_SET_USER_MEMORY_REGION2",
+               "slot " + std::to_string(r.slot) + ", flags " + Hex(r.flags) + ", guest_phys_addr " +
+                   Hex(r.guest_phys_addr) + ", memory_size " + std::to_string(r.memory_size) +
+                   ", guest_memfd_offset " + std::to_string(r.guest_memfd_offset));
   }
   // Track what each slot points into, so its address range stays reserved while it does.
   auto it = slotUses_.find(r.slot);
@@ -212,7 +215,11 @@ Napi::Value VmObject::SetMemoryAttributes(const Napi::CallbackInfo& info) {
   a.size = GetU64(env, info[1], "size");
   a.attributes = GetU64(env, info[2], "attributes");
   a.flags = info.Length() > 3 ? GetU64(env, info[3], "flags") : 0;
-  if (IoctlRetry(fd_, KG_SET_MEMORY_ATTRIBUTES, &a) < 0) ThrowErrno(env, errno, "ioctl", "KVM_SET_MEMORY_ATTRIBUTES");
+  if (IoctlRetry(fd_, KG_SET_MEMORY_ATTRIBUTES, &a) < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "ioctl", "KVM_SET_MEMORY_ATTRIBUTES",
+               "address " + Hex(a.address) + ", size " + std::to_string(a.size) + ", attributes " + Hex(a.attributes));
+  }
   return env.Undefined();
 }
 

@@ -31,7 +31,7 @@ function denseRuns(dense: ArrayLike<number>, start: number, end: number): number
   let s = start;
   for (let p = start + 1; p <= end; p++) {
     if (p === end || dense[p] !== dense[s]) {
-      out.push(s, p, dense[s]);
+      out.push(s, p, dense[s]!);
       s = p;
     }
   }
@@ -50,7 +50,7 @@ function canonicalProblem(q: Float64Array, pages: number): string {
   if (q[0] !== 0) return 'does not start at 0';
   if (q[q.length - 2] !== pages) return 'does not end at pages';
   for (let i = 0; i < q.length; i += 3) {
-    if (q[i] >= q[i + 1]) return `empty run at ${q[i]}`;
+    if (q[i]! >= q[i + 1]!) return `empty run at ${q[i]}`;
     if (i > 0 && q[i] !== q[i - 2]) return `gap or overlap at ${q[i]}`;
     if (i > 0 && q[i + 2] === q[i - 1]) return `equal neighbours at ${q[i]}`;
   }
@@ -108,7 +108,7 @@ function pickRange(r: RangeSpec, pages: number, dense?: ArrayLike<number>): [num
       const bs = boundaries(dense, pages);
       const i = r.x % bs.length;
       const j = Math.min(bs.length - 1, i + (r.y % 4));
-      return [bs[i], bs[j]];
+      return [bs[i]!, bs[j]!];
     }
     default:
       return a <= b ? [a, b] : [b, a];
@@ -197,10 +197,10 @@ describe('ExtentMap against a dense oracle', () => {
           const [s, e] = pickRange(o.range, pages, dense);
           if (o.kind === 'add') {
             let fits = true;
-            for (let p = s; p < e && fits; p++) fits = dense[p] + o.delta >= 0 && dense[p] + o.delta <= MAX_U32;
+            for (let p = s; p < e && fits; p++) fits = dense[p]! + o.delta >= 0 && dense[p]! + o.delta <= MAX_U32;
             if (fits) {
               m.add(s, e, o.delta);
-              for (let p = s; p < e; p++) dense[p] += o.delta;
+              for (let p = s; p < e; p++) dense[p]! += o.delta;
             } else {
               expectThrows(() => m.add(s, e, o.delta), RangeError);
               refused++;
@@ -247,7 +247,7 @@ describe('ExtentMap against a dense oracle', () => {
             dense.fill(o.value, s, e);
           } else if (dense.subarray(s, e).every((v) => v + o.delta >= 0)) {
             m.add(s, e, o.delta);
-            for (let p = s; p < e; p++) dense[p] += o.delta;
+            for (let p = s; p < e; p++) dense[p]! += o.delta;
           } else {
             expectThrows(() => m.add(s, e, o.delta), RangeError);
           }
@@ -295,7 +295,7 @@ describe('ExtentMap with deep trees', () => {
     for (let i = pages - 1; i > 0; i--) {
       s = (Math.imul(s, 1103515245) + 12345) >>> 0;
       const j = s % (i + 1);
-      [order[i], order[j]] = [order[j], order[i]];
+      [order[i], order[j]] = [order[j]!, order[i]!];
     }
     for (const [name, pagesInOrder] of [['ascending', order.map((_, i) => i)], ['random', order]] as const) {
       const m = new ExtentMap(pages, 0);
@@ -344,7 +344,7 @@ describe('ExtentMap with deep trees', () => {
     for (let i = order.length - 1; i > 0; i--) {
       seed = (seed * 1103515245 + 12345) >>> 0;
       const j = seed % (i + 1);
-      [order[i], order[j]] = [order[j], order[i]];
+      [order[i], order[j]] = [order[j]!, order[i]!];
     }
     for (const [k, p] of order.entries()) {
       m.add(p, p + 1, -2);
@@ -451,7 +451,7 @@ describe('ExtentMap argument checking', () => {
     m.assign(10, 20, 4);
     const before = Array.from(m.query(0, 100));
     // The same object without its TypeScript signature, to pass what JS callers might.
-    const bad = m as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const bad = m as unknown as Record<'assign' | 'add' | 'query' | 'valueAt' | 'findFirst' | 'resize', (...args: unknown[]) => unknown>;
     const calls: Array<[() => unknown, typeof TypeError | typeof RangeError]> = [
       [() => bad.assign('0', 1, 1), TypeError],
       [() => bad.assign({}, 1, 1), TypeError],

@@ -40,15 +40,18 @@ function onPath(cmd) {
 
 // node-gyp's own failure without a compiler is a long Python traceback: say in one line what is missing.
 const cxx = (process.env.CXX ?? '').split(' ')[0];
+/** @type {[string, string[]][]} */
 const tools = [
   ['make', ['make']],
   ['a C++ compiler (g++ or $CXX)', cxx ? [cxx] : ['c++', 'g++', 'clang++']],
   ['python3 (node-gyp runs on it)', process.env.PYTHON ? [process.env.PYTHON] : ['python3']],
 ];
 const missing = tools.filter(([, names]) => !names.some(onPath)).map(([what]) => what);
+// Exit 3 tells tools/install.mjs that nothing was tried (an installed package then still works, as
+// the simulator); any other failure is a build that was tried and failed.
 if (missing.length) {
-  console.error(`kvm-gmem: cannot build the native addon: missing ${missing.join(', ')}. Install them (Debian/Ubuntu: apt-get install build-essential python3), then run \`npm rebuild kvm-gmem\`.`);
-  process.exit(1);
+  console.error(`kvm-gmem: cannot build the native addon: missing ${missing.join(', ')}. Install them (Debian/Ubuntu: apt-get install build-essential python3), then run \`npm rebuild kvm-gmem\`; until then only the simulator works.`);
+  process.exit(3);
 }
 
 const nodedir = path.resolve(process.execPath, '../..');

@@ -38,7 +38,7 @@ const target = values.out
   : prebuildPath(root);
 mkdirSync(path.dirname(target), { recursive: true });
 copyFileSync(built, target);
-const header = process.report.getReport().header;
+const header = /** @type {{ header: { glibcVersionRuntime?: string } }} */ (process.report.getReport()).header;
 writeFileSync(
   `${target}.json`,
   JSON.stringify({ platform: process.platform, arch: process.arch, libc: libc(), glibc: header.glibcVersionRuntime ?? null, builtWith: process.version }, null, 2) + '\n',

@@ -117,6 +117,7 @@ function sourcesHash() {
  * Returns { exe, srcDir, version } or throws with the reason (missing package, compiler error).
  * `log` gets one line per slow step.
  */
+/** @param {{ log?: (line: string) => void }} [options] */
 export function buildStructuresBench({ log = () => {} } = {}) {
   ensurePackages(log);
   const version = packageVersion();

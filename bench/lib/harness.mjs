@@ -104,7 +104,7 @@ export async function timeOp(name, fn, { batch = 1, time = 500, iterations = 10,
   bench.add(name, task);
   await bench.run();
   const r = bench.tasks[0].result;
-  if (r.state !== 'completed') throw r.error ?? new Error(`${name}: ${r.state}`);
+  if (r.state !== 'completed') throw (/** @type {{ error?: Error }} */ (r)).error ?? new Error(`${name}: ${r.state}`);
   return (r.latency.p50 * 1e6) / batch;
 }
 
@@ -116,6 +116,6 @@ export async function timeAsyncOp(name, fn, { batch = 1, time = 500, iterations 
   });
   await bench.run();
   const r = bench.tasks[0].result;
-  if (r.state !== 'completed') throw r.error ?? new Error(`${name}: ${r.state}`);
+  if (r.state !== 'completed') throw (/** @type {{ error?: Error }} */ (r)).error ?? new Error(`${name}: ${r.state}`);
   return (r.latency.p50 * 1e6) / batch;
 }

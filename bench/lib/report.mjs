@@ -71,6 +71,7 @@ export function applyValueGoals(results) {
 export function formatValue(value, unit) {
   if (value === null || value === undefined) return 'skipped';
   if (unit === 'ns') {
+    /** @type {[number, string][]} */
     const steps = [
       [1e9, 's'],
       [1e6, 'ms'],

@@ -10,6 +10,7 @@ export function reason(e) {
 // ---- conversions: extent map (public API, simulator) against per-page loops (C++) ----
 
 export function convertSteps(ctx) {
+  /** @type {{ label: string, run: () => unknown }[]} */
   const steps = SIZES.map((s) => ({ label: `convert.extent-map.${s.key}`, run: () => extentMapConvert(ctx, s) }));
   steps.push({ label: 'convert.per-page.* and floor (C++ radix tree / byte array)', run: () => perPageConvert(ctx) });
   return steps;
@@ -82,6 +83,7 @@ function perPageConvert(ctx) {
   }
   for (const l of lines) {
     const s = SIZES.find((x) => x.bytes === l.bytes);
+    if (!s) throw new Error(`per-page result for an unknown size: ${l.bytes} bytes`);
     const floor = l.kind === 'floor';
     const id = `convert.${floor ? 'per-page-floor' : 'per-page'}.${s.key}`;
     const r = {
@@ -103,7 +105,9 @@ function perPageConvert(ctx) {
 }
 
 function formatBytes(b) {
-  for (const [f, u] of [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']]) if (b >= f) return `${b / f} ${u}`;
+  /** @type {[number, string][]} */
+  const units = [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']];
+  for (const [f, u] of units) if (b >= f) return `${b / f} ${u}`;
   return `${b} B`;
 }
 

@@ -15,6 +15,7 @@ export function escapeXml(s) {
 
 /** Tick label for a time in ns at a power of ten. */
 export function timeTickLabel(ns) {
+  /** @type {[number, string][]} */
   const units = [
     [1e9, 's'],
     [1e6, 'ms'],
@@ -184,6 +185,7 @@ export function benchSvg(results, opts = {}) {
   const b = structuresChartSvg(results, opts);
   const size = (svg) => {
     const m = /width="(\d+)" height="(\d+)"/.exec(svg);
+    if (!m) throw new Error('an SVG without width and height');
     return { w: Number(m[1]), h: Number(m[2]) };
   };
   const sa = size(a);

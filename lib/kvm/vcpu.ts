@@ -4,7 +4,7 @@
 import { CAPS, EXITS, FLAGS, HYPERCALLS } from '../constants.js';
 import { cpuidToWords, enableCapArgs, msrEntries, msrIndices, preFaultArgs, wordsToCpuid } from '../cpu-args.js';
 import { ClosedError, KvmError, UnsupportedError, argRangeError, argTypeError, kvmError } from '../errors.js';
-import type { CpuidEntry, MapGpaRange, MsrEntry, Regs, Sregs, U64, Vcpu, VcpuExit } from '../types.js';
+import type { CpuidEntry, MapGpaRange, MsrEntry, Regs, RegsUpdate, Sregs, SregsUpdate, U64, Vcpu, VcpuExit } from '../types.js';
 import { describe, ensureOpen, num, options, u64 } from '../validate.js';
 import { native } from '../native.js';
 import type { NativeVcpu, VcpuLayout } from './addon.js';
@@ -73,7 +73,7 @@ export class KvmVcpu implements Vcpu {
   }
 
   /** Sets the named registers; the others keep their values. */
-  setRegs(regs: Partial<Regs>): void {
+  setRegs(regs: RegsUpdate): void {
     this.#check();
     const r = options<Record<string, unknown>>('regs', regs, true);
     for (const k of Object.keys(r)) {
@@ -93,7 +93,7 @@ export class KvmVcpu implements Vcpu {
   }
 
   /** Sets the given fields (a segment may be partial too); the others keep their values. */
-  setSregs(sregs: Partial<Sregs>): void {
+  setSregs(sregs: SregsUpdate): void {
     this.#check();
     // Each field is read once, into a plain copy: a getter cannot hand the native side a value
     // other than the one checked here.

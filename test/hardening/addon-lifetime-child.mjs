@@ -4,7 +4,10 @@
 // last one then touches a private page through view(). One JSON line per worker on stdout,
 // printed by the main thread when the worker ends.
 //   node addon-lifetime-child.mjs <bundled lib> <workers>
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort as maybePort, Worker, workerData } from 'node:worker_threads';
+
+/** In a worker, never null. */
+const parentPort = /** @type {import('node:worker_threads').MessagePort} */ (maybePort);
 
 const PAGE = 4096;
 
@@ -39,7 +42,7 @@ if (isMainThread) {
       w.on('exit', () => {
         clearTimeout(hung);
         out();
-        resolve();
+        resolve(undefined);
       });
     });
   }

@@ -102,7 +102,7 @@ async function walk(label: string, kind: Kind, call: (w: World) => unknown, mayK
     try {
       await call(w);
     } catch (e) {
-      throw new Error(`${where} (${e2s(err)}): the call then failed: ${(e as Error).message}`);
+      throw new Error(`${where} (${e2s(err)}): the call then failed: ${(e as Error).message}`, { cause: e });
     }
     w.kvm.close();
     expect({ fds: openFds(), maps: gmemMaps() }, `${where}: leaked after close`).toEqual({ fds: fds0, maps: maps0 });

@@ -3,6 +3,8 @@
 // close(), collects, and prints fd/thread/mapping counts before, during and after as JSON.
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+/** Exposed by --expose-gc. */
+const gc = /** @type {() => void} */ (globalThis.gc);
 
 const [lib, roundsArg] = process.argv.slice(2);
 const rounds = Number(roundsArg);
@@ -35,14 +37,14 @@ async function round(i) {
 // Warm up once (addon, signal handlers, the kick signal) so the baseline counts what stays.
 await round(1);
 for (let i = 0; i < 10; i++) {
-  globalThis.gc();
+  gc();
   await sleep(10);
 }
 const before = counts();
 for (let i = 0; i < rounds; i++) await round(i);
 const during = counts();
 for (let i = 0; i < 20; i++) {
-  globalThis.gc();
+  gc();
   await sleep(20);
 }
 const after = counts();

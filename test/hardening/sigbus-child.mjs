@@ -6,7 +6,10 @@
 //   node sigbus-child.mjs <bundled lib> replaced      process.on('SIGBUS') after the first map()
 //   node sigbus-child.mjs <bundled lib> worker        the same listener, then guarded copies in a worker
 import { spawn, spawnSync } from 'node:child_process';
-import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import { isMainThread, parentPort as maybePort, Worker } from 'node:worker_threads';
+
+/** In a worker, never null. */
+const parentPort = /** @type {import('node:worker_threads').MessagePort} */ (maybePort);
 
 const [lib, mode] = isMainThread ? process.argv.slice(2) : [process.argv[2], 'in-worker'];
 const { open, HostAccessError } = await import(lib);

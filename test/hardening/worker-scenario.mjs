@@ -7,7 +7,10 @@
 //   copy    - a tight loop of guarded copies (half of them fault on private pages)
 //   guest   - vm.guest reads and writes in flight (the library's own vCPU program)
 // workerData.end: 'stay' (the parent terminates us), 'exit' (process.exit once busy).
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort as maybePort, workerData } from 'node:worker_threads';
+
+/** In a worker, never null. */
+const parentPort = /** @type {import('node:worker_threads').MessagePort} */ (maybePort);
 
 const { open } = await import(workerData.lib);
 const PAGE = 4096;

@@ -41,6 +41,23 @@ describeKvm('error shapes on the real backend', () => {
     expect(typeof e.stack).toBe('string');
   });
 
+  it("an ioctl's KvmError message ends with the arguments the kernel refused", () => {
+    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0x1000, size: PAGE });
+    expect(thrown(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: 0x1000, size: PAGE })).message).toBe(
+      'EEXIST: File exists, ioctl KVM_SET_USER_MEMORY_REGION2 (slot 1, flags 0x0, guest_phys_addr 0x1000, memory_size 4096, guest_memfd_offset 0)',
+    );
+    using gm = vm.createGuestMemfd({ size: 2 * PAGE, mmap: true, initShared: true });
+    expect(thrown(() => vm.setMemoryRegion({ slot: 2, guestPhysAddr: 0x100000, size: 2 * PAGE, guestMemfd: gm, guestMemfdOffset: PAGE })).message).toBe(
+      'EINVAL: Invalid argument, ioctl KVM_SET_USER_MEMORY_REGION2 (slot 2, flags 0x4, guest_phys_addr 0x100000, memory_size 8192, guest_memfd_offset 4096)',
+    );
+    expect(thrown(() => vm.createGuestMemfd({ size: 1000 })).message).toBe('EINVAL: Invalid argument, ioctl KVM_CREATE_GUEST_MEMFD (size 1000, flags 0x0)');
+    vm.createVcpu(0);
+    expect(thrown(() => vm.createVcpu(0)).message).toBe('EEXIST: File exists, ioctl KVM_CREATE_VCPU (id 0)');
+    expect(thrown(() => vm.enableCap(9999)).message).toBe('EINVAL: Invalid argument, ioctl KVM_ENABLE_CAP (cap 9999, flags 0x0)');
+    const attrs = thrown(() => vm.setMemoryAttributes(0, PAGE, { private: true }));
+    expect(attrs.message).toMatch(/^E[A-Z]+: .*, ioctl KVM_SET_MEMORY_ATTRIBUTES \(address 0x0, size 4096, attributes 0x8\)$/);
+  });
+
   it('KvmError from mmap and fallocate names the syscall and no ioctl', () => {
     using plain = vm.createGuestMemfd({ size: PAGE });
     const m = thrown(() => plain.map());

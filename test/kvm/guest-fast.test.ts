@@ -321,7 +321,7 @@ describeKvm('vm.guest fast path on the real backend', () => {
     const sim = open({ backend: 'sim', profile: hostProfile() ?? 'linux-6.18' });
     try {
       for (let seed = 1; seed <= 12; seed++) {
-        const [got, want] = (await Promise.all([layoutScenario(kvm, seed), layoutScenario(sim, seed)])) as unknown[][];
+        const [got, want] = (await Promise.all([layoutScenario(kvm, seed), layoutScenario(sim, seed)])) as [unknown[], unknown[]];
         // The first access that differs, shortened, with its seed.
         const i = got.findIndex((g, j) => JSON.stringify(g) !== JSON.stringify(want[j]));
         const short = (x: unknown) => {

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-// @ts-expect-error: plain .mjs helpers of the benchmark, no type declarations
 import * as report from '../../bench/lib/report.mjs';
 
 const { applyRatios, applyValueGoals, formatTable, formatValue, meetsGoal, median, missingIds, requiredIds, scaleLinear, skipped } = report;

@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-// @ts-expect-error: plain .mjs helpers of the benchmark, no type declarations
 import * as st from '../../bench/lib/structures.mjs';
-// @ts-expect-error: plain .mjs helpers of the benchmark, no type declarations
 import * as svg from '../../bench/lib/svg.mjs';
 
 const { STRUCTURES, WORKLOADS, extentMapGoals, formatStructureTables, structureIds, structureResults } = st;

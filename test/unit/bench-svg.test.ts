@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-// @ts-expect-error: plain .mjs helpers of the benchmark, no type declarations
 import { conversionChartSvg, escapeXml, seriesPoints, timeTickLabel } from '../../bench/lib/svg.mjs';
-// @ts-expect-error: plain .mjs helpers of the benchmark, no type declarations
 import { applyRatios } from '../../bench/lib/report.mjs';
 
 const sizes = ['4kib', '2mib', '1gib', '64gib', '1tib'];

@@ -2,7 +2,6 @@
 // config hashing, shell quoting and the scripts it writes for the guest.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-// @ts-expect-error: plain .mjs helpers of the rig, no type declarations
 import * as rig from '../../tools/rig/lib.mjs';
 
 const {

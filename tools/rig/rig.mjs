@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  CUSTOM_DISABLED, CUSTOM_OPTIONS, GUEST_MODULES, KERNELS, RigUsageError, USAGE, commandScript, companionPackages,
+  CUSTOM_DISABLED, GUEST_MODULES, KERNELS, RigUsageError, USAGE, commandScript, companionPackages,
   configHash, enableSymbols, guestEnv, initScript, missingOptions, moduleLoadOrder, parseArgs, pickNewest, qemuArgs, rigSources,
 } from './lib.mjs';
 
