@@ -9,6 +9,7 @@ export const UAPI = {
     EXT_CPUID: 7,
     NR_VCPUS: 9,
     NR_MEMSLOTS: 10,
+    MULTI_ADDRESS_SPACE: 118,
     MP_STATE: 14,
     IMMEDIATE_EXIT: 136,
     MAX_VCPUS: 66,

@@ -7,7 +7,7 @@ import { native } from '../lib/native.js';
 import { TsExtentMap } from '../lib/extent-map.js';
 
 type AnyMap = Record<string, (...args: unknown[]) => unknown> & { readonly pages: number };
-const NativeMap = native.ExtentMap as new (pages: unknown, initial?: unknown) => AnyMap;
+const NativeMap = native.ExtentMap as unknown as new (pages: unknown, initial?: unknown) => AnyMap;
 const TsMap = TsExtentMap as unknown as new (pages: unknown, initial?: unknown) => AnyMap;
 
 /** What a call did, comparable across the two maps. */
