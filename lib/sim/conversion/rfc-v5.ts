@@ -107,11 +107,17 @@ class RfcV5 extends FileConversion {
     // one per mapping with the page present (a mapped file page holds a folio reference).
     const states = this.states;
     states.set(first, end, PRIVATE);
+    let any = false;
     const referenced = (runs: Float64Array) => {
-      for (let i = 0; i < runs.length; i += 3) if (runs[i + 2]! > 0) states.set(BigInt(runs[i]!), BigInt(runs[i + 1]!), PENDING);
+      for (let i = 0; i < runs.length; i += 3) {
+        if (runs[i + 2]! === 0) continue;
+        states.set(BigInt(runs[i]!), BigInt(runs[i + 1]!), PENDING);
+        any = true;
+      }
     };
     if (this.firstHeld(first, end) >= 0) referenced(this.holds.query(first, end));
-    for (const ptes of this.#ptes.values()) referenced(ptes.query(first, end));
+    for (const ptes of this.#ptes.values()) if (ptes.findFirst(first, end, 0, false) >= 0) referenced(ptes.query(first, end));
+    if (!any) return { pending: [] };
     return { pending: states.extents(first * P, (end - first) * P).filter((e) => e.state === 'pending') };
   }
 
