@@ -14,6 +14,9 @@ import { describe, options } from './validate.js';
 
 const PROFILES: readonly Profile[] = PROFILE_NAMES;
 const DEFAULT_PATH = '/dev/kvm';
+// The simulator's profile when none is named: mainline 6.18, the kernel a VMM most likely meets
+// (a series profile is asked for by name: its flags and rules differ from mainline's).
+const DEFAULT_PROFILE: Profile = 'linux-6.18';
 
 export function open(opts?: OpenOptions): Kvm {
   const o = options<OpenOptions>('options', opts, ['backend', 'path', 'profile']);
@@ -41,20 +44,20 @@ export function open(opts?: OpenOptions): Kvm {
     throw argRangeError(`profile (the simulator) and path (the real kernel) exclude each other, got both`);
   }
   // A profile names a model of a kernel: with backend 'auto' it means the simulator.
-  if (backend === 'sim' || profile !== undefined) return openSim(profile ?? 'rfc-v5');
+  if (backend === 'sim' || profile !== undefined) return openSim(profile ?? DEFAULT_PROFILE);
   const path = explicitPath ?? DEFAULT_PATH;
   if (backend === 'kvm' || explicitPath !== undefined) return openKvm(path);
   if (addonError && !existsSync(path)) {
-    const sim = openSim('rfc-v5') as Kvm & { fallbackReason: string | null };
-    sim.fallbackReason = `the native addon is not loaded and there is no ${path} (the simulator's 'rfc-v5' profile instead)`;
+    const sim = openSim(DEFAULT_PROFILE) as Kvm & { fallbackReason: string | null };
+    sim.fallbackReason = `the native addon is not loaded and there is no ${path} (the simulator's '${DEFAULT_PROFILE}' profile instead)`;
     return sim;
   }
   try {
     return openKvm(path);
   } catch (e) {
     if (!(e instanceof KvmError) || e.code !== 'ENOENT') throw e;
-    const sim = openSim('rfc-v5') as Kvm & { fallbackReason: string | null };
-    sim.fallbackReason = `${e.message} (no KVM device here; the simulator's 'rfc-v5' profile instead)`;
+    const sim = openSim(DEFAULT_PROFILE) as Kvm & { fallbackReason: string | null };
+    sim.fallbackReason = `${e.message} (no KVM device here; the simulator's '${DEFAULT_PROFILE}' profile instead)`;
     return sim;
   }
 }

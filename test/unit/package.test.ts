@@ -228,7 +228,7 @@ kvm.close();
     it('import works in a .mjs file', () => {
       writeFileSync(path.join(dir, 'consumer.mjs'), "import { open } from 'kvm-gmem';\nconst k = open({ backend: 'sim' });\nconsole.log(k.profile);\nk.close();\n");
       const r = node(['consumer.mjs']);
-      expect(r.stdout.trim()).toBe('rfc-v5');
+      expect(r.stdout.trim()).toBe('linux-6.18');
     });
 
     it('a .cts consumer type-checks with tsc against the shipped declarations', async () => {
