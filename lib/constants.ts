@@ -9,6 +9,8 @@ interface NativeConstants {
   vmTypes: Record<string, number>;
   flags: Record<string, number>;
   exits: Record<string, number>;
+  /** KVM_HC_* hypercall numbers (KVM_HC_MAP_GPA_RANGE). */
+  hypercalls: Record<string, number>;
   PAGE_SIZE: number;
 }
 

@@ -1,6 +1,7 @@
 // C guests: compiled with the system's C compiler into a static, freestanding, non-PIC ELF linked
 // at the address the builder loads programs, with the package's guest header on the include path.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -56,6 +57,15 @@ function run(cmd: string, args: string[], cwd: string): Promise<Run> {
   });
 }
 
+/** AMD's hypercall instruction is vmmcall (KVM emulates vmcall there, but PVM gives #GP at CPL3). */
+function hostIsAmd(): boolean {
+  try {
+    return /^vendor_id\s*:\s*AuthenticAMD/m.test(readFileSync('/proc/cpuinfo', 'latin1'));
+  } catch {
+    return false;
+  }
+}
+
 function linkerScript(load: bigint, limit: bigint): string {
   return [
     'ENTRY(_kg_start)',
@@ -80,6 +90,7 @@ export function guestCflags(limit: bigint): string[] {
     '-fno-asynchronous-unwind-tables', '-fno-tree-loop-distribute-patterns',
     limit > 0x80000000n ? '-mcmodel=large' : '-mcmodel=small',
     '-O2', '-g0', '-Wall',
+    ...(hostIsAmd() ? ['-DKG_VMMCALL'] : []),
     `-I${GUEST_INCLUDE_DIR}`,
     '-Wl,--build-id=none', '-Wl,-z,noexecstack', '-Wl,-z,norelro', '-Wl,--no-warn-rwx-segments',
   ];

@@ -5,3 +5,12 @@ export { compileGuest, GuestCompileError, GUEST_INCLUDE_DIR, type CompileOptions
 export { parseElf, type ElfImage, type ElfSegment } from './elf.js';
 export { EXCEPTION_PORT, UCALL_PORT } from './layout.js';
 export type { ExceptionReport, GuestEvent } from './ucall.js';
+export {
+  ConversionLoop,
+  conversionMechanism,
+  type ConversionMechanismName,
+  type ConversionOptions,
+  type ConversionRecord,
+  type ConversionRegion,
+  type ConversionRequest,
+} from './conversions.js';
