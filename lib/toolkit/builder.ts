@@ -6,7 +6,7 @@
 //
 // Region (long mode; offsets in layout.ts): tables at 0, exception stubs and stack below 64 KiB,
 // page directories from 64 KiB, the program at 1 MiB, the program's stack at the top.
-import { ClosedError, argRangeError, argTypeError } from '../errors.js';
+import { ClosedError, UnsupportedError, argRangeError, argTypeError } from '../errors.js';
 import type { GuestMemfd, Mapping, Vcpu, VcpuExit, Vm, U64 } from '../types.js';
 import { describe, num, u32, u64 } from '../validate.js';
 import { RFLAGS0, RFLAGS3 } from '../kvm/guest-program.js';
@@ -42,6 +42,11 @@ export interface GuestOptions {
   identityMap?: { gpa: U64; size: U64 }[];
   /** vCPU id (default 0). */
   vcpuId?: number;
+  /**
+   * The VM whose guest_memfd holds the region (default: vm itself). A VM with private memory
+   * (type 1) offers no INIT_SHARED file: pass a type-0 VM of the same /dev/kvm, with memory 'plain'.
+   */
+  memoryVm?: Vm;
 }
 
 export interface RunOptions {
@@ -49,7 +54,7 @@ export interface RunOptions {
   onExit?: (exit: VcpuExit) => boolean | Promise<boolean>;
 }
 
-const KEYS = new Set(['slot', 'guestPhysAddr', 'size', 'memory', 'mode', 'cpl', 'program', 'identityMap', 'vcpuId']);
+const KEYS = new Set(['slot', 'guestPhysAddr', 'size', 'memory', 'mode', 'cpl', 'program', 'identityMap', 'vcpuId', 'memoryVm']);
 const GiB = 1n << 30n;
 const P = 4096n;
 const STACK_RESERVE = 0x10000n; // the program may not reach into the last 64 KiB (its stack)
@@ -86,16 +91,24 @@ export async function createGuest(vm: Vm, options: GuestOptions): Promise<Guest>
   }
   const gibs = mode === 'long' ? mappedGibs(gpa, size, options.identityMap) : [];
   const vcpuId = options.vcpuId === undefined ? 0 : u32('vcpuId', options.vcpuId);
+  const memoryVm = options.memoryVm ?? vm;
+  if (typeof memoryVm !== 'object' || memoryVm === null || typeof memoryVm.createGuestMemfd !== 'function') throw argTypeError(`memoryVm must be a Vm, got ${describe(memoryVm)}`);
+  if (memoryVm !== vm && memory !== 'plain') throw argRangeError("memoryVm needs memory 'plain': a guest_memfd slot must be the VM's own file");
   const area = programArea(mode, gpa, size);
   const image = await loadProgram(options.program, area, mode);
 
   // The vCPU first: on the simulator this is the UnsupportedError, before any slot is set.
   const vcpu = vm.createVcpu(vcpuId);
+  const flags = memoryVm.guestMemfdFlags();
+  if (!flags.mmap || !flags.initShared) {
+    vcpu.close();
+    throw new UnsupportedError('guest-memory', `this VM (type ${memoryVm.type}) offers no guest_memfd the host can fill (MMAP and INIT_SHARED): pass memoryVm, a type-0 VM, with memory 'plain'`);
+  }
   let file: GuestMemfd | undefined;
   let map: Mapping | undefined;
   let slotSet = false;
   try {
-    file = vm.createGuestMemfd({ size, mmap: true, initShared: true });
+    file = memoryVm.createGuestMemfd({ size, mmap: true, initShared: true });
     map = file.map();
     const guest = new Guest(vm, vcpu, { slot, gpa, size, memory, mode, cpl, file, map, entry: image.entry });
     guest.writeTables(gibs);

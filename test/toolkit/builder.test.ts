@@ -52,6 +52,16 @@ describeKvm('createGuest on the real kernel', () => {
       expect(await vm.guest.read(0x1000, 8)).toEqual(Buffer.from('8877665544332211', 'hex'));
     }));
 
+  it('memoryVm: the region lives in another VM\'s file, bound as a plain slot (what a type-1 VM needs)', () =>
+    withVm(async (kvm, vm) => {
+      using donor = kvm.createVm();
+      const src = '#include <kvm-gmem-guest.h>\nstatic uint64_t x = 41;\nvoid guest_main(void) { x++; GUEST_SYNC(x); }';
+      await expect(createGuest(vm, { slot: 1, memoryVm: donor, program: { c: src } })).rejects.toThrow(RangeError);
+      using g = await createGuest(vm, { slot: 1, memoryVm: donor, memory: 'plain', program: { c: src } });
+      expect(await g.run()).toMatchObject({ kind: 'sync', value: 42n });
+      expect(g.region.guestMemfd.closed).toBe(false);
+    }));
+
   it('GUEST_ASSERT_EQ reports both values; returning from guest_main is done', () =>
     withVm(async (_kvm, vm) => {
       const src = '#include <kvm-gmem-guest.h>\nvoid guest_main(void) { volatile int x = 3; GUEST_ASSERT_EQ(x + 1, 5); }';
