@@ -304,7 +304,6 @@ export class Guest implements Disposable {
     if (onExit !== undefined && typeof onExit !== 'function') throw argTypeError(`onExit must be a function, got ${describe(onExit)}`);
     for (;;) {
       const exit = await this.vcpu.run();
-      if (exit.reason === 'intr') continue;
       if (exit.reason === 'io' && exit.direction === 'out' && exit.port === L.UCALL_PORT && this.#r.mode === 'long') {
         const ev = await this.#ucall();
         if (ev.kind !== 'sync') this.#final = ev;

@@ -185,7 +185,6 @@ export class ConversionLoop {
   async run(vcpu: Pick<Vcpu, 'run'>): Promise<VcpuExit> {
     for (;;) {
       const exit = await vcpu.run();
-      if (exit.reason === 'intr') continue;
       if (!(await this.handle(exit))) return exit;
     }
   }

@@ -22,6 +22,14 @@ describeKvm('createGuest on the real kernel', () => {
       expect(await g.run()).toBe(ev); // stopped: the same report again, the vCPU is not run
     }));
 
+  it('a kick stops a spinning guest: run() gives the intr exit back, and the guest can run on', () =>
+    withVm(async (_kvm, vm) => {
+      const g = await createGuest(vm, { slot: 2, program: { code: Buffer.from([0xeb, 0xfe]) } }); // jmp $
+      setTimeout(() => g.vcpu.kick(), 50);
+      expect(await g.run()).toEqual({ kind: 'exit', exit: { reason: 'intr' } });
+      expect(g.vcpu.getRegs().rip).toBe(BigInt(g.entry));
+    }));
+
   it('a page fault at CPL3 reports the error code and cr2', () =>
     withVm(async (_kvm, vm) => {
       // mov rax, [0xffffffff80000000] (disp32, sign-extended): nothing maps it

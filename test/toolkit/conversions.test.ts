@@ -45,6 +45,7 @@ describe('ConversionLoop (port-level fake vCPU, simulated guest_memfd)', () => {
     expect(await loop.run(fakeVcpu(exits))).toBe(io);
     expect(toPrivate).toMatchObject({ ret: 0n });
     expect(states()).toBe('0+2:shared 2+3:private 5+11:shared');
+    expect(await loop.run(fakeVcpu([{ reason: 'intr' }]))).toEqual({ reason: 'intr' }); // a kick is the caller's
     expect(await loop.run(fakeVcpu(exits))).toEqual({ reason: 'hlt' });
     expect(states()).toBe('0+2:shared 2+1:private 3+1:shared 4+1:private 5+11:shared');
     expect(loop.log.map((r) => [r.source, r.outcome, r.private])).toEqual([['hypercall', 'converted', true], ['hypercall', 'converted', false]]);
