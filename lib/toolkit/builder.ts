@@ -281,6 +281,7 @@ export class Guest implements Disposable {
 
   write(gpa: U64, data: Uint8Array): void {
     this.#check();
+    if (!(data instanceof Uint8Array)) throw argTypeError(`data must be a Uint8Array, got ${describe(data)}`);
     const [at] = this.#inRegion(gpa, data.byteLength);
     this.#r.map.write(at, data);
   }

@@ -6,8 +6,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UnsupportedError, argTypeError } from '../errors.js';
-import { describe } from '../validate.js';
+import { UnsupportedError, argRangeError, argTypeError } from '../errors.js';
+import type { U64 } from '../types.js';
+import { describe, u64 } from '../validate.js';
 
 /** The folder holding kvm-gmem-guest.h (the package's `guest/`, from lib/toolkit or dist/toolkit). */
 export const GUEST_INCLUDE_DIR = fileURLToPath(new URL('../../guest/', import.meta.url));
@@ -30,9 +31,9 @@ export class GuestCompileError extends Error {
 
 export interface CompileOptions {
   /** Where the program's first byte goes (the builder passes its code address). */
-  loadAddress: bigint;
+  loadAddress: U64;
   /** Highest address the program may reach (exclusive): the linker refuses a larger program. */
-  limit: bigint;
+  limit: U64;
   /** The compiler: default $CC, then `cc`, then `gcc`. */
   cc?: string;
   /** More flags, after the library's (e.g. ['-O0', '-DN=4']). */
@@ -105,6 +106,10 @@ export async function compileGuest(source: string | { file: string }, options: C
   if (typeof source !== 'string' && (typeof source !== 'object' || source === null || typeof source.file !== 'string')) {
     throw argTypeError(`source must be C source text or { file: path }, got ${describe(source)}`);
   }
+  if (typeof options !== 'object' || options === null) throw argTypeError(`options must be an object, got ${describe(options)}`);
+  const load = u64('loadAddress', options.loadAddress);
+  const limit = u64('limit', options.limit);
+  if (limit <= load) throw argRangeError(`limit must lie above loadAddress, got 0x${limit.toString(16)} <= 0x${load.toString(16)}`);
   if (options.cc !== undefined && typeof options.cc !== 'string') throw argTypeError(`cc must be a string, got ${describe(options.cc)}`);
   const extra = options.cflags ?? [];
   if (!Array.isArray(extra) || extra.some((f) => typeof f !== 'string')) throw argTypeError(`cflags must be an array of strings, got ${describe(extra)}`);
@@ -112,7 +117,7 @@ export async function compileGuest(source: string | { file: string }, options: C
   if (typeof filename !== 'string' || filename.includes('/') || filename === '') throw argTypeError(`filename must be a plain file name, got ${describe(filename)}`);
   const dir = await mkdtemp(path.join(tmpdir(), 'kvm-gmem-guest-'));
   try {
-    await writeFile(path.join(dir, 'guest.ld'), linkerScript(options.loadAddress, options.limit));
+    await writeFile(path.join(dir, 'guest.ld'), linkerScript(load, limit));
     let input: string;
     if (typeof source === 'string') {
       await writeFile(path.join(dir, filename), source);
@@ -121,7 +126,7 @@ export async function compileGuest(source: string | { file: string }, options: C
       input = path.resolve(source.file);
     }
     const candidates = options.cc !== undefined ? [options.cc] : [...(process.env.CC ? [process.env.CC] : []), 'cc', 'gcc'];
-    const args = [...guestCflags(options.limit), '-Wl,-T,guest.ld', ...extra, '-o', 'guest.elf', input];
+    const args = [...guestCflags(limit), '-Wl,-T,guest.ld', ...extra, '-o', 'guest.elf', input];
     for (const cc of candidates) {
       const r = await run(cc, args, dir);
       if (r.notFound) continue;

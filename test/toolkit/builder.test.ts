@@ -66,7 +66,9 @@ describeKvm('createGuest on the real kernel', () => {
       const src = '#include <kvm-gmem-guest.h>\nstatic uint64_t x = 41;\nvoid guest_main(void) { x++; GUEST_SYNC(x); }';
       await expect(createGuest(vm, { slot: 1, memoryVm: donor, program: { c: src } })).rejects.toThrow(RangeError);
       using g = await createGuest(vm, { slot: 1, memoryVm: donor, memory: 'plain', program: { c: src } });
-      expect(await g.run()).toMatchObject({ kind: 'sync', value: 42n });
+      const syncs: bigint[] = [];
+      await g.runToDone((v) => void syncs.push(v));
+      expect(syncs).toEqual([42n]);
       expect(g.region.guestMemfd.closed).toBe(false);
     }));
 
@@ -75,6 +77,7 @@ describeKvm('createGuest on the real kernel', () => {
       const src = '#include <kvm-gmem-guest.h>\nvoid guest_main(void) { volatile int x = 3; GUEST_ASSERT_EQ(x + 1, 5); }';
       const g = await createGuest(vm, { slot: 3, program: { c: src, filename: 'eq.c' } });
       expect(await g.run()).toEqual({ kind: 'assert', file: 'eq.c', line: 2, expr: 'x + 1 == 5', values: [4n, 5n] });
+      await expect(g.runToDone()).rejects.toMatchObject({ code: 'ERR_GUEST_STOPPED', event: { kind: 'assert', line: 2 } });
       const g2 = await createGuest(vm, { slot: 4, guestPhysAddr: 0x8000_0000, vcpuId: 1, program: { c: '#include <kvm-gmem-guest.h>\nvoid guest_main(void) {}' } });
       expect(await g2.run()).toEqual({ kind: 'done' });
     }));
