@@ -10,6 +10,7 @@ import { KvmMapping } from './kvm/mapping.js';
 import { KvmVcpu } from './kvm/vcpu.js';
 import { KvmVm } from './kvm/vm.js';
 import { SimGuestMemfd, SimKvm, SimMapping, SimVm } from './sim/index.js';
+import { Guest } from './toolkit/builder.js';
 
 export const DISPOSE_KEYS: readonly symbol[] = [
   ...((Symbol as { dispose?: symbol }).dispose ? [(Symbol as { dispose?: symbol }).dispose!] : []),
@@ -29,6 +30,7 @@ export const DISPOSABLE: [{ prototype: object; name: string }, string][] = [
   [SimVm, 'close'],
   [SimGuestMemfd, 'close'],
   [SimMapping, 'unmap'],
+  [Guest, 'close'],
 ];
 
 for (const [cls, method] of DISPOSABLE) {
