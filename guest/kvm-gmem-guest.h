@@ -83,7 +83,9 @@ static __attribute__((noreturn, used)) void kg_done(void)
 	} while (0)
 
 /* KVM hypercalls: nr in rax, arguments in rbx, rcx, rdx, rsi; the result comes back in rax.
- * `vmcall` (Intel); define KG_VMMCALL for `vmmcall` (AMD; KVM emulates the other one anyway). */
+ * `vmcall` (Intel), or `vmmcall` with KG_VMMCALL, which compileGuest defines on AMD hosts (KVM
+ * emulates the other one, but PVM gives #GP for `vmcall` at CPL3). KVM answers only at CPL0: at
+ * CPL3 the result is -KVM_EPERM (-1) and the host sees no exit. */
 static inline uint64_t kvm_hypercall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3)
 {
 	uint64_t r;
