@@ -3,7 +3,7 @@
  * builder starts it on the stack at the top of its region, and returning from it is GUEST_DONE().
  *
  * The ucall channel follows the kernel selftests' ucall: the guest fills a struct kg_ucall and
- * writes its address to port KG_UCALL_PORT (rdi holds the full address, eax its low half); the
+ * writes its address to port KG_UCALL_PORT (rdi holds it; eax too when it is below 4 GiB); the
  * host decodes it into { kind: 'sync', value }, { kind: 'assert', file, line, expr } or
  * { kind: 'done' } and resumes the guest after a sync.
  */
@@ -34,10 +34,12 @@ static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, 
 static inline uint16_t inw(uint16_t port) { uint16_t v; __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 
+/* eax is the address when it fits in 32 bits (the host then needs no KVM_GET_REGS), else ~0. */
 static inline void kg_ucall(struct kg_ucall *uc)
 {
+	uint64_t a = (uint64_t)(uintptr_t)uc;
 	__asm__ volatile("outl %%eax, %%dx"
-			 : : "D"(uc), "a"((uint32_t)(uintptr_t)uc), "d"((uint16_t)KG_UCALL_PORT)
+			 : : "D"(uc), "a"(a >> 32 ? 0xffffffffu : (uint32_t)a), "d"((uint16_t)KG_UCALL_PORT)
 			 : "memory");
 }
 

@@ -306,7 +306,7 @@ export class Guest implements Disposable {
     for (;;) {
       const exit = await this.vcpu.run();
       if (exit.reason === 'io' && exit.direction === 'out' && exit.port === L.UCALL_PORT && this.#r.mode === 'long') {
-        const ev = await this.#ucall();
+        const ev = await this.#ucall(exit.size === 4 ? exit.data.readUInt32LE(0) : 0xffffffff);
         if (ev.kind !== 'sync') this.#final = ev;
         return ev;
       }
@@ -333,9 +333,10 @@ export class Guest implements Disposable {
     }
   }
 
-  async #ucall(): Promise<GuestEvent> {
-    const { rdi } = this.vcpu.getRegs();
-    const struct = await this.#guestBytes(rdi, UCALL_SIZE);
+  /** The ucall struct at the address the guest gave: eax when below 4 GiB, else rdi. */
+  async #ucall(eax: number): Promise<GuestEvent> {
+    const at = eax !== 0xffffffff ? BigInt(eax) : this.vcpu.getRegs().rdi;
+    const struct = await this.#guestBytes(at, UCALL_SIZE);
     return decodeUcall(struct, async (addr) => {
       const { gpa, size } = this.#r;
       // Strings are the guest's own (in its region); read up to the region's end.

@@ -72,6 +72,18 @@ describeKvm('createGuest on the real kernel', () => {
       expect(g.region.guestMemfd.closed).toBe(false);
     }));
 
+  it('above 4 GiB (the ucall address then comes from rdi; -mcmodel=large): sync and assert as below', () =>
+    withVm(async (_kvm, vm) => {
+      const src = '#include <kvm-gmem-guest.h>\nstatic uint64_t v = 7;\nvoid guest_main(void) { GUEST_SYNC(&v); GUEST_ASSERT(v == 8); }';
+      using g = await createGuest(vm, { slot: 5, guestPhysAddr: 0x1_4000_0000, program: { c: src } });
+      const ev = await g.run();
+      expect(ev).toMatchObject({ kind: 'sync' });
+      const at = (ev as { value: bigint }).value;
+      expect(at > 0x1_4000_0000n).toBe(true);
+      expect(g.read(at, 8).readBigUInt64LE(0)).toBe(7n);
+      expect(await g.run()).toEqual({ kind: 'assert', file: 'guest.c', line: 3, expr: 'v == 8' });
+    }));
+
   it('GUEST_ASSERT_EQ reports both values; returning from guest_main is done', () =>
     withVm(async (_kvm, vm) => {
       const src = '#include <kvm-gmem-guest.h>\nvoid guest_main(void) { volatile int x = 3; GUEST_ASSERT_EQ(x + 1, 5); }';
