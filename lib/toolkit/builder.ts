@@ -13,7 +13,7 @@ import { RFLAGS0, RFLAGS3 } from '../kvm/guest-program.js';
 import { compileGuest } from './compile.js';
 import { parseElf, type ElfImage } from './elf.js';
 import * as L from './layout.js';
-import { MAX_STRING, UCALL_SIZE, cString, decodeUcall, type ExceptionReport, type GuestEvent } from './ucall.js';
+import { MAX_STRING, UCALL_SIZE, cString, decodeUcall, formatEvent, type ExceptionReport, type GuestEvent } from './ucall.js';
 
 export type GuestProgram =
   /** Machine code loaded at the program address; `entry` is an offset into it (default 0). */
@@ -395,22 +395,3 @@ export class Guest implements Disposable {
     this.close();
   }
 }
-
-const hex = (v: bigint) => `0x${v.toString(16)}`;
-
-/** A one-line description of an event, for messages. */
-export function formatEvent(ev: GuestEvent): string {
-  switch (ev.kind) {
-    case 'sync':
-      return `sync ${ev.value}`;
-    case 'done':
-      return 'done';
-    case 'assert':
-      return `assertion failed at ${ev.file}:${ev.line}: ${ev.expr}${ev.values ? ` (${ev.values[0]} != ${ev.values[1]})` : ''}`;
-    case 'exception':
-      return `exception #${ev.name} (vector ${ev.vector}, error code ${ev.errorCode}) at rip ${hex(ev.rip)}${ev.cr2 !== undefined ? `, cr2 ${hex(ev.cr2)}` : ''}`;
-    case 'exit':
-      return `exit ${ev.exit.reason}`;
-  }
-}
-

@@ -64,3 +64,22 @@ export function cString(bytes: Buffer): string {
   const end = bytes.indexOf(0);
   return bytes.subarray(0, end < 0 ? bytes.length : end).toString('utf8');
 }
+
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+
+/** A one-line description of an event, for messages. */
+export function formatEvent(ev: GuestEvent): string {
+  switch (ev.kind) {
+    case 'sync':
+      return `sync ${ev.value}`;
+    case 'done':
+      return 'done';
+    case 'assert':
+      return `assertion failed at ${ev.file}:${ev.line}: ${ev.expr}${ev.values ? ` (${ev.values[0]} != ${ev.values[1]})` : ''}`;
+    case 'exception':
+      return `exception #${ev.name} (vector ${ev.vector}, error code ${ev.errorCode}) at rip ${hex(ev.rip)}${ev.cr2 !== undefined ? `, cr2 ${hex(ev.cr2)}` : ''}`;
+    case 'exit':
+      return `exit ${ev.exit.reason}`;
+  }
+}
+
