@@ -9,6 +9,7 @@ import { Mapping } from './core/mapping.js';
 import { Kvm } from './core/kvm.js';
 import { Vm } from './core/vm.js';
 import { KvmVcpu } from './kvm/vcpu.js';
+import { Guest } from './toolkit/builder.js';
 
 export const DISPOSE_KEYS: readonly symbol[] = [
   ...((Symbol as { dispose?: symbol }).dispose ? [(Symbol as { dispose?: symbol }).dispose!] : []),
@@ -24,6 +25,7 @@ export const DISPOSABLE: [{ prototype: object; name: string }, string][] = [
   [HostHold, 'release'],
   [Mapping, 'unmap'],
   [KvmVcpu, 'close'],
+  [Guest, 'close'],
 ];
 
 for (const [cls, method] of DISPOSABLE) {

@@ -12,3 +12,4 @@ export {
 export { constants } from './constants.js';
 export { PAGE_SIZE } from './validate.js';
 export type * from './types.js';
+export * from './toolkit/index.js';
