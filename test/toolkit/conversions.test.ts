@@ -26,7 +26,7 @@ const fakeVcpu = (exits: VcpuExit[]) => ({ run: async () => exits.shift() ?? { r
 
 function simSetup(): { kvm: Kvm; vm: Vm; gm: GuestMemfd; states: () => string } {
   const kvm = open({ backend: 'sim', profile: 'inplace-v8' });
-  const vm = kvm.createVm();
+  const vm = kvm.createVm({ type: 1 }); // v8 converts only on a VM with private memory (kvm_arch_has_private_mem)
   const gm = vm.createGuestMemfd({ size: 16 * P, mmap: true, initShared: true });
   vm.setMemoryRegion({ slot: 1, guestPhysAddr: DATA, size: 16 * P, guestMemfd: gm, guestMemfdOffset: 0 });
   const states = () => gm.states().map((e) => `${e.offset / P}+${e.length / P}:${e.state}`).join(' ');
