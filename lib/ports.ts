@@ -6,7 +6,18 @@
 // relative to the object. lib/kvm/ implements them over the addon, lib/sim/ over the model.
 import type { Vm } from './core/vm.js';
 import type { UnsupportedError } from './errors.js';
-import type { Backend, ConversionMechanism, ConversionResult, CpuidEntry, Extent, FileStat, GuestAccess, Profile, Vcpu, GuestMemfdFlags } from './types.js';
+import type {
+  Backend,
+  ConversionMechanism,
+  ConversionResult,
+  CpuidEntry,
+  Extent,
+  FileStat,
+  GuestAccess,
+  Profile,
+  Vcpu,
+  GuestMemfdFlags,
+} from './types.js';
 
 export type { Backend };
 

@@ -5,7 +5,15 @@ import { attributesArgs, capNumber, createMemfdArgs, memfdFlagsOf, regionArgs } 
 import { CAPS, FLAGS } from '../constants.js';
 import { enableCapArgs } from '../cpu-args.js';
 import type { GuestAccessPort, VcpuFront, VmPort } from '../ports.js';
-import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfdFlags, MemoryRegion, U64, Vcpu, Vm as VmApi } from '../types.js';
+import type {
+  CreateGuestMemfdOptions,
+  GuestAccess,
+  GuestMemfdFlags,
+  MemoryRegion,
+  U64,
+  Vcpu,
+  Vm as VmApi,
+} from '../types.js';
 import { ensureOpen, u32 } from '../validate.js';
 import { Children } from './children.js';
 import { GuestMemfd } from './guest-memfd.js';
@@ -67,15 +75,38 @@ export class Vm implements VmApi {
 
   setMemoryRegion(region: MemoryRegion): void {
     ensureOpen(this.#closed, 'Vm');
-    const { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset } = regionArgs(region, GuestMemfd, Mapping, this.port.backend);
+    const { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset } = regionArgs(
+      region,
+      GuestMemfd,
+      Mapping,
+      this.port.backend,
+    );
     const guestMemfdOffset = gmem ? gmemOffset : 0n;
     // vm.guest's helper region moves if this slot would collide with it.
     this.#guest?.makeRoom?.(slot, gpa, size);
-    this.port.setUserMemoryRegion2({ slot, flags, guestPhysAddr: gpa, size, userspace: mapping?.port, userspaceOffset, guestMemfd: gmem?.port, guestMemfdOffset });
+    this.port.setUserMemoryRegion2({
+      slot,
+      flags,
+      guestPhysAddr: gpa,
+      size,
+      userspace: mapping?.port,
+      userspaceOffset,
+      guestMemfd: gmem?.port,
+      guestMemfdOffset,
+    });
     if (size === 0n) {
       this.slots.delete(slot);
     } else {
-      this.slots.set(slot, { slot, guestPhysAddr: gpa, size, flags, guestMemfd: gmem, guestMemfdOffset, userspace: mapping, userspaceOffset });
+      this.slots.set(slot, {
+        slot,
+        guestPhysAddr: gpa,
+        size,
+        flags,
+        guestMemfd: gmem,
+        guestMemfdOffset,
+        userspace: mapping,
+        userspaceOffset,
+      });
     }
   }
 
@@ -84,7 +115,14 @@ export class Vm implements VmApi {
     const s = u32('slot', slot);
     // The helper of vm.guest moves off the slot id first, so the user never deletes it.
     this.#guest?.makeRoom?.(s, 0n, 0n);
-    this.port.setUserMemoryRegion2({ slot: s, flags: 0, guestPhysAddr: 0n, size: 0n, userspaceOffset: 0n, guestMemfdOffset: 0n });
+    this.port.setUserMemoryRegion2({
+      slot: s,
+      flags: 0,
+      guestPhysAddr: 0n,
+      size: 0n,
+      userspaceOffset: 0n,
+      guestMemfdOffset: 0n,
+    });
     this.slots.delete(s);
   }
 

@@ -80,15 +80,32 @@ export interface NativeMapping {
 
 /** Byte offsets of kvm_run's fields, from the C++ struct (NativeVcpu.layout). */
 export interface VcpuLayout {
-  immediateExit: number; exitReason: number;
-  ioDirection: number; ioSize: number; ioPort: number; ioCount: number; ioDataOffset: number;
-  mmioPhysAddr: number; mmioData: number; mmioLen: number; mmioIsWrite: number;
-  failEntryReason: number; failEntryCpu: number;
-  internalSuberror: number; internalNdata: number; internalData: number;
+  immediateExit: number;
+  exitReason: number;
+  ioDirection: number;
+  ioSize: number;
+  ioPort: number;
+  ioCount: number;
+  ioDataOffset: number;
+  mmioPhysAddr: number;
+  mmioData: number;
+  mmioLen: number;
+  mmioIsWrite: number;
+  failEntryReason: number;
+  failEntryCpu: number;
+  internalSuberror: number;
+  internalNdata: number;
+  internalData: number;
   hwExitReason: number;
-  memoryFaultFlags: number; memoryFaultGpa: number; memoryFaultSize: number;
-  memoryFaultFlagPrivate: number; ioIn: number;
-  hypercallNr: number; hypercallArgs: number; hypercallRet: number; hypercallLongMode: number;
+  memoryFaultFlags: number;
+  memoryFaultGpa: number;
+  memoryFaultSize: number;
+  memoryFaultFlagPrivate: number;
+  ioIn: number;
+  hypercallNr: number;
+  hypercallArgs: number;
+  hypercallRet: number;
+  hypercallLongMode: number;
 }
 
 export interface NativeVcpu {
