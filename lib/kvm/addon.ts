@@ -124,7 +124,8 @@ export interface NativeExtentMap {
   extentCount(): number;
   bytesUsed(): number;
   resize(pages: number | bigint, fill: number): void;
-  checkInvariants(): void;
+  /** Empty when the tree is sound, else what is wrong. */
+  checkInvariants(): string;
   depth(): number;
 }
 
