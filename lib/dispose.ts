@@ -8,7 +8,7 @@ import { HostHold } from './core/hold.js';
 import { Mapping } from './core/mapping.js';
 import { Kvm } from './core/kvm.js';
 import { Vm } from './core/vm.js';
-import { KvmVcpu } from './kvm/vcpu.js';
+import { Vcpu } from './core/vcpu.js';
 
 export const DISPOSE_KEYS: readonly symbol[] = [
   ...((Symbol as { dispose?: symbol }).dispose ? [(Symbol as { dispose?: symbol }).dispose!] : []),
@@ -23,7 +23,7 @@ export const DISPOSABLE: [{ prototype: object; name: string }, string][] = [
   [GuestMemfd, 'close'],
   [HostHold, 'release'],
   [Mapping, 'unmap'],
-  [KvmVcpu, 'close'],
+  [Vcpu, 'close'],
 ];
 
 for (const [cls, method] of DISPOSABLE) {

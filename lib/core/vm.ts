@@ -4,12 +4,13 @@
 import { attributesArgs, capNumber, createMemfdArgs, memfdFlagsOf, regionArgs } from '../args.js';
 import { CAPS, FLAGS } from '../constants.js';
 import { enableCapArgs } from '../cpu-args.js';
-import type { GuestAccessPort, VcpuFront, VmPort } from '../ports.js';
-import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfdFlags, MemoryRegion, U64, Vcpu, Vm as VmApi } from '../types.js';
+import type { GuestAccessPort, VmPort } from '../ports.js';
+import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfdFlags, MemoryRegion, U64, Vm as VmApi } from '../types.js';
 import { ensureOpen, u32 } from '../validate.js';
 import { Children } from './children.js';
 import { GuestMemfd } from './guest-memfd.js';
 import { Mapping } from './mapping.js';
+import { Vcpu } from './vcpu.js';
 
 /** A slot as this process set it. */
 export interface SlotInfo {
@@ -27,7 +28,7 @@ export class Vm implements VmApi {
   #closed = false;
   // Held weakly: a file or vCPU the user dropped stays collectable (its native finalizer closes the fd).
   #files = new Children<GuestMemfd>();
-  #vcpus = new Children<VcpuFront>();
+  #vcpus = new Children<Vcpu>();
   #guest: GuestAccessPort | undefined;
   /** Slots set through this object, by slot id. */
   readonly slots = new Map<number, SlotInfo>();
@@ -96,7 +97,7 @@ export class Vm implements VmApi {
 
   createVcpu(id: number = 0): Vcpu {
     ensureOpen(this.#closed, 'Vm');
-    const v = this.port.createVcpu(u32('id', id), (x) => this.#vcpus.delete(x));
+    const v = new Vcpu(this.port.createVcpu(u32('id', id)), (x) => this.#vcpus.delete(x), (cap) => this.port.checkExtension(cap));
     this.#vcpus.add(v);
     return v;
   }
