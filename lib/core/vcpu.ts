@@ -6,6 +6,7 @@ import { CAPS, EXITS, FLAGS, HYPERCALLS } from '../constants.js';
 import { cpuidToWords, enableCapArgs, msrEntries, msrIndices, preFaultArgs, wordsToCpuid } from '../cpu-args.js';
 import { ClosedError, KvmError, UnsupportedError, argRangeError, argTypeError, kvmError } from '../errors.js';
 import type { VcpuLayout, VcpuPort } from '../ports.js';
+import { Owned } from './owned.js';
 import type { CpuidEntry, MapGpaRange, MsrEntry, Regs, Sregs, U64, Vcpu as VcpuApi, VcpuExit } from '../types.js';
 import { describe, ensureOpen, num, options, u64 } from '../validate.js';
 
@@ -27,8 +28,7 @@ function busyError(id: number): Error {
   return Object.assign(new Error(`Vcpu ${id} is running: one run at a time per vCPU`), { code: 'ERR_KVM_VCPU_BUSY' });
 }
 
-export class Vcpu implements VcpuApi {
-  #closed = false;
+export class Vcpu extends Owned implements VcpuApi {
   #running = false;
   #view: DataView;
   #bytes: Uint8Array;
@@ -43,10 +43,11 @@ export class Vcpu implements VcpuApi {
 
   constructor(
     readonly port: VcpuPort,
-    private readonly onClose: (v: Vcpu) => void,
+    onClose: (v: Vcpu) => void,
     /** The VM's KVM_CHECK_EXTENSION (a vCPU fd has none of its own). */
     private readonly vmCheckExtension?: (cap: number) => number,
   ) {
+    super(onClose);
     this.id = port.id;
     // The field offsets of kvm_run, the same for every vCPU: read once.
     L ??= port.layout;
@@ -55,12 +56,9 @@ export class Vcpu implements VcpuApi {
     this.#bytes = new Uint8Array(area);
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
 
   #check(): void {
-    ensureOpen(this.#closed, 'Vcpu');
+    ensureOpen(this.closed, 'Vcpu');
     if (this.#running) throw busyError(this.id);
   }
 
@@ -164,7 +162,7 @@ export class Vcpu implements VcpuApi {
 
   /** Makes the run in flight (or else the next one) return `{ reason: 'intr' }` promptly. */
   kick(): void {
-    ensureOpen(this.#closed, 'Vcpu');
+    ensureOpen(this.closed, 'Vcpu');
     this.port.kick();
   }
 
@@ -175,7 +173,7 @@ export class Vcpu implements VcpuApi {
    * arming covers many runs). Default 500 us; 0 sends every run() to the vCPU thread.
    */
   setRunInline(micros: number): void {
-    ensureOpen(this.#closed, 'Vcpu');
+    ensureOpen(this.closed, 'Vcpu');
     if (typeof micros !== 'number') throw argTypeError(`micros must be a number, got ${describe(micros)}`);
     if (!Number.isInteger(micros) || micros < 0 || micros > 10_000_000) throw argRangeError(`micros must be an integer from 0 to 10000000, got ${micros}`);
     this.port.setRunInline(micros * 1000);
@@ -207,7 +205,7 @@ export class Vcpu implements VcpuApi {
   }
 
   #decode(code: number): VcpuExit {
-    if (this.#closed) throw new ClosedError('Vcpu');
+    if (this.closed) throw new ClosedError('Vcpu');
     const v = this.#view;
     switch (code) {
       case EXITS.IO: {
@@ -339,22 +337,10 @@ export class Vcpu implements VcpuApi {
     return (this.vmCheckExtension?.(cap) ?? 0) !== 0;
   }
 
-  /** The owner closed: the port is closed already. */
-  markClosed(): void {
-    this.#closed = true;
+  protected teardown(): void {
     this.#reply = null;
     this.#hypercall = null;
-  }
-
-  close(): void {
-    if (this.#closed) return;
     this.port.close();
-    this.markClosed();
-    this.onClose(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
 
