@@ -18,11 +18,17 @@ const gmem = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true }
 const map = gmem.map();
 vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: 0x10000, guestMemfd: gmem, userspace: map });
 // Real mode at 0x1000: an endless OUT loop, so every KVM_RUN is exactly one io exit.
-map.write(0x1000, Buffer.from([
-  0xba, 0x10, 0x00, // mov dx, 0x10
-  0xee, //             l: out dx, al
-  0xeb, 0xfd, //       jmp l
-]));
+map.write(
+  0x1000,
+  Buffer.from([
+    0xba,
+    0x10,
+    0x00, // mov dx, 0x10
+    0xee, //             l: out dx, al
+    0xeb,
+    0xfd, //       jmp l
+  ]),
+);
 const vcpu = vm.createVcpu(0);
 vcpu.setSregs({ cs: { base: 0n, selector: 0 } });
 vcpu.setRegs({ rip: 0x1000n, rflags: 2n });
@@ -58,10 +64,16 @@ const best = (a) => sorted(a)[0];
 const [cName] = Object.keys(variants); // vcpu.runSync(), the baseline
 const cMed = median(results[cName]);
 const cBest = best(results[cName]);
-console.log(`io-exit round trip: ${ROUNDS} interleaved rounds x ${N} exits; load average ${(await import('node:os')).loadavg()[0].toFixed(2)}`);
-console.log(`${''.padEnd(38)} ${'median'.padStart(9)} ${'vs sync'.padStart(7)} ${'best'.padStart(9)} ${'vs sync'.padStart(7)}`);
+console.log(
+  `io-exit round trip: ${ROUNDS} interleaved rounds x ${N} exits; load average ${(await import('node:os')).loadavg()[0].toFixed(2)}`,
+);
+console.log(
+  `${''.padEnd(38)} ${'median'.padStart(9)} ${'vs sync'.padStart(7)} ${'best'.padStart(9)} ${'vs sync'.padStart(7)}`,
+);
 for (const [k, v] of Object.entries(results)) {
   const m = median(v);
   const b = best(v);
-  console.log(`${k.padEnd(38)} ${m.toFixed(2).padStart(6)} us ${(m / cMed).toFixed(2).padStart(6)}x ${b.toFixed(2).padStart(6)} us ${(b / cBest).toFixed(2).padStart(6)}x`);
+  console.log(
+    `${k.padEnd(38)} ${m.toFixed(2).padStart(6)} us ${(m / cMed).toFixed(2).padStart(6)}x ${b.toFixed(2).padStart(6)} us ${(b / cBest).toFixed(2).padStart(6)}x`,
+  );
 }

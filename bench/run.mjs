@@ -80,12 +80,14 @@ const report = {
   command: `npm run bench${quick ? ' -- --quick' : ''}`,
   machine,
   durationSeconds: Math.round((Date.now() - started) / 100) / 10,
-  ratioDefinition: 'ratio = value / baseline value (for times: how many times slower than the baseline; for GB/s: the fraction of the baseline throughput)',
+  ratioDefinition:
+    'ratio = value / baseline value (for times: how many times slower than the baseline; for GB/s: the fraction of the baseline throughput)',
   headline: {
     perPageOverExtentMap1TiB: headline?.ratio ?? null,
     floorOverExtentMap1TiB: floor?.ratio ?? null,
   },
-  structuresNote: 'structures.*: C against C in one process (bench/kernel/structures.c), medians of >= 7 interleaved rounds with min-max spread; ratio = value / the maple tree\'s, ratioTo.xarray = value / the per-page xarray\'s. Kernel structures take their own lock per call (a pthread mutex in the harness, lockPairNs each); the extent map and interval tree take none.',
+  structuresNote:
+    "structures.*: C against C in one process (bench/kernel/structures.c), medians of >= 7 interleaved rounds with min-max spread; ratio = value / the maple tree's, ratioTo.xarray = value / the per-page xarray's. Kernel structures take their own lock per call (a pthread mutex in the harness, lockPairNs each); the extent map and interval tree take none.",
   lockPairNs: ctx.structuresLockPairNs ?? null,
   results,
 };
@@ -95,13 +97,17 @@ const subtitle = `${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel
 writeFileSync(path.join(outDir, 'latest.svg'), benchSvg(results, { subtitle }));
 
 const isStructure = (r) => r.id.startsWith('structures.');
-process.stdout.write(`JS-level and kernel-call figures (public API on the simulator, the raw binding, the N-API floor):\n`);
+process.stdout.write(
+  `JS-level and kernel-call figures (public API on the simulator, the raw binding, the N-API floor):\n`,
+);
 process.stdout.write(`${formatTable(results.filter((r) => !isStructure(r)))}\n\n`);
 process.stdout.write(`Kernel structures against the extent map (C, one process, interleaved rounds):\n\n`);
 process.stdout.write(`${formatStructureTables(results)}\n\n`);
 process.stdout.write(`machine: ${subtitle}\n`);
 if (headline?.ratio !== undefined) {
-  process.stdout.write(`headline: at 1 TiB the per-page loop takes ${formatRatio(headline.ratio)} the extent map's time`);
+  process.stdout.write(
+    `headline: at 1 TiB the per-page loop takes ${formatRatio(headline.ratio)} the extent map's time`,
+  );
   process.stdout.write(floor?.ratio !== undefined ? ` (the byte-store floor ${formatRatio(floor.ratio)})\n` : '\n');
 }
 process.stdout.write(`wrote ${path.join(outDir, 'latest.json')} and latest.svg\n`);
@@ -120,7 +126,16 @@ function extraBaselines() {
     {
       name: 'extent_map_micro',
       cmd: 'g++',
-      args: ['-std=c++17', '-O2', '-Wall', '-Wextra', '-I', path.join(root, 'native'), micro, path.join(root, 'native', 'extent_map.cc')],
+      args: [
+        '-std=c++17',
+        '-O2',
+        '-Wall',
+        '-Wextra',
+        '-I',
+        path.join(root, 'native'),
+        micro,
+        path.join(root, 'native', 'extent_map.cc'),
+      ],
     },
   ];
 }

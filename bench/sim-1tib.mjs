@@ -13,9 +13,15 @@ const ROUNDS = Number(process.env.ROUNDS ?? 20000);
 function measure(profile, size) {
   const kvm = open({ backend: 'sim', profile });
   const g = kvm.createVm().createGuestMemfd({ size, mmap: true });
-  for (let i = 0; i < 2000; i++) { g.share(0, size); g.unshare(0, size); }
+  for (let i = 0; i < 2000; i++) {
+    g.share(0, size);
+    g.unshare(0, size);
+  }
   const t0 = performance.now();
-  for (let i = 0; i < ROUNDS; i++) { g.share(0, size); g.unshare(0, size); }
+  for (let i = 0; i < ROUNDS; i++) {
+    g.share(0, size);
+    g.unshare(0, size);
+  }
   const us = ((performance.now() - t0) * 1000) / ROUNDS;
   const ok = JSON.stringify(g.states()) === JSON.stringify([{ offset: 0, length: size, state: 'private' }]);
   kvm.close();

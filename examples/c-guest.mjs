@@ -37,7 +37,9 @@ try {
   }
   throw e;
 }
-console.log(`guest at gpa 0x${guest.region.gpa.toString(16)} (slot ${guest.region.slot}), entry 0x${guest.entry.toString(16)}, CPL${guest.cpl}`);
+console.log(
+  `guest at gpa 0x${guest.region.gpa.toString(16)} (slot ${guest.region.slot}), entry 0x${guest.entry.toString(16)}, CPL${guest.cpl}`,
+);
 
 let bufAt;
 for (;;) {
@@ -48,7 +50,9 @@ for (;;) {
     const bytes = guest.read(bufAt, 16 * 4096);
     const bad = bytes.findIndex((b, i) => b !== ((i * 31 + 7) & 0xff));
     if (bad >= 0) throw new Error(`pattern wrong at byte ${bad}: ${bytes[bad]}`);
-    console.log(`host: ${bytes.length} bytes at gpa 0x${bufAt.toString(16)} hold the pattern (${bytes.subarray(0, 8).toString('hex')}...)`);
+    console.log(
+      `host: ${bytes.length} bytes at gpa 0x${bufAt.toString(16)} hold the pattern (${bytes.subarray(0, 8).toString('hex')}...)`,
+    );
   } else if (ev.kind === 'sync') {
     if (ev.value !== 16n * 4096n) throw new Error(`unexpected sync ${ev.value}`);
   } else if (ev.kind === 'done') {

@@ -31,6 +31,7 @@ void guest_main(void)
 `;
 
 const kvm = open({ backend: 'kvm' });
+/** @type {(why: string) => never} */
 const skip = (why) => {
   console.log(`skipped: ${why}`);
   kvm.close();
@@ -42,9 +43,11 @@ const skip = (why) => {
 const inPlace = kvm.profile === 'attributes2' || kvm.profile === 'gmem-convert';
 const type = kvm.vmTypes().includes(1) ? 1 : 0;
 if (!inPlace && !(kvm.profile === 'vm-attributes' && type === 1)) {
-  skip(`no conversion here: kvm.profile is ${kvm.profile} and VM types are [${kvm.vmTypes()}]` +
-    (kvm.vmTypes().includes(1) ? '' : ' (no type 1)') +
-    '. On the PVM host KVM_SET_MEMORY_ATTRIBUTES is ENOTTY and a MAP_GPA_RANGE hypercall at CPL0 never exits to userspace.');
+  skip(
+    `no conversion here: kvm.profile is ${kvm.profile} and VM types are [${kvm.vmTypes()}]` +
+      (kvm.vmTypes().includes(1) ? '' : ' (no type 1)') +
+      '. On the PVM host KVM_SET_MEMORY_ATTRIBUTES is ENOTTY and a MAP_GPA_RANGE hypercall at CPL0 never exits to userspace.',
+  );
 }
 const vm = kvm.createVm({ type });
 // A VM with private memory offers no INIT_SHARED file: the builder's memory and, with VM
@@ -59,7 +62,8 @@ let loop;
 try {
   loop = new ConversionLoop(kvm, vm, {
     regions: [{ guestPhysAddr: DATA, size: SIZE, guestMemfd: gm }],
-    onRequest: (r) => console.log(`vmm: ${r.source} asks for 0x${r.gpa.toString(16)}+${r.size} ${r.private ? 'private' : 'shared'}`),
+    onRequest: (r) =>
+      console.log(`vmm: ${r.source} asks for 0x${r.gpa.toString(16)}+${r.size} ${r.private ? 'private' : 'shared'}`),
   });
 } catch (e) {
   skip(e.message);
@@ -68,7 +72,10 @@ shared.fill(0, SIZE, 0xaa);
 
 // Hypercalls come from CPL0 (KVM answers -KVM_EPERM at CPL3).
 const guest = await createGuest(vm, {
-  slot: 1, cpl: 0, program: { c: guestCode }, ...(donor !== vm ? { memoryVm: donor, memory: 'plain' } : {}),
+  slot: 1,
+  cpl: 0,
+  program: { c: guestCode },
+  ...(donor !== vm ? { memoryVm: donor, memory: 'plain' } : {}),
 });
 
 const hostSees = () => {
@@ -86,11 +93,13 @@ for (;;) {
   if (ev.kind !== 'sync') throw new Error(`guest stopped: ${formatEvent(ev)}`);
   const bytes = hostSees();
   if (ev.value === 1n) {
-    if (bytes && bytes.includes(0x55)) throw new Error('the host sees the guest\'s private writes');
-    console.log(`host: private memory ${bytes ? 'leaves the shared copy as it was (0xaa)' : 'is not readable (SIGBUS)'}`);
+    if (bytes && bytes.includes(0x55)) throw new Error("the host sees the guest's private writes");
+    console.log(
+      `host: private memory ${bytes ? 'leaves the shared copy as it was (0xaa)' : 'is not readable (SIGBUS)'}`,
+    );
   } else {
-    if (!bytes || !bytes.every((b) => b === 0x66)) throw new Error('the host does not see the guest\'s shared writes');
-    console.log('host: sees the guest\'s shared writes (0x66)');
+    if (!bytes || !bytes.every((b) => b === 0x66)) throw new Error("the host does not see the guest's shared writes");
+    console.log("host: sees the guest's shared writes (0x66)");
   }
 }
 console.log(`conversions: ${loop.log.map((r) => `${r.private ? 'private' : 'shared'} ${r.outcome}`).join(', ')}`);

@@ -50,5 +50,7 @@ mem.write(0x1000, Buffer.from([0xa0, 0x00, 0x00, 0xf4])); // mov al, [ds:0]; hlt
 vcpu.setSregs({ cs: { base: 0n, selector: 0 }, ds: { base: BigInt(GPA), selector: GPA >> 4 } });
 vcpu.setRegs({ rip: 0x1000n, rflags: 0x2n });
 const exit = await vcpu.run();
-console.log(`vCPU read of gpa 0x${GPA.toString(16)}: exit ${exit.reason}${exit.reason === 'mmio' ? ` at 0x${exit.address.toString(16)}` : ''}`);
+console.log(
+  `vCPU read of gpa 0x${GPA.toString(16)}: exit ${exit.reason}${exit.reason === 'mmio' ? ` at 0x${exit.address.toString(16)}` : ''}`,
+);
 kvm.close();

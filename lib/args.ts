@@ -11,10 +11,14 @@ export function capNumber(cap: unknown): number {
   if (typeof cap === 'string') {
     const name = cap.startsWith('KVM_CAP_') ? cap.slice(8) : cap;
     const n = CAPS[name] ?? EXTRA_CAP_NAMES[name];
-    if (n === undefined) throw argRangeError(`unknown capability name ${JSON.stringify(cap)}; known: ${[...Object.keys(CAPS), ...Object.keys(EXTRA_CAP_NAMES).filter((k) => !(k in CAPS))].join(', ')}`);
+    if (n === undefined)
+      throw argRangeError(
+        `unknown capability name ${JSON.stringify(cap)}; known: ${[...Object.keys(CAPS), ...Object.keys(EXTRA_CAP_NAMES).filter((k) => !(k in CAPS))].join(', ')}`,
+      );
     return n;
   }
-  if (typeof cap !== 'number' && typeof cap !== 'bigint') throw argTypeError(`cap must be a number or a name, got ${describe(cap)}`);
+  if (typeof cap !== 'number' && typeof cap !== 'bigint')
+    throw argTypeError(`cap must be a number or a name, got ${describe(cap)}`);
   return u32('cap', cap);
 }
 
@@ -57,7 +61,12 @@ export function createMemfdArgs(opts: unknown): { size: bigint; flags: bigint } 
 }
 
 /** map(offset, length, options) -> mmap's offset, length and MAP_PRIVATE. */
-export function mapArgs(fileSize: bigint, offset: U64, length: U64 | undefined, opts: unknown): { offset: bigint; length: bigint; private: boolean } {
+export function mapArgs(
+  fileSize: bigint,
+  offset: U64,
+  length: U64 | undefined,
+  opts: unknown,
+): { offset: bigint; length: bigint; private: boolean } {
   const off = i64('offset', offset);
   let len: bigint;
   if (length === undefined) {
@@ -108,19 +117,25 @@ export interface RegionArgs<G, M> {
 type Ctor<T> = abstract new (...args: never[]) => T;
 
 const REGION_KEYS = [
-  'slot', 'guestPhysAddr', 'size', 'guestMemfd', 'guestMemfdOffset', 'userspace', 'userspaceOffset', 'readonly', 'logDirtyPages',
+  'slot',
+  'guestPhysAddr',
+  'size',
+  'guestMemfd',
+  'guestMemfdOffset',
+  'userspace',
+  'userspaceOffset',
+  'readonly',
+  'logDirtyPages',
 ] as const satisfies readonly (keyof MemoryRegion)[];
 
 /**
  * setMemoryRegion's object -> struct kvm_userspace_memory_region2's fields. The file and the
  * mapping must be lib/core's (`Gmem`, `Map`), of this backend and open.
  */
-export function regionArgs<G extends { closed: boolean; backend: string }, M extends { closed: boolean; length: number; backend: string }>(
-  region: unknown,
-  Gmem: Ctor<G>,
-  Map: Ctor<M>,
-  backend: string,
-): RegionArgs<G, M> {
+export function regionArgs<
+  G extends { closed: boolean; backend: string },
+  M extends { closed: boolean; length: number; backend: string },
+>(region: unknown, Gmem: Ctor<G>, Map: Ctor<M>, backend: string): RegionArgs<G, M> {
   const r = options<MemoryRegion>('region', region, REGION_KEYS, true);
   const slot = u32('slot', r.slot);
   const gpa = u64('guestPhysAddr', r.guestPhysAddr);
@@ -130,7 +145,8 @@ export function regionArgs<G extends { closed: boolean; backend: string }, M ext
   if (optBool('logDirtyPages', r.logDirtyPages)) flags |= FLAGS.KVM_MEM_LOG_DIRTY_PAGES!;
   let gmem: G | undefined;
   if (r.guestMemfd !== undefined) {
-    if (!(r.guestMemfd instanceof Gmem) || r.guestMemfd.backend !== backend) throw argTypeError(`guestMemfd must be a GuestMemfd of the ${backend} backend, got ${describe(r.guestMemfd)}`);
+    if (!(r.guestMemfd instanceof Gmem) || r.guestMemfd.backend !== backend)
+      throw argTypeError(`guestMemfd must be a GuestMemfd of the ${backend} backend, got ${describe(r.guestMemfd)}`);
     gmem = r.guestMemfd;
     ensureOpen(gmem.closed, 'GuestMemfd');
     flags |= FLAGS.KVM_MEM_GUEST_MEMFD!;
@@ -138,17 +154,21 @@ export function regionArgs<G extends { closed: boolean; backend: string }, M ext
   const gmemOffset = r.guestMemfdOffset === undefined ? 0n : u64('guestMemfdOffset', r.guestMemfdOffset);
   let mapping: M | undefined;
   if (r.userspace !== undefined) {
-    if (!(r.userspace instanceof Map) || r.userspace.backend !== backend) throw argTypeError(`userspace must be a Mapping of the ${backend} backend, got ${describe(r.userspace)}`);
+    if (!(r.userspace instanceof Map) || r.userspace.backend !== backend)
+      throw argTypeError(`userspace must be a Mapping of the ${backend} backend, got ${describe(r.userspace)}`);
     mapping = r.userspace;
     ensureOpen(mapping.closed, 'Mapping');
   }
   const userspaceOffset = r.userspaceOffset === undefined ? 0n : u64('userspaceOffset', r.userspaceOffset);
-  if (mapping && userspaceOffset > BigInt(mapping.length)) throw argRangeError(`userspaceOffset must be within the mapping (${mapping.length} bytes), got ${userspaceOffset}`);
+  if (mapping && userspaceOffset > BigInt(mapping.length))
+    throw argRangeError(`userspaceOffset must be within the mapping (${mapping.length} bytes), got ${userspaceOffset}`);
   // The kernel only checks that the range is user memory: a slot longer than the rest of its
   // mapping would give the guest whatever this process maps next (V8's heap, say) to read and write.
   const mapped = mapping ? ((BigInt(mapping.length) + 4095n) / 4096n) * 4096n : 0n;
   if (mapping && size > mapped - userspaceOffset) {
-    throw argRangeError(`the slot (${size} bytes from userspaceOffset ${userspaceOffset}) reaches past the end of its mapping (${mapping.length} bytes)`);
+    throw argRangeError(
+      `the slot (${size} bytes from userspaceOffset ${userspaceOffset}) reaches past the end of its mapping (${mapping.length} bytes)`,
+    );
   }
   // Without a mapping the slot's userspace address is 0 whatever the offset says (the kvm backend
   // never passed it on; the simulator took it for an address: found by the differential fuzzer).
@@ -156,7 +176,11 @@ export function regionArgs<G extends { closed: boolean; backend: string }, M ext
 }
 
 /** setMemoryAttributes' arguments -> struct kvm_memory_attributes' address, size and PRIVATE bit. */
-export function attributesArgs(gpa: U64, size: U64, attributes: unknown): { gpa: bigint; size: bigint; private: boolean } {
+export function attributesArgs(
+  gpa: U64,
+  size: U64,
+  attributes: unknown,
+): { gpa: bigint; size: bigint; private: boolean } {
   const a = options<{ private: boolean }>('attributes', attributes, ['private'], true);
   const priv = optBool('attributes.private', a.private);
   return { gpa: u64('gpa', gpa), size: u64('size', size), private: priv };

@@ -2,7 +2,22 @@
 // print the matrix and say which profile the kernel matches. The logic is in conformance/matrix.ts.
 import os from 'node:os';
 import { parseOptions, styler, UsageError, errorLine } from './cli-util.js';
-import { GROUPS, cases, casesOf, computeMatrix, computeVerdict, formatReport, isGroup, runCases, type CaseResult, type Group, type Json, type ProfileResults, type Row, type Verdict } from './conformance/index.js';
+import {
+  GROUPS,
+  cases,
+  casesOf,
+  computeMatrix,
+  computeVerdict,
+  formatReport,
+  isGroup,
+  runCases,
+  type CaseResult,
+  type Group,
+  type Json,
+  type ProfileResults,
+  type Row,
+  type Verdict,
+} from './conformance/index.js';
 import { PROFILE_NAMES } from './sim/profiles.js';
 import type { Kvm, Profile } from './types.js';
 
@@ -40,12 +55,20 @@ function groupOf(s: string): Group | null {
 
 function listOf(v: unknown): string[] {
   const items = v === undefined ? [] : Array.isArray(v) ? (v as string[]) : [String(v)];
-  return items.flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x !== '');
+  return items
+    .flatMap((x) => x.split(','))
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
 }
 
 /** Checks parsed values (from util.parseArgs); a string is the usage error to print (exit 2). */
 export function checkArgsFrom(v: Record<string, unknown>): CheckArgs | string {
-  const out: CheckArgs = { json: v.json === true, only: [], cases: [], path: (v.path as string | undefined) ?? '/dev/kvm' };
+  const out: CheckArgs = {
+    json: v.json === true,
+    only: [],
+    cases: [],
+    path: (v.path as string | undefined) ?? '/dev/kvm',
+  };
   for (const g of listOf(v.only)) {
     const group = groupOf(g);
     if (!group) return `unknown group '${g}'; groups: ${Object.keys(GROUP_IDS).join(', ')} (kvm-gmem check --help)`;
@@ -57,7 +80,9 @@ export function checkArgsFrom(v: Record<string, unknown>): CheckArgs | string {
       // Suggest the ids containing what was typed, then the others of its group (the id's prefix).
       const prefix = `${id.split('.')[0]}.`;
       const all = [...ids];
-      const near = [...new Set([...all.filter((x) => x.includes(id)), ...all.filter((x) => x.startsWith(prefix))])].slice(0, 5);
+      const near = [
+        ...new Set([...all.filter((x) => x.includes(id)), ...all.filter((x) => x.startsWith(prefix))]),
+      ].slice(0, 5);
       return `unknown case '${id}'${near.length ? `; did you mean ${near.join(', ')}?` : ''}`;
     }
     out.cases.push(id);
@@ -228,15 +253,21 @@ export async function runCheck(args: string[] | Record<string, unknown>): Promis
     const err = e as { code?: string };
     const reason = `no usable ${parsed.path}: ${errorLine(e)}`;
     if (parsed.json) console.log(JSON.stringify({ error: { code: err.code ?? 'UNKNOWN', reason } }, null, 2));
-    else console.error(`kvm-gmem check: ${reason}\n(check compares the kernel with the simulator, so it needs the device; see kvm-gmem probe)`);
+    else
+      console.error(
+        `kvm-gmem check: ${reason}\n(check compares the kernel with the simulator, so it needs the device; see kvm-gmem probe)`,
+      );
     return 2;
   }
   if (parsed.json) {
     console.log(JSON.stringify(jsonReport(report), null, 2));
   } else {
     const style = styler(process.stdout);
-    console.log(`kernel: ${report.host.kernel} (${report.host.path}); conversion mechanism: ${report.host.conversion ?? 'none'}; expected profile: ${report.host.profile ?? 'none verified'}`);
-    for (const [p, s] of Object.entries(report.profiles)) if (!s.available) console.log(style('yellow', `profile '${p}' could not be run: ${s.error}`));
+    console.log(
+      `kernel: ${report.host.kernel} (${report.host.path}); conversion mechanism: ${report.host.conversion ?? 'none'}; expected profile: ${report.host.profile ?? 'none verified'}`,
+    );
+    for (const [p, s] of Object.entries(report.profiles))
+      if (!s.available) console.log(style('yellow', `profile '${p}' could not be run: ${s.error}`));
     for (const n of report.notes) console.log(`note: ${n}`);
     console.log('');
     console.log(formatReport(report.rows, report.verdict, [...PROFILES], 'kernel', style));

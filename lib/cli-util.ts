@@ -21,7 +21,9 @@ export function parseOptions(spec: OptionSpec, args: string[]): Record<string, u
     const flag = /'(-[^' ]+)/.exec(err.message)?.[1];
     if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option '${flag}'`);
     if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      throw new UsageError(spec[flag?.replace(/^--?/, '') ?? '']?.type === 'boolean' ? `${flag} takes no value` : `${flag} needs a value`);
+      throw new UsageError(
+        spec[flag?.replace(/^--?/, '') ?? '']?.type === 'boolean' ? `${flag} takes no value` : `${flag} needs a value`,
+      );
     }
     const first = err.message.split(/\.\s/)[0]!;
     throw new UsageError(first.charAt(0).toLowerCase() + first.slice(1));

@@ -46,7 +46,9 @@ function printProbe(r: ProbeReport, style: Style): void {
     rows.push(['VM types', r.vmTypes.join(', ')]);
     rows.push([
       'guest_memfd flags',
-      r.guestMemfdFlags ? `0x${r.guestMemfdFlags.raw.toString(16)} (mmap: ${r.guestMemfdFlags.mmap}, initShared: ${r.guestMemfdFlags.initShared})` : 'none',
+      r.guestMemfdFlags
+        ? `0x${r.guestMemfdFlags.raw.toString(16)} (mmap: ${r.guestMemfdFlags.mmap}, initShared: ${r.guestMemfdFlags.initShared})`
+        : 'none',
     ]);
     rows.push(['conversion', r.conversion.mechanism ?? 'none (share/unshare unsupported; use the simulator)']);
     for (const [name, v] of Object.entries(r.capabilities)) {
@@ -109,7 +111,9 @@ const commands: Record<string, Command> = {
     async run(v) {
       const script = benchScript();
       if (!script) {
-        console.error('kvm-gmem bench: a development command; the package does not ship the benchmarks. Clone the repository and run `npm run bench` there.');
+        console.error(
+          'kvm-gmem bench: a development command; the package does not ship the benchmarks. Clone the repository and run `npm run bench` there.',
+        );
         return 2;
       }
       const { spawnSync } = await import('node:child_process');

@@ -20,7 +20,11 @@ function list(name: string, v: unknown, max: number): unknown[] {
 }
 
 /** enableCap(cap, args, flags) -> KVM_ENABLE_CAP's cap, flags and four argument words. */
-export function enableCapArgs(cap: unknown, args: unknown, flags: unknown): { cap: number; flags: number; args: BigUint64Array } {
+export function enableCapArgs(
+  cap: unknown,
+  args: unknown,
+  flags: unknown,
+): { cap: number; flags: number; args: BigUint64Array } {
   const c = capNumber(cap);
   const words = new BigUint64Array(4);
   if (args !== undefined) list('args', args, 4).forEach((a, i) => (words[i] = u64(`args[${i}]`, a)));
@@ -33,7 +37,8 @@ export function cpuidToWords(entries: unknown): Uint32Array {
   items.forEach((e, i) => {
     const o = options<Record<string, unknown>>(`entries[${i}]`, e, true);
     for (const k of Object.keys(o)) {
-      if (!(CPUID_FIELDS as readonly string[]).includes(k)) throw argTypeError(`entries[${i}] has no field ${JSON.stringify(k)}`);
+      if (!(CPUID_FIELDS as readonly string[]).includes(k))
+        throw argTypeError(`entries[${i}] has no field ${JSON.stringify(k)}`);
     }
     CPUID_FIELDS.forEach((f, j) => {
       const v = o[f];

@@ -12,13 +12,22 @@ const MESSAGE = 'Hello from the guest!';
 function guestProgram(): Buffer {
   const code = Buffer.alloc(0x20 + MESSAGE.length);
   Buffer.from([
-    0xbe, 0x20, 0x10, //  mov si, 0x1020
-    0xbf, 0x00, 0x20, //  mov di, 0x2000
-    0xb9, MESSAGE.length, 0x00, //  mov cx, len
+    0xbe,
+    0x20,
+    0x10, //  mov si, 0x1020
+    0xbf,
+    0x00,
+    0x20, //  mov di, 0x2000
+    0xb9,
+    MESSAGE.length,
+    0x00, //  mov cx, len
     0xfc, //              cld
-    0xf3, 0xa4, //        rep movsb
-    0xb0, 0x01, //        mov al, 1
-    0xe6, 0x10, //        out 0x10, al
+    0xf3,
+    0xa4, //        rep movsb
+    0xb0,
+    0x01, //        mov al, 1
+    0xe6,
+    0x10, //        out 0x10, al
     0xf4, //              hlt
   ]).copy(code);
   code.write(MESSAGE, 0x20, 'latin1');
@@ -52,13 +61,21 @@ async function realKernelPart(kvm: Kvm): Promise<void> {
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: 1 << 20, guestMemfd: gm, userspace: map });
     const cpu = vm.createVcpu(0);
     const sregs = cpu.getSregs();
-    cpu.setSregs({ cs: { ...sregs.cs, base: 0n, selector: 0 }, ds: { ...sregs.ds, base: 0n, selector: 0 }, es: { ...sregs.es, base: 0n, selector: 0 } });
+    cpu.setSregs({
+      cs: { ...sregs.cs, base: 0n, selector: 0 },
+      ds: { ...sregs.ds, base: 0n, selector: 0 },
+      es: { ...sregs.es, base: 0n, selector: 0 },
+    });
     cpu.setRegs({ rip: 0x1000n, rflags: 2n });
     const first = await cpu.run();
-    console.log(`   vCPU exit: ${first.reason}${first.reason === 'io' ? ` (port 0x${first.port.toString(16)}, ${first.direction})` : ''}`);
+    console.log(
+      `   vCPU exit: ${first.reason}${first.reason === 'io' ? ` (port 0x${first.port.toString(16)}, ${first.direction})` : ''}`,
+    );
     const second = await cpu.run();
     console.log(`   vCPU exit: ${second.reason}`);
-    console.log(`   host reads gpa 0x2000 through its mapping: "${map.read(0x2000, MESSAGE.length).toString('latin1')}"`);
+    console.log(
+      `   host reads gpa 0x2000 through its mapping: "${map.read(0x2000, MESSAGE.length).toString('latin1')}"`,
+    );
 
     console.log('\n2. A private guest_memfd (MMAP without INIT_SHARED): the host touches it');
     const priv = vm.createGuestMemfd({ size: 64 * 1024, mmap: true });
@@ -68,7 +85,9 @@ async function realKernelPart(kvm: Kvm): Promise<void> {
       console.log('   unexpected: the read succeeded');
     } catch (e) {
       if (!(e instanceof HostAccessError)) throw e;
-      console.log(`   caught ${e.name} (${e.code}) at guest_memfd offset 0x${e.offset.toString(16)}; Node is still running`);
+      console.log(
+        `   caught ${e.name} (${e.code}) at guest_memfd offset 0x${e.offset.toString(16)}; Node is still running`,
+      );
     }
   } finally {
     vm.close();
@@ -86,9 +105,13 @@ function simulatorPart(): void {
     const map = gm.map();
     map.fill(12 * PAGE, 2 * PAGE, 0x5a);
     const r = gm.unshare(8 * PAGE, 16 * PAGE);
-    step(`unshare pages 8..23 while the host has 12..13 mapped (pending: ${r.pending.map((e) => `${e.offset / PAGE}..${(e.offset + e.length) / PAGE - 1}`).join(', ')})`);
+    step(
+      `unshare pages 8..23 while the host has 12..13 mapped (pending: ${r.pending.map((e) => `${e.offset / PAGE}..${(e.offset + e.length) / PAGE - 1}`).join(', ')})`,
+    );
     const pad = ' '.repeat(32);
-    console.log(`   ${pad}  host read of pending page 12 through its live mapping: 0x${map.read(12 * PAGE, 1)[0]!.toString(16)} (v5 zaps no PTE)`);
+    console.log(
+      `   ${pad}  host read of pending page 12 through its live mapping: 0x${map.read(12 * PAGE, 1)[0]!.toString(16)} (v5 zaps no PTE)`,
+    );
     try {
       gm.map().read(12 * PAGE, 1);
     } catch (e) {
@@ -113,10 +136,14 @@ export async function runDemo(opts: { path?: string } = {}): Promise<number> {
   try {
     kvm = open({ backend: 'kvm', path });
   } catch (e) {
-    console.log(`No usable ${path} here (${(e as Error).message}): skipping the real-kernel part, running the simulator part.`);
+    console.log(
+      `No usable ${path} here (${(e as Error).message}): skipping the real-kernel part, running the simulator part.`,
+    );
   }
   if (kvm) {
-    console.log(`Real KVM: API version ${kvm.apiVersion}, guest_memfd flags ${kvm.checkExtension('GUEST_MEMFD_FLAGS')}`);
+    console.log(
+      `Real KVM: API version ${kvm.apiVersion}, guest_memfd flags ${kvm.checkExtension('GUEST_MEMFD_FLAGS')}`,
+    );
     try {
       await realKernelPart(kvm);
     } finally {

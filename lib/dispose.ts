@@ -27,6 +27,7 @@ for (const [cls, method] of DISPOSABLE) {
     this[method]!();
   };
   for (const key of DISPOSE_KEYS) {
-    if (typeof proto[key] !== 'function') Object.defineProperty(proto, key, { value: dispose, writable: true, configurable: true });
+    if (typeof proto[key] !== 'function')
+      Object.defineProperty(proto, key, { value: dispose, writable: true, configurable: true });
   }
 }

@@ -23,7 +23,10 @@ export class KvmError extends Error {
   readonly ioctl?: string;
   readonly path?: string;
   constructor(init: KvmErrorInit) {
-    super(init.message ?? `${init.code}: ${init.syscall}${init.ioctl ? ' ' + init.ioctl : ''}${init.path !== undefined ? ` '${init.path}'` : ''}`);
+    super(
+      init.message ??
+        `${init.code}: ${init.syscall}${init.ioctl ? ' ' + init.ioctl : ''}${init.path !== undefined ? ` '${init.path}'` : ''}`,
+    );
     this.name = 'KvmError';
     this.code = init.code;
     this.errno = init.errno;
@@ -83,13 +86,11 @@ export class HostAccessError extends Error {
   readonly side: 'mapping' | 'buffer';
   /** With side 'buffer': the index of the first faulting byte in the caller's buffer. */
   readonly bufferOffset?: number;
-  constructor(
-    offset: number,
-    access: 'read' | 'write' = 'read',
-    message?: string,
-    buffer?: { bufferOffset: number },
-  ) {
-    super(message ?? `SIGBUS: host ${access === 'write' ? 'write to' : 'read of'} guest_memfd offset ${offset} (page not mappable by the host)`);
+  constructor(offset: number, access: 'read' | 'write' = 'read', message?: string, buffer?: { bufferOffset: number }) {
+    super(
+      message ??
+        `SIGBUS: host ${access === 'write' ? 'write to' : 'read of'} guest_memfd offset ${offset} (page not mappable by the host)`,
+    );
     this.name = 'HostAccessError';
     this.offset = offset;
     this.access = access;
@@ -104,7 +105,11 @@ export class HostAccessError extends Error {
  */
 export function viewRefused(offset: bigint | number): HostAccessError {
   const at = Number(offset);
-  return new HostAccessError(at, 'read', `SIGBUS: view() refused: guest_memfd offset ${at} is not shared with the host (the first touch of a view there would kill the process)`);
+  return new HostAccessError(
+    at,
+    'read',
+    `SIGBUS: view() refused: guest_memfd offset ${at} is not shared with the host (the first touch of a view there would kill the process)`,
+  );
 }
 
 const EAGAIN = -os.constants.errno.EAGAIN;
@@ -123,7 +128,9 @@ export class ConversionBusyError extends KvmError {
       errno: EAGAIN,
       syscall: 'ioctl',
       ioctl,
-      message: message ?? `EAGAIN: page at offset ${errorOffset} is still referenced by the host${ioctl ? `, ioctl ${ioctl}` : ''}`,
+      message:
+        message ??
+        `EAGAIN: page at offset ${errorOffset} is still referenced by the host${ioctl ? `, ioctl ${ioctl}` : ''}`,
     });
     this.name = 'ConversionBusyError';
     this.errorOffset = errorOffset;
@@ -137,7 +144,10 @@ export class GuestMemoryFault extends Error {
   readonly size: number;
   readonly private: boolean;
   constructor(init: { gpa: number; size: number; private: boolean; message?: string }) {
-    super(init.message ?? `guest memory fault at gpa 0x${init.gpa.toString(16)} (size ${init.size}${init.private ? ', private' : ''})`);
+    super(
+      init.message ??
+        `guest memory fault at gpa 0x${init.gpa.toString(16)} (size ${init.size}${init.private ? ', private' : ''})`,
+    );
     this.name = 'GuestMemoryFault';
     this.gpa = init.gpa;
     this.size = init.size;

@@ -59,7 +59,10 @@ export const addonError: Error | null = loaded.error;
 
 /** The thrown error for any use of a missing addon. */
 export function addonMissing(): UnsupportedError {
-  return new UnsupportedError('native addon', `${addonError?.message ?? 'the native addon is not loaded'}; only the simulator (open({ backend: 'sim' })) works without it`);
+  return new UnsupportedError(
+    'native addon',
+    `${addonError?.message ?? 'the native addon is not loaded'}; only the simulator (open({ backend: 'sim' })) works without it`,
+  );
 }
 
 // Without the addon every property read throws addonMissing(), so the first real-backend call says why.

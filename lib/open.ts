@@ -26,7 +26,8 @@ export function open(opts?: OpenOptions): Kvm {
     throw argRangeError(`backend must be 'auto', 'kvm' or 'sim', got ${describe(backend)}`);
   }
   const explicitPath = o.path ?? undefined; // null means the default, as for backend and profile
-  if (explicitPath !== undefined && typeof explicitPath !== 'string') throw argTypeError(`path must be a string, got ${describe(explicitPath)}`);
+  if (explicitPath !== undefined && typeof explicitPath !== 'string')
+    throw argTypeError(`path must be a string, got ${describe(explicitPath)}`);
   const profile = o.profile ?? undefined;
   if (profile !== undefined && typeof profile !== 'string') {
     throw argTypeError(`profile must be a string, got ${describe(profile)}`);
@@ -35,10 +36,14 @@ export function open(opts?: OpenOptions): Kvm {
     throw argRangeError(`profile must be one of ${PROFILES.join(', ')}, got ${describe(profile)}`);
   }
   if (profile !== undefined && backend === 'kvm') {
-    throw argRangeError(`profile applies to the simulator only (backend: 'sim'), got backend 'kvm' with profile '${profile}'`);
+    throw argRangeError(
+      `profile applies to the simulator only (backend: 'sim'), got backend 'kvm' with profile '${profile}'`,
+    );
   }
   if (explicitPath !== undefined && backend === 'sim') {
-    throw argRangeError(`path applies to the real kernel only, got backend 'sim' with path ${JSON.stringify(explicitPath)}`);
+    throw argRangeError(
+      `path applies to the real kernel only, got backend 'sim' with path ${JSON.stringify(explicitPath)}`,
+    );
   }
   if (profile !== undefined && explicitPath !== undefined) {
     throw argRangeError(`profile (the simulator) and path (the real kernel) exclude each other, got both`);

@@ -6,7 +6,18 @@
 // relative to the object. lib/kvm/ implements them over the addon, lib/sim/ over the model.
 import type { Vm } from './core/vm.js';
 import type { UnsupportedError } from './errors.js';
-import type { Backend, ConversionMechanism, ConversionResult, CpuidEntry, Extent, FileStat, GuestAccess, GuestMemfdFlags, Profile, Sregs, Vcpu } from './types.js';
+import type {
+  Backend,
+  ConversionMechanism,
+  ConversionResult,
+  CpuidEntry,
+  Extent,
+  FileStat,
+  GuestAccess,
+  GuestMemfdFlags,
+  Profile,
+  Sregs,
+} from './types.js';
 
 export type { Backend };
 
@@ -78,15 +89,32 @@ export interface GuestAccessPort extends GuestAccess {
 
 /** Byte offsets of kvm_run's fields (the kernel's struct, as the addon reads them from its header). */
 export interface VcpuLayout {
-  immediateExit: number; exitReason: number;
-  ioDirection: number; ioSize: number; ioPort: number; ioCount: number; ioDataOffset: number;
-  mmioPhysAddr: number; mmioData: number; mmioLen: number; mmioIsWrite: number;
-  failEntryReason: number; failEntryCpu: number;
-  internalSuberror: number; internalNdata: number; internalData: number;
+  immediateExit: number;
+  exitReason: number;
+  ioDirection: number;
+  ioSize: number;
+  ioPort: number;
+  ioCount: number;
+  ioDataOffset: number;
+  mmioPhysAddr: number;
+  mmioData: number;
+  mmioLen: number;
+  mmioIsWrite: number;
+  failEntryReason: number;
+  failEntryCpu: number;
+  internalSuberror: number;
+  internalNdata: number;
+  internalData: number;
   hwExitReason: number;
-  memoryFaultFlags: number; memoryFaultGpa: number; memoryFaultSize: number;
-  memoryFaultFlagPrivate: number; ioIn: number;
-  hypercallNr: number; hypercallArgs: number; hypercallRet: number; hypercallLongMode: number;
+  memoryFaultFlags: number;
+  memoryFaultGpa: number;
+  memoryFaultSize: number;
+  memoryFaultFlagPrivate: number;
+  ioIn: number;
+  hypercallNr: number;
+  hypercallArgs: number;
+  hypercallRet: number;
+  hypercallLongMode: number;
 }
 
 /** A vCPU file descriptor: its ioctls, and the mmapped kvm_run area the core decodes exits from. */

@@ -12,7 +12,12 @@ export interface SeriesCap {
 }
 
 export const SERIES_CAPS: readonly SeriesCap[] = [
-  { cap: 239, series: 'GUEST_MEMFD_MAPPABLE', by: 'RFC v5 (20250117163001.2326672-10-tabba@google.com)', mainline: 'ARM_WRITABLE_IMP_ID_REGS' },
+  {
+    cap: 239,
+    series: 'GUEST_MEMFD_MAPPABLE',
+    by: 'RFC v5 (20250117163001.2326672-10-tabba@google.com)',
+    mainline: 'ARM_WRITABLE_IMP_ID_REGS',
+  },
   // The number moved across the in-place series' revisions (246, 248, 249, 250); v8-17 has 250.
   { cap: 250, series: 'GUEST_MEMFD_MEMORY_ATTRIBUTES', by: 'in-place conversion v8 (v8-17)', mainline: null },
 ];

@@ -19,7 +19,9 @@ const P = BigInt(PAGE_SIZE);
 export const extentMapKind: 'native' | 'ts' = addonError ? 'ts' : 'native';
 
 export function newExtentMap(pages: bigint, initial: number): NativeExtentMap {
-  return extentMapKind === 'native' ? (new native.ExtentMap(pages, initial) as NativeExtentMap) : new TsExtentMap(pages, initial);
+  return extentMapKind === 'native'
+    ? (new native.ExtentMap(pages, initial) as NativeExtentMap)
+    : new TsExtentMap(pages, initial);
 }
 
 /** Byte range [offset, offset+length) as the page range that covers it. */
@@ -35,7 +37,10 @@ const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class StateMap {
   readonly map: NativeExtentMap;
-  constructor(readonly pages: bigint, initial: number) {
+  constructor(
+    readonly pages: bigint,
+    initial: number,
+  ) {
     this.map = newExtentMap(pages, initial);
   }
 

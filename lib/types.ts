@@ -106,11 +106,24 @@ export interface GuestMemfd extends Disposable {
 }
 
 export interface Regs {
-  rax: bigint; rbx: bigint; rcx: bigint; rdx: bigint;
-  rsi: bigint; rdi: bigint; rsp: bigint; rbp: bigint;
-  r8: bigint; r9: bigint; r10: bigint; r11: bigint;
-  r12: bigint; r13: bigint; r14: bigint; r15: bigint;
-  rip: bigint; rflags: bigint;
+  rax: bigint;
+  rbx: bigint;
+  rcx: bigint;
+  rdx: bigint;
+  rsi: bigint;
+  rdi: bigint;
+  rsp: bigint;
+  rbp: bigint;
+  r8: bigint;
+  r9: bigint;
+  r10: bigint;
+  r11: bigint;
+  r12: bigint;
+  r13: bigint;
+  r14: bigint;
+  r15: bigint;
+  rip: bigint;
+  rflags: bigint;
 }
 
 export interface Segment {
@@ -134,10 +147,21 @@ export interface DescriptorTable {
 }
 
 export interface Sregs {
-  cs: Segment; ds: Segment; es: Segment; fs: Segment; gs: Segment; ss: Segment;
-  tr: Segment; ldt: Segment;
-  gdt: DescriptorTable; idt: DescriptorTable;
-  cr0: bigint; cr2: bigint; cr3: bigint; cr4: bigint; cr8: bigint;
+  cs: Segment;
+  ds: Segment;
+  es: Segment;
+  fs: Segment;
+  gs: Segment;
+  ss: Segment;
+  tr: Segment;
+  ldt: Segment;
+  gdt: DescriptorTable;
+  idt: DescriptorTable;
+  cr0: bigint;
+  cr2: bigint;
+  cr3: bigint;
+  cr4: bigint;
+  cr8: bigint;
   efer: bigint;
   apicBase: bigint;
 }
@@ -289,7 +313,7 @@ export interface ProbeReport {
   kernel: string;
   capabilities: Record<string, number>;
   vmTypes: number[];
-  guestMemfdFlags: GuestMemfdFlags & { raw: number } | null;
+  guestMemfdFlags: (GuestMemfdFlags & { raw: number }) | null;
   conversion: { mechanism: ConversionMechanism; inPlace: boolean };
   /** The simulator profile verified on a kernel like this one (by version, PVM by /sys/module/kvm_pvm), or null. */
   profile: Profile | null;

@@ -41,7 +41,8 @@ export function rangeEnd(offset: bigint, length: bigint, limit: bigint = U64_MAX
 export function u32(name: string, v: unknown): number {
   // The common case (a small integer) without a detour through BigInt: slot ids, caps, vCPU ids.
   if (typeof v === 'number' && v >>> 0 === v) return v;
-  if (typeof v !== 'number' && typeof v !== 'bigint') throw argTypeError(`${name} must be a number, got ${describe(v)}`);
+  if (typeof v !== 'number' && typeof v !== 'bigint')
+    throw argTypeError(`${name} must be a number, got ${describe(v)}`);
   const b = u64(name, v);
   if (b > 0xffffffffn) throw argRangeError(`${name} must fit in 32 bits, got ${b}`);
   return Number(b);
@@ -49,7 +50,8 @@ export function u32(name: string, v: unknown): number {
 
 export function byteValue(name: string, v: unknown): number {
   if (typeof v !== 'number') throw argTypeError(`${name} must be a number, got ${describe(v)}`);
-  if (!Number.isInteger(v) || v < 0 || v > 255) throw argRangeError(`${name} must be an integer from 0 to 255, got ${v}`);
+  if (!Number.isInteger(v) || v < 0 || v > 255)
+    throw argRangeError(`${name} must be an integer from 0 to 255, got ${v}`);
   return v;
 }
 
@@ -64,14 +66,25 @@ export function optBool(name: string, v: unknown): boolean {
  * (a getter or Proxy cannot show one value to a check and another to the call); an own key that
  * is not known is a TypeError naming it, so a misspelt option never passes unnoticed.
  */
-export function options<T extends object>(name: string, v: unknown, keys: readonly (keyof T & string)[], required?: boolean): Partial<T>;
+export function options<T extends object>(
+  name: string,
+  v: unknown,
+  keys: readonly (keyof T & string)[],
+  required?: boolean,
+): Partial<T>;
 /** Without a key list: only that it is an object, returned as is (setRegs/setSregs check their keys themselves). */
 export function options<T extends object>(name: string, v: unknown, required?: boolean): T;
-export function options<T extends object>(name: string, v: unknown, keysOrRequired?: readonly string[] | boolean, req = false): Partial<T> {
+export function options<T extends object>(
+  name: string,
+  v: unknown,
+  keysOrRequired?: readonly string[] | boolean,
+  req = false,
+): Partial<T> {
   const keys = Array.isArray(keysOrRequired) ? keysOrRequired : undefined;
   const required = keys ? req : keysOrRequired === true;
   if (v === undefined && !required) return {};
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw argTypeError(`${name} must be an object, got ${describe(v)}`);
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw argTypeError(`${name} must be an object, got ${describe(v)}`);
   if (!keys) return v as T;
   for (const k of Object.keys(v)) {
     if (!(keys as readonly string[]).includes(k)) {

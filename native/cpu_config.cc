@@ -56,7 +56,8 @@ Napi::Value EnableCap(const Napi::CallbackInfo& info, int fd) {
   c.cap = GetU32(env, info[0], "cap");
   c.flags = GetU32(env, info[1], "flags");
   size_t n = 0;
-  uint64_t* args = Elements<uint64_t>(env, info[2], napi_biguint64_array, &n, "args must be a BigUint64Array of 4 words");
+  uint64_t* args =
+      Elements<uint64_t>(env, info[2], napi_biguint64_array, &n, "args must be a BigUint64Array of 4 words");
   if (n != 4) ThrowTypeError(env, "args must be a BigUint64Array of 4 words");
   memcpy(c.args, args, sizeof(c.args));
   long r = IoctlRetry(fd, KVM_ENABLE_CAP, &c);

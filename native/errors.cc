@@ -66,8 +66,8 @@ void ThrowHostAccess(Napi::Env env, uint64_t offset, bool write) {
   Napi::Object props = Napi::Object::New(env);
   props.Set("offset", FromU64(env, offset));
   props.Set("access", write ? "write" : "read");
-  props.Set("message", std::string("SIGBUS: host ") + (write ? "write to" : "read of") +
-                           " guest_memfd offset " + std::to_string(offset) + " (page not mappable by the host)");
+  props.Set("message", std::string("SIGBUS: host ") + (write ? "write to" : "read of") + " guest_memfd offset " +
+                           std::to_string(offset) + " (page not mappable by the host)");
   ThrowKind(env, "HostAccessError", props);
 }
 
@@ -178,7 +178,8 @@ Bytes GetBytes(Napi::Env env, Napi::Value v, const char* name) {
 
 uint32_t GetU32(Napi::Env env, Napi::Value v, const char* name) {
   uint64_t x = GetU64(env, v, name);
-  if (x > 0xffffffffULL) ThrowRangeError(env, (std::string(name) + " must fit in 32 bits, got " + std::to_string(x)).c_str());
+  if (x > 0xffffffffULL)
+    ThrowRangeError(env, (std::string(name) + " must fit in 32 bits, got " + std::to_string(x)).c_str());
   return static_cast<uint32_t>(x);
 }
 

@@ -512,7 +512,7 @@ bool ExtentMap::AssignInLeaf(const Cursor& c, uint64_t start, uint64_t end, uint
   if (hasPrev && a == 0) return false;  // the extent before start is in another leaf
   uint32_t prevVal = hasPrev ? leaf->vals[a - 1] : 0;
   int b = a + CountBelow<false>(leaf->keys + a, n - a, end);  // first key > end
-  uint32_t tailVal = hasTail ? leaf->vals[b - 1] : 0;  // b > c.i: keys[c.i] <= start <= end
+  uint32_t tailVal = hasTail ? leaf->vals[b - 1] : 0;         // b > c.i: keys[c.i] <= start <= end
   uint64_t newKeys[2];
   uint32_t newVals[2];
   int ins = 0;

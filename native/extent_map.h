@@ -54,8 +54,7 @@ class ExtentMap {
   MapStatus ValueAt(uint64_t page, uint32_t* value) const;
   // First page in [start, end) whose value is == value (equal) or != value (!equal). Returns false
   // in *found when there is none. Costs O(log n) plus the extents skipped.
-  MapStatus FindFirst(uint64_t start, uint64_t end, uint32_t value, bool equal, bool* found,
-                      uint64_t* page) const;
+  MapStatus FindFirst(uint64_t start, uint64_t end, uint32_t value, bool equal, bool* found, uint64_t* page) const;
   // Grows (new pages take fill) or shrinks the covered range to [0, pages).
   void Resize(uint64_t pages, uint32_t fill);
 
@@ -89,8 +88,8 @@ class ExtentMap {
   void Seek(Cursor* c, uint64_t x) const;
   bool Next(Cursor* c) const;
   uint64_t RunEnd(const Cursor& c) const;
-  bool CheckRec(const Node* node, int depth, int leafDepth, bool isRoot, size_t* keys, size_t* leaves,
-                size_t* inners, std::string* why) const;
+  bool CheckRec(const Node* node, int depth, int leafDepth, bool isRoot, size_t* keys, size_t* leaves, size_t* inners,
+                std::string* why) const;
 
   Node* root_ = nullptr;
   uint64_t pages_ = 0;

@@ -132,14 +132,10 @@ Napi::Value ExtentMapObject::Add(const Napi::CallbackInfo& info) {
   GetRange(info, &start, &end);
   int64_t delta = GetI64(env, info[2], "delta");
   switch (map_->Add(start, end, delta)) {
-    case MapStatus::kOk:
-      break;
-    case MapStatus::kUnderflow:
-      ThrowRangeError(env, "add would take a value below 0; the map is unchanged");
-    case MapStatus::kOverflow:
-      ThrowRangeError(env, "add would take a value above 2^32-1; the map is unchanged");
-    case MapStatus::kBadRange:
-      ThrowRangeError(env, "range is outside the map");
+    case MapStatus::kOk: break;
+    case MapStatus::kUnderflow: ThrowRangeError(env, "add would take a value below 0; the map is unchanged");
+    case MapStatus::kOverflow: ThrowRangeError(env, "add would take a value above 2^32-1; the map is unchanged");
+    case MapStatus::kBadRange: ThrowRangeError(env, "range is outside the map");
   }
   ReportMemory(env);
   return env.Undefined();

@@ -13,9 +13,9 @@ namespace kg {
 namespace {
 
 struct Armed {
-  int err = 0;               // 0: nothing armed
-  unsigned long request = 0; // ioctl only: 0 matches any request
-  int skip = 0;              // let this many matching calls through first
+  int err = 0;                // 0: nothing armed
+  unsigned long request = 0;  // ioctl only: 0 matches any request
+  int skip = 0;               // let this many matching calls through first
   uint64_t fired = 0;
 };
 

@@ -64,8 +64,9 @@ Napi::Value GuestMemfdObject::Map(const Napi::CallbackInfo& info) {
   uint64_t length = GetU64(env, info[1], "length");
   bool priv = info.Length() > 2 && info[2].ToBoolean().Value();
   if (offset > static_cast<uint64_t>(INT64_MAX)) ThrowRangeError(env, "offset must be below 2^63");
-  void* p = InjectFault(Sys::Mmap) ? MAP_FAILED : mmap(nullptr, length, PROT_READ | PROT_WRITE, priv ? MAP_PRIVATE : MAP_SHARED, fd_,
-                 static_cast<off_t>(offset));
+  void* p = InjectFault(Sys::Mmap) ? MAP_FAILED
+                                   : mmap(nullptr, length, PROT_READ | PROT_WRITE, priv ? MAP_PRIVATE : MAP_SHARED, fd_,
+                                          static_cast<off_t>(offset));
   if (p == MAP_FAILED) {
     int err = errno;
     ThrowErrno(env, err, "mmap", nullptr, "offset " + std::to_string(offset) + ", length " + std::to_string(length));
@@ -155,8 +156,9 @@ Napi::Value GuestMemfdObject::Convert(const Napi::CallbackInfo& info) {
     if (IoctlRetry(fd_, KG_SET_MEMORY_ATTRIBUTES2, &a) < 0) {
       if (errno == EAGAIN) ThrowBusy(env, a.error_offset, "KVM_SET_MEMORY_ATTRIBUTES2");
       int err = errno;
-      ThrowErrno(env, err, "ioctl", "KVM_SET_MEMORY_ATTRIBUTES2",
-                 "offset " + std::to_string(offset) + ", size " + std::to_string(size) + ", attributes " + Hex(a.attributes));
+      ThrowErrno(
+          env, err, "ioctl", "KVM_SET_MEMORY_ATTRIBUTES2",
+          "offset " + std::to_string(offset) + ", size " + std::to_string(size) + ", attributes " + Hex(a.attributes));
     }
   } else if (mech == "gmem-convert") {
     kg_gmem_convert c;

@@ -18,8 +18,8 @@ struct MappedRange {
   uint8_t* addr = nullptr;
   uint64_t length = 0;
   uint32_t slots = 0;
-  bool reserved = false;  // the mapping is gone; a PROT_NONE placeholder holds the addresses
-  bool anonymous = false; // no mapping ever: a slot without userspace memory reserved it
+  bool reserved = false;   // the mapping is gone; a PROT_NONE placeholder holds the addresses
+  bool anonymous = false;  // no mapping ever: a slot without userspace memory reserved it
   // A slot stopped pointing here.
   void Unbind();
 };

@@ -30,11 +30,13 @@ uint32_t PageHolds::Take(Napi::Env env, int fd, uint64_t offset, uint64_t length
   uint64_t pages = (offset + length + kPage - 1) / kPage - first;
   if (pages == 0) ThrowRangeError(env, "a hold must cover at least one byte");
   if (pages > kMaxPages) {
-    ThrowUnsupported(env, "hold", "a hold on the kvm backend covers at most 64 MiB (its pipe buffers are quota-limited)");
+    ThrowUnsupported(env, "hold",
+                     "a hold on the kvm backend covers at most 64 MiB (its pipe buffers are quota-limited)");
   }
   size_t bytes = pages * kPage;
-  void* map = InjectFault(Sys::Mmap) ? MAP_FAILED
-                                     : mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(first * kPage));
+  void* map = InjectFault(Sys::Mmap)
+                  ? MAP_FAILED
+                  : mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(first * kPage));
   if (map == MAP_FAILED) ThrowErrno(env, errno, "mmap");
   std::vector<int> readers;
   int err = 0;

@@ -182,15 +182,9 @@ __attribute__((noinline)) GuardResult CopyUnderGuard(CopyKind kind, uint8_t* gue
   std::atomic_signal_fence(std::memory_order_seq_cst);
   Probe(guest, len);
   switch (kind) {
-    case CopyKind::Read:
-      memcpy(host, guest, len);
-      break;
-    case CopyKind::Write:
-      memcpy(guest, host, len);
-      break;
-    case CopyKind::Fill:
-      memset(guest, byte, len);
-      break;
+    case CopyKind::Read: memcpy(host, guest, len); break;
+    case CopyKind::Write: memcpy(guest, host, len); break;
+    case CopyKind::Fill: memset(guest, byte, len); break;
   }
   std::atomic_signal_fence(std::memory_order_seq_cst);
   tlJump = nullptr;

@@ -1,8 +1,8 @@
 #include "vm.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -160,8 +160,8 @@ Napi::Value VmObject::SetUserMemoryRegion2(const Napi::CallbackInfo& info) {
     if (range && mapping == nullptr) ReleaseReserve(r.slot, range);
     ThrowErrno(env, err, "ioctl", "KVM_SET_USER_MEMORY_REGION2",
                "slot " + std::to_string(r.slot) + ", flags " + Hex(r.flags) + ", guest_phys_addr " +
-                   Hex(r.guest_phys_addr) + ", memory_size " + std::to_string(r.memory_size) +
-                   ", guest_memfd_offset " + std::to_string(r.guest_memfd_offset));
+                   Hex(r.guest_phys_addr) + ", memory_size " + std::to_string(r.memory_size) + ", guest_memfd_offset " +
+                   std::to_string(r.guest_memfd_offset));
   }
   // Track what each slot points into, so its address range stays reserved while it does.
   auto it = slotUses_.find(r.slot);

@@ -118,7 +118,7 @@ function pickRange(r: RangeSpec, pages: number, dense?: ArrayLike<number>): [num
 /** Starts the map and the oracle in runs of 1-4 pages, so the tree has several nodes from step one. */
 function fragment(m: ExtentMap, dense: Uint8Array | Uint32Array, pages: number, seed: number): void {
   let s = seed >>> 0;
-  for (let p = 0; p < pages; ) {
+  for (let p = 0; p < pages;) {
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
     const e = Math.min(pages, p + 1 + ((s >>> 8) % 4));
     const v = (s >>> 16) % 3;
@@ -156,23 +156,29 @@ describe('ExtentMap against a dense oracle', () => {
       probe: rangeArb,
     });
     fc.assert(
-      fc.property(fc.integer({ min: 300, max: 2000 }), fc.integer({ min: 0, max: 3 }), fc.nat(), fc.array(op, { minLength: 40, maxLength: 60 }), (pages, initial, frag, ops) => {
-        const dense = new Uint8Array(pages).fill(initial);
-        const m = new ExtentMap(pages, initial);
-        if (frag % 2 === 0) fragment(m, dense, pages, frag);
-        for (const o of ops) {
-          const [s, e] = pickRange(o.range, pages, dense);
-          if (o.kind === 'assign') {
-            m.assign(s, e, o.value);
-            dense.fill(o.value, s, e);
-          } else {
-            expect(Array.from(m.query(s, e))).toEqual(denseRuns(dense, s, e));
+      fc.property(
+        fc.integer({ min: 300, max: 2000 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.nat(),
+        fc.array(op, { minLength: 40, maxLength: 60 }),
+        (pages, initial, frag, ops) => {
+          const dense = new Uint8Array(pages).fill(initial);
+          const m = new ExtentMap(pages, initial);
+          if (frag % 2 === 0) fragment(m, dense, pages, frag);
+          for (const o of ops) {
+            const [s, e] = pickRange(o.range, pages, dense);
+            if (o.kind === 'assign') {
+              m.assign(s, e, o.value);
+              dense.fill(o.value, s, e);
+            } else {
+              expect(Array.from(m.query(s, e))).toEqual(denseRuns(dense, s, e));
+            }
+            checkStep(m, dense, pages, o.probe, o.value & 3);
+            steps++;
           }
-          checkStep(m, dense, pages, o.probe, o.value & 3);
-          steps++;
-        }
-        expect(m.checkInvariants()).toBe('');
-      }),
+          expect(m.checkInvariants()).toBe('');
+        },
+      ),
       { numRuns: 250 },
     );
     expect(steps).toBeGreaterThanOrEqual(10_000);
@@ -189,33 +195,38 @@ describe('ExtentMap against a dense oracle', () => {
       probe: rangeArb,
     });
     fc.assert(
-      fc.property(fc.integer({ min: 300, max: 2000 }), fc.nat(), fc.array(op, { minLength: 40, maxLength: 60 }), (pages, frag, ops) => {
-        const dense = new Uint32Array(pages);
-        const m = new ExtentMap(pages, 0);
-        if (frag % 2 === 0) fragment(m, dense, pages, frag);
-        for (const o of ops) {
-          const [s, e] = pickRange(o.range, pages, dense);
-          if (o.kind === 'add') {
-            let fits = true;
-            for (let p = s; p < e && fits; p++) fits = dense[p]! + o.delta >= 0 && dense[p]! + o.delta <= MAX_U32;
-            if (fits) {
-              m.add(s, e, o.delta);
-              for (let p = s; p < e; p++) dense[p]! += o.delta;
+      fc.property(
+        fc.integer({ min: 300, max: 2000 }),
+        fc.nat(),
+        fc.array(op, { minLength: 40, maxLength: 60 }),
+        (pages, frag, ops) => {
+          const dense = new Uint32Array(pages);
+          const m = new ExtentMap(pages, 0);
+          if (frag % 2 === 0) fragment(m, dense, pages, frag);
+          for (const o of ops) {
+            const [s, e] = pickRange(o.range, pages, dense);
+            if (o.kind === 'add') {
+              let fits = true;
+              for (let p = s; p < e && fits; p++) fits = dense[p]! + o.delta >= 0 && dense[p]! + o.delta <= MAX_U32;
+              if (fits) {
+                m.add(s, e, o.delta);
+                for (let p = s; p < e; p++) dense[p]! += o.delta;
+              } else {
+                expectThrows(() => m.add(s, e, o.delta), RangeError);
+                refused++;
+              }
+            } else if (o.kind === 'assign') {
+              m.assign(s, e, o.value);
+              dense.fill(o.value, s, e);
             } else {
-              expectThrows(() => m.add(s, e, o.delta), RangeError);
-              refused++;
+              expect(Array.from(m.query(s, e))).toEqual(denseRuns(dense, s, e));
             }
-          } else if (o.kind === 'assign') {
-            m.assign(s, e, o.value);
-            dense.fill(o.value, s, e);
-          } else {
-            expect(Array.from(m.query(s, e))).toEqual(denseRuns(dense, s, e));
+            checkStep(m, dense, pages, o.probe, o.value);
+            steps++;
           }
-          checkStep(m, dense, pages, o.probe, o.value);
-          steps++;
-        }
-        expect(m.checkInvariants()).toBe('');
-      }),
+          expect(m.checkInvariants()).toBe('');
+        },
+      ),
       { numRuns: 250 },
     );
     expect(steps).toBeGreaterThanOrEqual(10_000);
@@ -297,7 +308,10 @@ describe('ExtentMap with deep trees', () => {
       const j = s % (i + 1);
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
-    for (const [name, pagesInOrder] of [['ascending', order.map((_, i) => i)], ['random', order]] as const) {
+    for (const [name, pagesInOrder] of [
+      ['ascending', order.map((_, i) => i)],
+      ['random', order],
+    ] as const) {
       const m = new ExtentMap(pages, 0);
       for (const p of pagesInOrder) m.assign(p, p + 1, p & 1);
       expect(m.extentCount(), name).toBe(pages);
@@ -325,7 +339,9 @@ describe('ExtentMap with deep trees', () => {
     // 50,000 single pages, one merged [50,000, 150,001), then 49,999 single pages.
     expect(m.extentCount()).toBe(100_000);
     expect(m.checkInvariants()).toBe('');
-    expect(Array.from(m.query(49_998, 150_002))).toEqual([49_998, 49_999, 0, 49_999, 50_000, 1, 50_000, 150_001, 0, 150_001, 150_002, 1]);
+    expect(Array.from(m.query(49_998, 150_002))).toEqual([
+      49_998, 49_999, 0, 49_999, 50_000, 1, 50_000, 150_001, 0, 150_001, 150_002, 1,
+    ]);
     m.assign(0, pages, 5);
     expect(m.extentCount()).toBe(1);
     expect(m.depth()).toBe(1);
@@ -384,7 +400,20 @@ describe('ExtentMap over huge ranges', () => {
     expect(Array.from(m.query(0, pages))).toEqual([0, pages, 1]);
     m.add(pages - 1, pages, 1);
     m.assign(2 ** 40, 2 ** 51 + 3, 9);
-    expect(Array.from(m.query(0, pages))).toEqual([0, 2 ** 40, 1, 2 ** 40, 2 ** 51 + 3, 9, 2 ** 51 + 3, pages - 1, 1, pages - 1, pages, 2]);
+    expect(Array.from(m.query(0, pages))).toEqual([
+      0,
+      2 ** 40,
+      1,
+      2 ** 40,
+      2 ** 51 + 3,
+      9,
+      2 ** 51 + 3,
+      pages - 1,
+      1,
+      pages - 1,
+      pages,
+      2,
+    ]);
     expect(m.valueAt(pages - 1)).toBe(2);
     expect(m.findFirst(0, pages, 1, false)).toBe(2 ** 40);
     expect(m.findFirst(2 ** 51 + 3, pages, 1, false)).toBe(pages - 1);
@@ -451,7 +480,10 @@ describe('ExtentMap argument checking', () => {
     m.assign(10, 20, 4);
     const before = Array.from(m.query(0, 100));
     // The same object without its TypeScript signature, to pass what JS callers might.
-    const bad = m as unknown as Record<'assign' | 'add' | 'query' | 'valueAt' | 'findFirst' | 'resize', (...args: unknown[]) => unknown>;
+    const bad = m as unknown as Record<
+      'assign' | 'add' | 'query' | 'valueAt' | 'findFirst' | 'resize',
+      (...args: unknown[]) => unknown
+    >;
     const calls: Array<[() => unknown, typeof TypeError | typeof RangeError]> = [
       [() => bad.assign('0', 1, 1), TypeError],
       [() => bad.assign({}, 1, 1), TypeError],

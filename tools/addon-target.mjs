@@ -5,7 +5,9 @@ import path from 'node:path';
 /** 'glibc' or 'musl' on Linux (the C library the addon links against), else ''. */
 export function libc() {
   if (process.platform !== 'linux') return '';
-  const report = /** @type {{ header?: { glibcVersionRuntime?: string } } | undefined} */ (process.report?.getReport?.());
+  const report = /** @type {{ header?: { glibcVersionRuntime?: string } } | undefined} */ (
+    process.report?.getReport?.()
+  );
   const header = report?.header;
   return header?.glibcVersionRuntime ? 'glibc' : 'musl';
 }

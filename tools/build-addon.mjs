@@ -50,7 +50,9 @@ const missing = tools.filter(([, names]) => !names.some(onPath)).map(([what]) =>
 // Exit 3 tells tools/install.mjs that nothing was tried (an installed package then still works, as
 // the simulator); any other failure is a build that was tried and failed.
 if (missing.length) {
-  console.error(`kvm-gmem: cannot build the native addon: missing ${missing.join(', ')}. Install them (Debian/Ubuntu: apt-get install build-essential python3), then run \`npm rebuild kvm-gmem\`; until then only the simulator works.`);
+  console.error(
+    `kvm-gmem: cannot build the native addon: missing ${missing.join(', ')}. Install them (Debian/Ubuntu: apt-get install build-essential python3), then run \`npm rebuild kvm-gmem\`; until then only the simulator works.`,
+  );
   process.exit(3);
 }
 

@@ -62,7 +62,8 @@ const { fuzzSeed, fuzzProfile, report } = await import(pathToFileURL(entry).href
 const { kvmAvailable } = await import(pathToFileURL(path.join(a.dist, 'fuzz', 'available.js')).href);
 
 const steps = Number(a.steps);
-const seeds = a.seed !== undefined ? [Number(a.seed)] : Array.from({ length: Number(a.seeds) }, (_, i) => Number(a.first) + i);
+const seeds =
+  a.seed !== undefined ? [Number(a.seed)] : Array.from({ length: Number(a.seeds) }, (_, i) => Number(a.first) + i);
 const why = kvmAvailable();
 if (why !== null) {
   console.log(`fuzz: skipped, the real kernel is not usable here (${why}): nothing to compare the simulator with`);
@@ -70,7 +71,9 @@ if (why !== null) {
   process.exit(0);
 }
 
-console.log(`fuzz: kernel ${process.platform === 'linux' ? (await import('node:os')).release() : ''} vs the simulator's '${fuzzProfile()}'`);
+console.log(
+  `fuzz: kernel ${process.platform === 'linux' ? (await import('node:os')).release() : ''} vs the simulator's '${fuzzProfile()}'`,
+);
 let total = 0;
 let bad = 0;
 let failed = false;
@@ -92,10 +95,17 @@ for (const seed of seeds) {
 }
 if (a.stats) {
   for (const [call, by] of Object.entries(outcomes).sort()) {
-    console.log(`  ${call.padEnd(20)} ${Object.entries(by).sort((x, y) => y[1] - x[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    console.log(
+      `  ${call.padEnd(20)} ${Object.entries(by)
+        .sort((x, y) => y[1] - x[1])
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ')}`,
+    );
   }
 }
 const secs = ((performance.now() - t0) / 1000).toFixed(1);
-console.log(`fuzz: ${total} steps fuzzed, ${bad} bad inputs tried, ${seeds.length} seeds, ${secs} s${failed ? ', FAILED' : ''}`);
+console.log(
+  `fuzz: ${total} steps fuzzed, ${bad} bad inputs tried, ${seeds.length} seeds, ${secs} s${failed ? ', FAILED' : ''}`,
+);
 if (a.counts) appendFileSync(a.counts, JSON.stringify({ fuzzSteps: total, badInputs: bad }) + '\n');
 process.exit(failed ? 1 : 0);

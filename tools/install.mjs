@@ -20,7 +20,9 @@ const installed = root.split(path.sep).includes('node_modules');
 
 if (installed && (process.platform !== 'linux' || process.arch !== 'x64')) {
   // native/ speaks the x86-64 Linux KVM uAPI: elsewhere there is nothing to build.
-  console.error(`kvm-gmem: no native addon for ${process.platform}-${process.arch} (the real backend is Linux x64 only); the simulator works here.`);
+  console.error(
+    `kvm-gmem: no native addon for ${process.platform}-${process.arch} (the real backend is Linux x64 only); the simulator works here.`,
+  );
   process.exit(0);
 }
 
@@ -28,7 +30,14 @@ if (installed && process.env.KVM_GMEM_BUILD_FROM_SOURCE !== '1' && existsSync(pr
   // Loaded in a child: a binary this C library cannot load (too old a glibc) must not stop the install.
   const r = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', prebuilt], { encoding: 'utf8' });
   if (r.status === 0) process.exit(0);
-  console.error(`kvm-gmem: the prebuilt addon does not load here (${(r.stderr.trim().split('\n').find((l) => l.includes('Error')) ?? 'unknown error').trim()}); building from source`);
+  console.error(
+    `kvm-gmem: the prebuilt addon does not load here (${(
+      r.stderr
+        .trim()
+        .split('\n')
+        .find((l) => l.includes('Error')) ?? 'unknown error'
+    ).trim()}); building from source`,
+  );
 }
 const r = spawnSync(process.execPath, [path.join(root, 'tools', 'build-addon.mjs')], { cwd: root, stdio: 'inherit' });
 // 3: the build tools are missing (build-addon.mjs said which, in one line).

@@ -41,7 +41,17 @@ copyFileSync(built, target);
 const header = /** @type {{ header: { glibcVersionRuntime?: string } }} */ (process.report.getReport()).header;
 writeFileSync(
   `${target}.json`,
-  JSON.stringify({ platform: process.platform, arch: process.arch, libc: libc(), glibc: header.glibcVersionRuntime ?? null, builtWith: process.version }, null, 2) + '\n',
+  JSON.stringify(
+    {
+      platform: process.platform,
+      arch: process.arch,
+      libc: libc(),
+      glibc: header.glibcVersionRuntime ?? null,
+      builtWith: process.version,
+    },
+    null,
+    2,
+  ) + '\n',
 );
 if (scratch) rmSync(scratch, { recursive: true, force: true });
 console.error(`prebuild: ${path.relative(process.cwd(), target)}`);

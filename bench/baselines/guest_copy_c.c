@@ -21,7 +21,9 @@
 #define X_MEM_GUEST_MEMFD (1u << 2)
 #define X_GMEM_FLAGS 3ULL /* MMAP | INIT_SHARED */
 
-struct x_gmem { uint64_t size, flags, reserved[6]; };
+struct x_gmem {
+  uint64_t size, flags, reserved[6];
+};
 struct x_region2 {
   uint32_t slot, flags;
   uint64_t guest_phys_addr, memory_size, userspace_addr, guest_memfd_offset;
@@ -48,12 +50,12 @@ static uint64_t now_ns(void) {
 }
 
 static const uint8_t program[] = {
-    0x48, 0x8b, 0x34, 0x25, ARGS & 0xff, ARGS >> 8, 0, 0,        // mov rsi, [ARGS]
-    0x48, 0x8b, 0x3c, 0x25, (ARGS + 8) & 0xff, ARGS >> 8, 0, 0,  // mov rdi, [ARGS + 8]
-    0x48, 0x8b, 0x0c, 0x25, (ARGS + 16) & 0xff, ARGS >> 8, 0, 0, // mov rcx, [ARGS + 16]
-    0xf3, 0x48, 0xa5,                                            // rep movsq
-    0xb0, 0x00, 0x66, 0xba, PORT & 0xff, PORT >> 8, 0xee,       // mov al, 0; mov dx, PORT; out dx, al
-    0xeb, 0xdc,                                                  // jmp 0
+    0x48, 0x8b, 0x34, 0x25, ARGS & 0xff,        ARGS >> 8, 0,    0,  // mov rsi, [ARGS]
+    0x48, 0x8b, 0x3c, 0x25, (ARGS + 8) & 0xff,  ARGS >> 8, 0,    0,  // mov rdi, [ARGS + 8]
+    0x48, 0x8b, 0x0c, 0x25, (ARGS + 16) & 0xff, ARGS >> 8, 0,    0,  // mov rcx, [ARGS + 16]
+    0xf3, 0x48, 0xa5,                                                // rep movsq
+    0xb0, 0x00, 0x66, 0xba, PORT & 0xff,        PORT >> 8, 0xee,     // mov al, 0; mov dx, PORT; out dx, al
+    0xeb, 0xdc,                                                      // jmp 0
 };
 
 static void seg(struct kvm_segment* s, uint16_t sel, uint8_t type, int code) {
@@ -111,8 +113,12 @@ int main(int argc, char** argv) {
   uint8_t* src = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
   if (src == MAP_FAILED) die("mmap guest_memfd");
   memset(src, 0x3c, bytes);
-  struct x_region2 r = {.slot = 0, .flags = X_MEM_GUEST_MEMFD, .guest_phys_addr = TARGET_GPA, .memory_size = bytes,
-                        .userspace_addr = (uint64_t)(uintptr_t)src, .guest_memfd = (uint32_t)gmem};
+  struct x_region2 r = {.slot = 0,
+                        .flags = X_MEM_GUEST_MEMFD,
+                        .guest_phys_addr = TARGET_GPA,
+                        .memory_size = bytes,
+                        .userspace_addr = (uint64_t)(uintptr_t)src,
+                        .guest_memfd = (uint32_t)gmem};
   if (ioctl(vm, X_SET_USER_MEMORY_REGION2, &r) < 0) die("KVM_SET_USER_MEMORY_REGION2");
 
   // The helper: code, tables, TSS with I/O bitmap, bounce buffer, at VA 0.
@@ -146,8 +152,8 @@ int main(int argc, char** argv) {
   gdt[6] = 0x00cff3000000ffffULL;
   *(uint16_t*)(h + 0x6000 + 0x66) = 0x68;
   h[0x6000 + 0x2068] = 0xff;
-  struct kvm_userspace_memory_region hr = {.slot = 1, .guest_phys_addr = HELPER_GPA, .memory_size = HELPER_SIZE,
-                                            .userspace_addr = (uint64_t)(uintptr_t)h};
+  struct kvm_userspace_memory_region hr = {
+      .slot = 1, .guest_phys_addr = HELPER_GPA, .memory_size = HELPER_SIZE, .userspace_addr = (uint64_t)(uintptr_t)h};
   if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &hr) < 0) die("KVM_SET_USER_MEMORY_REGION");
 
   int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);

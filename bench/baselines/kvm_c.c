@@ -174,9 +174,13 @@ int main(int argc, char** argv) {
   long n = atol(argv[2]);
   int reps = atoi(argv[3]);
   if (n <= 0 || reps <= 0) return 2;
-  if (!strcmp(argv[1], "check")) bench_check(n, reps);
-  else if (!strcmp(argv[1], "ioexit")) bench_ioexit(n, reps);
-  else if (!strcmp(argv[1], "memcpy")) bench_memcpy((uint64_t)n, reps);
-  else return 2;
+  if (!strcmp(argv[1], "check"))
+    bench_check(n, reps);
+  else if (!strcmp(argv[1], "ioexit"))
+    bench_ioexit(n, reps);
+  else if (!strcmp(argv[1], "memcpy"))
+    bench_memcpy((uint64_t)n, reps);
+  else
+    return 2;
   return 0;
 }

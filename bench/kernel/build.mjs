@@ -8,7 +8,16 @@
 //   node bench/kernel/build.mjs      builds (installing the packages when root) and prints the binary's path
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,7 +61,15 @@ const WRAPPERS = {
     'unsigned long kbench_maple_node_bytes(void) { return kmem_cache_get_alloc(maple_node_cache); }\n',
   'k_interval_tree.c': '#include "lib/interval_tree.c"\n',
 };
-const HARNESS_C = ['tools/testing/shared/linux.c', 'tools/lib/slab.c', 'tools/lib/find_bit.c', 'tools/lib/bitmap.c', 'tools/lib/hweight.c', 'tools/lib/vsprintf.c', 'tools/lib/rbtree.c'];
+const HARNESS_C = [
+  'tools/testing/shared/linux.c',
+  'tools/lib/slab.c',
+  'tools/lib/find_bit.c',
+  'tools/lib/bitmap.c',
+  'tools/lib/hweight.c',
+  'tools/lib/vsprintf.c',
+  'tools/lib/rbtree.c',
+];
 const CFLAGS = ['-O2', '-D_LGPL_SOURCE', '-fno-strict-aliasing'];
 
 function cacheRoot() {
@@ -86,9 +103,15 @@ function ensurePackages(log) {
     throw new Error(`${TARBALL} or liburcu-dev is missing; as root run: ${APT_COMMAND}`);
   }
   log(`installing ${PACKAGE} and liburcu-dev (${APT_COMMAND})`);
-  const r = spawnSync('apt-get', ['install', '-y', PACKAGE, 'liburcu-dev'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const r = spawnSync('apt-get', ['install', '-y', PACKAGE, 'liburcu-dev'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   if (r.status !== 0 || !existsSync(TARBALL)) {
-    throw new Error(`${APT_COMMAND} failed (run apt-get update first?): ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`);
+    throw new Error(
+      `${APT_COMMAND} failed (run apt-get update first?): ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`,
+    );
   }
 }
 
@@ -98,7 +121,9 @@ function extract(srcDir, log) {
   const tmp = `${srcDir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  const top = run('sh', ['-c', `tar -tJf ${TARBALL} | head -1`]).trim().split('/')[0];
+  const top = run('sh', ['-c', `tar -tJf ${TARBALL} | head -1`])
+    .trim()
+    .split('/')[0];
   run('tar', ['-xJf', TARBALL, '-C', tmp, '--strip-components=1', '--wildcards', ...MEMBERS.map((m) => `${top}/${m}`)]);
   writeFileSync(path.join(tmp, '.complete'), `${top}\n`);
   rmSync(srcDir, { recursive: true, force: true });
@@ -107,7 +132,13 @@ function extract(srcDir, log) {
 
 function sourcesHash() {
   const h = createHash('sha256');
-  for (const f of ['bench/kernel/structures.c', 'bench/kernel/extent_map_c.cc', 'native/extent_map.cc', 'native/extent_map.h', 'bench/kernel/build.mjs']) {
+  for (const f of [
+    'bench/kernel/structures.c',
+    'bench/kernel/extent_map_c.cc',
+    'native/extent_map.cc',
+    'native/extent_map.h',
+    'bench/kernel/build.mjs',
+  ]) {
     h.update(f).update(readFileSync(path.join(root, f)));
   }
   return h.digest('hex').slice(0, 16);
@@ -142,12 +173,25 @@ export function buildStructuresBench({ log = () => {} } = {}) {
   // tools/include has interval_tree_generic.h but not the kernel's interval_tree.h.
   copyFileSync(path.join(srcDir, 'include/linux/interval_tree.h'), path.join(tmp, 'ovl', 'linux', 'interval_tree.h'));
   // As the harness's shared.mk does: radix-tree.c with its statics made visible to the shims.
-  const rt = readFileSync(path.join(srcDir, 'lib/radix-tree.c'), 'utf8').replace(/^static /gm, '').replace(/__always_inline /g, '').replace(/inline /g, '');
+  const rt = readFileSync(path.join(srcDir, 'lib/radix-tree.c'), 'utf8')
+    .replace(/^static /gm, '')
+    .replace(/__always_inline /g, '')
+    .replace(/inline /g, '');
   writeFileSync(path.join(tmp, 'radix-tree.c'), rt);
   for (const [name, text] of Object.entries(WRAPPERS)) writeFileSync(path.join(tmp, name), text);
 
-  const inc = ['gen', 'tools/testing/shared', 'tools/testing/radix-tree', 'tools/include'].map((d) => (d === 'gen' ? path.join(tmp, d) : path.join(srcDir, d)));
-  const incFlags = [...inc.flatMap((d) => ['-I', d]), '-I', path.join(tmp, 'ovl'), '-I', path.join(srcDir, 'lib'), '-I', srcDir];
+  const inc = ['gen', 'tools/testing/shared', 'tools/testing/radix-tree', 'tools/include'].map((d) =>
+    d === 'gen' ? path.join(tmp, d) : path.join(srcDir, d),
+  );
+  const incFlags = [
+    ...inc.flatMap((d) => ['-I', d]),
+    '-I',
+    path.join(tmp, 'ovl'),
+    '-I',
+    path.join(srcDir, 'lib'),
+    '-I',
+    srcDir,
+  ];
   const objs = [];
   const cc = (src, obj, extra = ['-w']) => {
     run('nice', ['-n', '10', 'gcc', ...CFLAGS, ...extra, ...incFlags, '-c', src, '-o', obj], { cwd: tmp });
@@ -156,7 +200,13 @@ export function buildStructuresBench({ log = () => {} } = {}) {
   for (const name of Object.keys(WRAPPERS)) cc(path.join(tmp, name), path.join(tmp, name.replace(/\.c$/, '.o')));
   cc(path.join(tmp, 'radix-tree.c'), path.join(tmp, 'radix-tree.o'));
   for (const f of HARNESS_C) cc(path.join(srcDir, f), path.join(tmp, path.basename(f, '.c') + '-h.o'));
-  cc(path.join(here, 'structures.c'), path.join(tmp, 'structures.o'), ['-Wall', '-Wextra', '-Wno-unused-parameter', '-Wno-sign-compare', '-Wno-missing-field-initializers']);
+  cc(path.join(here, 'structures.c'), path.join(tmp, 'structures.o'), [
+    '-Wall',
+    '-Wextra',
+    '-Wno-unused-parameter',
+    '-Wno-sign-compare',
+    '-Wno-missing-field-initializers',
+  ]);
   for (const f of [path.join(here, 'extent_map_c.cc'), path.join(root, 'native', 'extent_map.cc')]) {
     const obj = path.join(tmp, path.basename(f, '.cc') + '-cxx.o');
     run('nice', ['-n', '10', 'g++', '-std=c++17', '-O2', '-Wall', '-Wextra', '-c', f, '-o', obj]);

@@ -40,7 +40,8 @@ unsigned long long em_count(void* m);
 int em_check(void* m);
 
 enum kind { EM, MAPLE, MAPLE_MERGE, XA, XA_MULTI, ITREE, NKINDS };
-static const char* const kind_name[NKINDS] = {"extent-map", "maple", "maple-merge", "xarray", "xarray-multi", "interval-tree"};
+static const char* const kind_name[NKINDS] = {"extent-map", "maple",        "maple-merge",
+                                              "xarray",     "xarray-multi", "interval-tree"};
 
 #define PAGE_4K 4096ULL
 #define EXTENTS 1000000ULL
@@ -181,7 +182,8 @@ static void it_assign(struct st* s, uint64_t a, uint64_t b, unsigned v) {
   unsigned long last = b - 1;
   unsigned long qlo = a ? a - 1 : 0, qhi = b < s->pages ? b : last;
   size_t n = 0;
-  for (struct interval_tree_node* x = interval_tree_iter_first(&s->it, qlo, qhi); x; x = interval_tree_iter_next(x, qlo, qhi)) {
+  for (struct interval_tree_node* x = interval_tree_iter_first(&s->it, qlo, qhi); x;
+       x = interval_tree_iter_next(x, qlo, qhi)) {
     if (n == cap) {
       cap = cap ? cap * 2 : 64;
       buf = realloc(buf, cap * sizeof *buf);
@@ -333,9 +335,10 @@ static void report(const char* workload, enum kind k, const char* unit, struct s
                    double scale, const char* note) {
   qsort(s->v, (size_t)s->n, sizeof s->v[0], cmp_double);
   double med = s->n % 2 ? s->v[s->n / 2] : (s->v[s->n / 2 - 1] + s->v[s->n / 2]) / 2;
-  printf("{\"workload\":\"%s\",\"structure\":\"%s\",\"unit\":\"%s\",\"value\":%.4f,\"min\":%.4f,\"max\":%.4f,"
-         "\"rounds\":%d,\"opsPerRound\":%llu,\"scale\":%.6g,\"note\":\"%s\"}\n",
-         workload, kind_name[k], unit, med, s->v[0], s->v[s->n - 1], s->n, ops, scale, note ? note : "");
+  printf(
+      "{\"workload\":\"%s\",\"structure\":\"%s\",\"unit\":\"%s\",\"value\":%.4f,\"min\":%.4f,\"max\":%.4f,"
+      "\"rounds\":%d,\"opsPerRound\":%llu,\"scale\":%.6g,\"note\":\"%s\"}\n",
+      workload, kind_name[k], unit, med, s->v[0], s->v[s->n - 1], s->n, ops, scale, note ? note : "");
   fflush(stdout);
 }
 
@@ -423,12 +426,14 @@ static void whole(const char* workload, uint64_t bytes) {
     char note[256];
     if (scale > 1) {
       snprintf(note, sizeof note,
-               "one xa_store per page: measured on the top %llu pages (full tree height, entries present) and scaled linearly x%.0f",
+               "one xa_store per page: measured on the top %llu pages (full tree height, entries present) and scaled "
+               "linearly x%.0f",
                (unsigned long long)window, scale);
     } else {
       snprintf(note, sizeof note, "%s", "");
     }
-    report(workload, k, "ns", &out[k], ops[k], scale, scale > 1 ? note : "share + unshare of the whole file, one pair per op");
+    report(workload, k, "ns", &out[k], ops[k], scale,
+           scale > 1 ? note : "share + unshare of the whole file, one pair per op");
     st_destroy(&sts[k]);
   }
 }
@@ -446,11 +451,13 @@ static void check_alternating(struct st* s, uint64_t n, const char* where) {
   for (uint64_t p = 0; p < n; p++) {
     if (st_load(s, p) != (p & 1)) {
       char msg[160];
-      snprintf(msg, sizeof msg, "%s: %s holds a wrong value at page %llu", where, kind_name[s->kind], (unsigned long long)p);
+      snprintf(msg, sizeof msg, "%s: %s holds a wrong value at page %llu", where, kind_name[s->kind],
+               (unsigned long long)p);
       fail(msg);
     }
   }
-  if (s->kind == EM && (em_count(s->em) != n || !em_check(s->em))) fail("extent map: wrong extent count or broken invariants");
+  if (s->kind == EM && (em_count(s->em) != n || !em_check(s->em)))
+    fail("extent map: wrong extent count or broken invariants");
 }
 
 static uint32_t* shuffled(uint64_t n) {
@@ -470,7 +477,7 @@ static uint32_t* shuffled(uint64_t n) {
 struct flip_arg {
   uint32_t* pages;  // FLIPS pages forward, then the same pages in another order
   int pools, next;
-  uint64_t width;   // pages per extent
+  uint64_t width;  // pages per extent
 };
 
 // FLIPS one-extent ops to the other value, then FLIPS back: the structure ends as it started.
@@ -519,8 +526,10 @@ static void random_page(void) {
     struct series s = {.n = 1};
     s.v[0] = bytes[k] / (double)n;
     report("bytes-random", k, "B", &s, n, 1,
-           k == XA ? "node bytes / pages after xa_store of every page in random order (one entry per page; here pages = extents)"
-                   : "node bytes / extents after building 10^6 alternating one-page extents in random page order (deterministic)");
+           k == XA ? "node bytes / pages after xa_store of every page in random order (one entry per page; here pages "
+                     "= extents)"
+                   : "node bytes / extents after building 10^6 alternating one-page extents in random page order "
+                     "(deterministic)");
   }
   struct flip_arg fa = {.pools = 16, .width = 1};
   fa.pages = flip_pools(fa.pools, 0, n);
@@ -532,8 +541,11 @@ static void random_page(void) {
   FOR_KINDS(k) {
     check_alternating(&sts[k], n, "random-page");
     report("random-page", k, "ns", &out[k], ops[k], 1,
-           k == MAPLE || k == XA || k == XA_MULTI ? "one-page store at a random page of 10^6 alternating one-page extents (to the other value and back; no merging)"
-                                                  : "one-page store at a random page of 10^6 alternating one-page extents (to the other value and back; merges with both neighbours, then splits)");
+           k == MAPLE || k == XA || k == XA_MULTI
+               ? "one-page store at a random page of 10^6 alternating one-page extents (to the other value and back; "
+                 "no merging)"
+               : "one-page store at a random page of 10^6 alternating one-page extents (to the other value and back; "
+                 "merges with both neighbours, then splits)");
     st_destroy(&sts[k]);
   }
   free(fa.pages);
@@ -559,7 +571,8 @@ static void ascending_build(void) {
     }
   }
   FOR_KINDS(k) {
-    report("ascending-build", k, "ns", &out[k], n, 1, "build of 10^6 alternating one-page extents in ascending page order, per extent (one store per page)");
+    report("ascending-build", k, "ns", &out[k], n, 1,
+           "build of 10^6 alternating one-page extents in ascending page order, per extent (one store per page)");
     report("bytes-ascending", k, "B", &bytes[k], n, 1,
            k == XA ? "node bytes / pages after xa_store of every page in ascending order (here pages = extents)"
                    : "node bytes / extents after the ascending build");
@@ -591,8 +604,11 @@ static void op_2mib_among(void) {
       if (st_load(&sts[k], e * w + rnd() % w) != (e & 1)) fail("op-2mib-among: wrong value");
     }
     report("op-2mib-among", k, "ns", &out[k], ops[k], 1,
-           k == XA ? "512 xa_stores per op; only the top 2048 of the 10^6 extents hold entries (the whole file per page would take ~4.7 GB of nodes): cost per op does not depend on the other extents, and the smaller tree is warmer in cache, so this is a lower bound"
-                   : "one 2 MiB op: a random 2 MiB extent among 10^6 alternating 2 MiB extents flipped to the other value and back");
+           k == XA ? "512 xa_stores per op; only the top 2048 of the 10^6 extents hold entries (the whole file per "
+                     "page would take ~4.7 GB of nodes): cost per op does not depend on the other extents, and the "
+                     "smaller tree is warmer in cache, so this is a lower bound"
+                   : "one 2 MiB op: a random 2 MiB extent among 10^6 alternating 2 MiB extents flipped to the other "
+                     "value and back");
     st_destroy(&sts[k]);
   }
   free(all);
@@ -633,7 +649,8 @@ static void rfc_loop(void) {
   interleave(sts, all_kinds, nkinds, step_rfc, args, out, ops);
   FOR_KINDS(k) {
     report("rfc-loop", k, "ns", &out[k], ops[k], 1,
-           "per page of a 256 MiB range: one lookup and one one-page store (unshare loop, then the share loop back), per page");
+           "per page of a 256 MiB range: one lookup and one one-page store (unshare loop, then the share loop back), "
+           "per page");
     st_destroy(&sts[k]);
   }
 }
@@ -683,7 +700,11 @@ int main(int argc, char** argv) {
   static const struct {
     const char* name;
     uint64_t bytes;
-  } sizes[] = {{"whole-4kib", 4096ULL}, {"whole-2mib", 2ULL << 20}, {"whole-1gib", 1ULL << 30}, {"whole-64gib", 64ULL << 30}, {"whole-1tib", 1ULL << 40}};
+  } sizes[] = {{"whole-4kib", 4096ULL},
+               {"whole-2mib", 2ULL << 20},
+               {"whole-1gib", 1ULL << 30},
+               {"whole-64gib", 64ULL << 30},
+               {"whole-1tib", 1ULL << 40}};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     if (!only || !strcmp(only, sizes[i].name)) whole(sizes[i].name, sizes[i].bytes);
   }

@@ -63,9 +63,21 @@ export function machineInfo(quick) {
 export function compileBaselines(srcDir, extras = []) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-gmem-bench-'));
   const jobs = [
-    { name: 'per_page', cmd: 'g++', args: ['-std=c++17', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'per_page.cc')] },
-    { name: 'kvm_c', cmd: 'cc', args: ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'kvm_c.c'), '-pthread'] },
-    { name: 'guest_copy_c', cmd: 'cc', args: ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'guest_copy_c.c')] },
+    {
+      name: 'per_page',
+      cmd: 'g++',
+      args: ['-std=c++17', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'per_page.cc')],
+    },
+    {
+      name: 'kvm_c',
+      cmd: 'cc',
+      args: ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'kvm_c.c'), '-pthread'],
+    },
+    {
+      name: 'guest_copy_c',
+      cmd: 'cc',
+      args: ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'guest_copy_c.c')],
+    },
     ...extras,
   ];
   const built = {};
@@ -74,7 +86,9 @@ export function compileBaselines(srcDir, extras = []) {
     const exe = path.join(dir, j.name);
     const r = spawnSync(j.cmd, [...j.args, '-o', exe], { encoding: 'utf8' });
     if (r.status === 0) built[j.name] = exe;
-    else errors[j.name] = (r.error?.message ?? r.stderr ?? '').trim().split('\n').slice(0, 3).join(' | ') || `${j.cmd} failed`;
+    else
+      errors[j.name] =
+        (r.error?.message ?? r.stderr ?? '').trim().split('\n').slice(0, 3).join(' | ') || `${j.cmd} failed`;
   }
   return { dir, built, errors, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
@@ -88,7 +102,10 @@ export function runJsonLines(exe, args, timeoutMs = 300_000) {
     .map((l) => JSON.parse(l));
   const err = lines.find((l) => l.error);
   if (err) throw new Error(err.error);
-  if (r.status !== 0) throw new Error(`${path.basename(exe)} ${args.join(' ')} exited ${r.status ?? r.signal}: ${(r.stderr ?? '').trim()}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${path.basename(exe)} ${args.join(' ')} exited ${r.status ?? r.signal}: ${(r.stderr ?? '').trim()}`,
+    );
   return lines;
 }
 
@@ -96,26 +113,51 @@ export function runJsonLines(exe, args, timeoutMs = 300_000) {
  * Median time of one op in ns, measured with tinybench: each sample runs `batch` ops so that the
  * timer's own cost stays out of sub-microsecond figures.
  */
-export async function timeOp(name, fn, { batch = 1, time = 500, iterations = 10, warmupTime = 100, warmupIterations = 2 } = {}) {
-  const bench = new Bench({ time, iterations, warmupTime, warmupIterations, timestampProvider: hrtimeNowTimestampProvider, throws: true });
-  const task = batch === 1 ? fn : () => {
-    for (let i = 0; i < batch; i++) fn();
-  };
+export async function timeOp(
+  name,
+  fn,
+  { batch = 1, time = 500, iterations = 10, warmupTime = 100, warmupIterations = 2 } = {},
+) {
+  const bench = new Bench({
+    time,
+    iterations,
+    warmupTime,
+    warmupIterations,
+    timestampProvider: hrtimeNowTimestampProvider,
+    throws: true,
+  });
+  const task =
+    batch === 1
+      ? fn
+      : () => {
+          for (let i = 0; i < batch; i++) fn();
+        };
   bench.add(name, task);
   await bench.run();
   const r = bench.tasks[0].result;
-  if (r.state !== 'completed') throw (/** @type {{ error?: Error }} */ (r)).error ?? new Error(`${name}: ${r.state}`);
+  if (r.state !== 'completed') throw /** @type {{ error?: Error }} */ (r).error ?? new Error(`${name}: ${r.state}`);
   return (r.latency.p50 * 1e6) / batch;
 }
 
 /** Same, for async ops (each sample awaits `batch` ops in sequence). */
-export async function timeAsyncOp(name, fn, { batch = 1, time = 500, iterations = 10, warmupTime = 100, warmupIterations = 2 } = {}) {
-  const bench = new Bench({ time, iterations, warmupTime, warmupIterations, timestampProvider: hrtimeNowTimestampProvider, throws: true });
+export async function timeAsyncOp(
+  name,
+  fn,
+  { batch = 1, time = 500, iterations = 10, warmupTime = 100, warmupIterations = 2 } = {},
+) {
+  const bench = new Bench({
+    time,
+    iterations,
+    warmupTime,
+    warmupIterations,
+    timestampProvider: hrtimeNowTimestampProvider,
+    throws: true,
+  });
   bench.add(name, async () => {
     for (let i = 0; i < batch; i++) await fn();
   });
   await bench.run();
   const r = bench.tasks[0].result;
-  if (r.state !== 'completed') throw (/** @type {{ error?: Error }} */ (r)).error ?? new Error(`${name}: ${r.state}`);
+  if (r.state !== 'completed') throw /** @type {{ error?: Error }} */ (r).error ?? new Error(`${name}: ${r.state}`);
   return (r.latency.p50 * 1e6) / batch;
 }

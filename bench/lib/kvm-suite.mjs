@@ -40,7 +40,12 @@ async function alternate(rounds, sides) {
   return out.map((o) => ({
     error: o.error,
     value: Object.fromEntries(Object.entries(o.values).map(([id, vs]) => [id, median(vs)])),
-    spread: Object.fromEntries(Object.entries(o.values).map(([id, vs]) => [id, { min: Math.min(...vs), max: Math.max(...vs), rounds: vs.length }])),
+    spread: Object.fromEntries(
+      Object.entries(o.values).map(([id, vs]) => [
+        id,
+        { min: Math.min(...vs), max: Math.max(...vs), rounds: vs.length },
+      ]),
+    ),
   }));
 }
 
@@ -48,7 +53,9 @@ async function alternate(rounds, sides) {
 function record(ctx, side, spec, why = '') {
   const v = side.value[spec.id];
   if (side.error || v === undefined) {
-    ctx.results.push(skipped(spec.id, spec.unit, `${why}${reason(side.error)}`, spec.baseline ? { baseline: spec.baseline } : {}));
+    ctx.results.push(
+      skipped(spec.id, spec.unit, `${why}${reason(side.error)}`, spec.baseline ? { baseline: spec.baseline } : {}),
+    );
   } else {
     ctx.results.push({ ...spec, value: v, spread: side.spread?.[spec.id] });
   }
@@ -73,14 +80,29 @@ function realKvm(ctx) {
 
 async function checkExtension(ctx) {
   const calls = ctx.quick ? 100_000 : 500_000;
-  const c = { id: 'c.check-extension', unit: 'ns', note: `ioctl(/dev/kvm fd, KVM_CHECK_EXTENSION, ${GMEM_FLAGS_CAP}) in C with an idle thread (shared fd table, as in Node), median of batches of ${calls}` };
-  const js = { id: 'kvm.check-extension', unit: 'ns', baseline: c.id, goal: '<= 1.3', note: `kvm.checkExtension(${GMEM_FLAGS_CAP}) on the system fd, median of batches of 1000` };
+  const c = {
+    id: 'c.check-extension',
+    unit: 'ns',
+    note: `ioctl(/dev/kvm fd, KVM_CHECK_EXTENSION, ${GMEM_FLAGS_CAP}) in C with an idle thread (shared fd table, as in Node), median of batches of ${calls}`,
+  };
+  const js = {
+    id: 'kvm.check-extension',
+    unit: 'ns',
+    baseline: c.id,
+    goal: '<= 1.3',
+    note: `kvm.checkExtension(${GMEM_FLAGS_CAP}) on the system fd, median of batches of 1000`,
+  };
   if (ctx.kvmReason) return skipAll(ctx, [js, c], ctx.kvmReason);
   const [cs, jss] = await alternate(ROUNDS, [
     cSide(ctx, ['check', String(calls), '3'], (l) => ({ [c.id]: l[0].ns })),
     async () => {
       const kvm = realKvm(ctx);
-      return { [js.id]: await timeOp(js.id, () => kvm.checkExtension(GMEM_FLAGS_CAP), { batch: 1000, time: ctx.quick ? 150 : 600 }) };
+      return {
+        [js.id]: await timeOp(js.id, () => kvm.checkExtension(GMEM_FLAGS_CAP), {
+          batch: 1000,
+          time: ctx.quick ? 150 : 600,
+        }),
+      };
     },
   ]);
   record(ctx, jss, js);
@@ -89,9 +111,25 @@ async function checkExtension(ctx) {
 
 async function ioExit(ctx) {
   const runs = ctx.quick ? 10_000 : 40_000;
-  const c = { id: 'c.io-exit-roundtrip', unit: 'ns', note: `KVM_RUN loop in C with an idle thread, guest doing out 0x10 in a loop, median of batches of ${runs}` };
-  const js = { id: 'kvm.io-exit-roundtrip', unit: 'ns', baseline: c.id, goal: '<= 1.3', note: 'await vcpu.run() per io exit, same guest' };
-  const jsSync = { id: 'kvm.io-exit-roundtrip-sync', unit: 'ns', baseline: c.id, goal: '<= 1.3', note: 'vcpu.runSync() per io exit, same guest' };
+  const c = {
+    id: 'c.io-exit-roundtrip',
+    unit: 'ns',
+    note: `KVM_RUN loop in C with an idle thread, guest doing out 0x10 in a loop, median of batches of ${runs}`,
+  };
+  const js = {
+    id: 'kvm.io-exit-roundtrip',
+    unit: 'ns',
+    baseline: c.id,
+    goal: '<= 1.3',
+    note: 'await vcpu.run() per io exit, same guest',
+  };
+  const jsSync = {
+    id: 'kvm.io-exit-roundtrip-sync',
+    unit: 'ns',
+    baseline: c.id,
+    goal: '<= 1.3',
+    note: 'vcpu.runSync() per io exit, same guest',
+  };
   if (ctx.kvmReason) return skipAll(ctx, [js, jsSync, c], ctx.kvmReason);
   let vm;
   let vcpu;
@@ -107,7 +145,8 @@ async function ioExit(ctx) {
     vcpu.setSregs({ cs: { ...sregs.cs, base: 0n, selector: 0 } });
     vcpu.setRegs({ rip: 0n, rflags: 2n });
     const first = await vcpu.run();
-    if (first.reason !== 'io' || first.port !== 0x10) throw new Error(`the guest did not exit on io: ${JSON.stringify(first)}`);
+    if (first.reason !== 'io' || first.port !== 0x10)
+      throw new Error(`the guest did not exit on io: ${JSON.stringify(first)}`);
   } catch (e) {
     setupError = e;
   }
@@ -131,10 +170,30 @@ async function ioExit(ctx) {
 
 async function copies(ctx) {
   const reps = ctx.quick ? 5 : 11;
-  const cr = { id: 'c.memcpy-read-gbps', unit: 'GB/s', note: 'memcpy of 64 MiB from a MMAP|INIT_SHARED guest_memfd mmap to a buffer, in C' };
-  const cw = { id: 'c.memcpy-write-gbps', unit: 'GB/s', note: 'memcpy of 64 MiB from a buffer to a MMAP|INIT_SHARED guest_memfd mmap, in C' };
-  const rd = { id: 'mapping.read-gbps', unit: 'GB/s', baseline: cr.id, goal: '>= 0.8', note: 'mapping.readInto(0, 64 MiB Buffer): the SIGBUS-guarded copy' };
-  const wr = { id: 'mapping.write-gbps', unit: 'GB/s', baseline: cw.id, goal: '>= 0.8', note: 'mapping.write(0, 64 MiB Buffer): the SIGBUS-guarded copy' };
+  const cr = {
+    id: 'c.memcpy-read-gbps',
+    unit: 'GB/s',
+    note: 'memcpy of 64 MiB from a MMAP|INIT_SHARED guest_memfd mmap to a buffer, in C',
+  };
+  const cw = {
+    id: 'c.memcpy-write-gbps',
+    unit: 'GB/s',
+    note: 'memcpy of 64 MiB from a buffer to a MMAP|INIT_SHARED guest_memfd mmap, in C',
+  };
+  const rd = {
+    id: 'mapping.read-gbps',
+    unit: 'GB/s',
+    baseline: cr.id,
+    goal: '>= 0.8',
+    note: 'mapping.readInto(0, 64 MiB Buffer): the SIGBUS-guarded copy',
+  };
+  const wr = {
+    id: 'mapping.write-gbps',
+    unit: 'GB/s',
+    baseline: cw.id,
+    goal: '>= 0.8',
+    note: 'mapping.write(0, 64 MiB Buffer): the SIGBUS-guarded copy',
+  };
   if (ctx.kvmReason) return skipAll(ctx, [rd, wr, cr, cw], ctx.kvmReason);
   let vm;
   let m;
@@ -166,9 +225,23 @@ async function copies(ctx) {
 
 async function guestRead(ctx) {
   const warm = { id: 'guest.read-gbps', unit: 'GB/s', baseline: 'c.guest-copy-gbps', valueGoal: '>= 2', note: '' };
-  const first = { id: 'guest.read-first-gbps', unit: 'GB/s', baseline: 'c.guest-copy-first-gbps', valueGoal: '>= 0.5', note: '' };
-  const cWarm = { id: 'c.guest-copy-gbps', unit: 'GB/s', note: 'a C guest at CPL3 copying the same 64 MiB into its own buffer (2 MiB guest pages, as vm.guest), warm' };
-  const cFirst = { id: 'c.guest-copy-first-gbps', unit: 'GB/s', note: 'the same C guest, its first copy of freshly written memory' };
+  const first = {
+    id: 'guest.read-first-gbps',
+    unit: 'GB/s',
+    baseline: 'c.guest-copy-first-gbps',
+    valueGoal: '>= 0.5',
+    note: '',
+  };
+  const cWarm = {
+    id: 'c.guest-copy-gbps',
+    unit: 'GB/s',
+    note: 'a C guest at CPL3 copying the same 64 MiB into its own buffer (2 MiB guest pages, as vm.guest), warm',
+  };
+  const cFirst = {
+    id: 'c.guest-copy-first-gbps',
+    unit: 'GB/s',
+    note: 'the same C guest, its first copy of freshly written memory',
+  };
   if (ctx.kvmReason) return skipAll(ctx, [warm, first, cWarm, cFirst], ctx.kvmReason);
   // Above the low memory vm.guest's own program may use.
   const gpa = 0x40000000;
@@ -181,11 +254,13 @@ async function guestRead(ctx) {
       m.fill(0, COPY_BYTES, 0x3c);
       vm.setMemoryRegion({ slot: 1, guestPhysAddr: gpa, size: COPY_BYTES, guestMemfd: gm, userspace: m });
       // The helper guest is made by a small read first, so the timed first read is of the data only.
-      if ((await vm.guest.read(gpa, 8))[7] !== 0x3c) throw new Error('vm.guest.read returned other bytes than the host wrote');
+      if ((await vm.guest.read(gpa, 8))[7] !== 0x3c)
+        throw new Error('vm.guest.read returned other bytes than the host wrote');
       let t = process.hrtime.bigint();
       await vm.guest.readInto(gpa + 8, target.subarray(0, COPY_BYTES - 8));
       const firstGbps = (COPY_BYTES - 8) / Number(process.hrtime.bigint() - t);
-      if (target[0] !== 0x3c || target[COPY_BYTES - 9] !== 0x3c) throw new Error('vm.guest.readInto returned other bytes than the host wrote');
+      if (target[0] !== 0x3c || target[COPY_BYTES - 9] !== 0x3c)
+        throw new Error('vm.guest.readInto returned other bytes than the host wrote');
       const warms = [];
       for (let i = 0; i < 3; i++) {
         t = process.hrtime.bigint();

@@ -61,7 +61,8 @@ export function meetsGoal(x, goal) {
 export function applyValueGoals(results) {
   return results.map((r) => {
     // A goal on the value itself, the baseline beside it only for its ratio (guest.read's GB/s).
-    if (r.valueGoal && r.value !== null && r.value !== undefined) return { ...r, goalMet: meetsGoal(r.value, r.valueGoal) };
+    if (r.valueGoal && r.value !== null && r.value !== undefined)
+      return { ...r, goalMet: meetsGoal(r.value, r.valueGoal) };
     if (r.baseline !== undefined || !r.goal || r.value === null || r.value === undefined) return r;
     return { ...r, goalMet: meetsGoal(r.value, r.goal) };
   });
@@ -102,7 +103,9 @@ export function formatTable(results) {
   for (const r of results) {
     const goal = r.goal ? `${r.goal}${r.goalMet === undefined ? '' : r.goalMet ? ' met' : ' MISSED'}` : '';
     const note = r.skipped ? `skipped: ${r.skipped}` : (r.note ?? '');
-    const valueGoal = r.valueGoal ? `${r.valueGoal} ${r.unit}${r.goalMet === undefined ? '' : r.goalMet ? ' met' : ' MISSED'}` : '';
+    const valueGoal = r.valueGoal
+      ? `${r.valueGoal} ${r.unit}${r.goalMet === undefined ? '' : r.goalMet ? ' met' : ' MISSED'}`
+      : '';
     rows.push([r.id, formatValue(r.value, r.unit), r.baseline ?? '', formatRatio(r.ratio), goal || valueGoal, note]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => (c === 5 ? 0 : row[c].length))));
@@ -129,8 +132,14 @@ export function requiredIds() {
 /** Every id a run reports, required or not, in the order the table shows them. */
 export function reportOrder() {
   const ids = [];
-  for (const s of SIZES) ids.push(`convert.extent-map.${s.key}`, `convert.per-page.${s.key}`, `convert.per-page-floor.${s.key}`);
-  ids.push('js.napi-floor', 'fragmented.random-page-op', 'fragmented.random-page-op.cxx', 'fragmented.bytes-per-extent');
+  for (const s of SIZES)
+    ids.push(`convert.extent-map.${s.key}`, `convert.per-page.${s.key}`, `convert.per-page-floor.${s.key}`);
+  ids.push(
+    'js.napi-floor',
+    'fragmented.random-page-op',
+    'fragmented.random-page-op.cxx',
+    'fragmented.bytes-per-extent',
+  );
   ids.push('sim.page-op', 'sim.states-page');
   ids.push('kvm.check-extension', 'c.check-extension');
   ids.push('kvm.io-exit-roundtrip', 'kvm.io-exit-roundtrip-sync', 'c.io-exit-roundtrip');
@@ -143,7 +152,10 @@ export function reportOrder() {
 export function sortForReport(results) {
   const order = new Map(reportOrder().map((id, i) => [id, i]));
   const rank = (id) => order.get(id) ?? order.size;
-  return results.map((r, i) => [r, i]).sort((a, b) => rank(a[0].id) - rank(b[0].id) || a[1] - b[1]).map(([r]) => r);
+  return results
+    .map((r, i) => [r, i])
+    .sort((a, b) => rank(a[0].id) - rank(b[0].id) || a[1] - b[1])
+    .map(([r]) => r);
 }
 
 /** Ids required but absent from the results (a bug in the runner, never acceptable in a report). */

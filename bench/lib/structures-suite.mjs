@@ -6,7 +6,12 @@ import { skipped } from './report.mjs';
 import { buildStructuresBench } from '../kernel/build.mjs';
 
 export function structuresSteps(ctx) {
-  return [{ label: 'structures.* (kernel xarray, maple tree, interval tree vs the extent map, C, interleaved)', run: () => structures(ctx) }];
+  return [
+    {
+      label: 'structures.* (kernel xarray, maple tree, interval tree vs the extent map, C, interleaved)',
+      run: () => structures(ctx),
+    },
+  ];
 }
 
 function structures(ctx) {
@@ -21,7 +26,8 @@ function structures(ctx) {
   try {
     lines = runJsonLines(exe, ctx.quick ? ['--quick'] : [], 1_800_000);
   } catch (e) {
-    for (const id of structureIds()) ctx.results.push(skipped(id, /\.bytes-/.test(id) ? 'B' : 'ns', `bench/kernel/structures: ${e.message}`));
+    for (const id of structureIds())
+      ctx.results.push(skipped(id, /\.bytes-/.test(id) ? 'B' : 'ns', `bench/kernel/structures: ${e.message}`));
     return;
   }
   ctx.results.push(...structureResults(lines));

@@ -35,7 +35,11 @@ export function structureIds() {
 
 /** Issue 14's goals for the extent map, as [against, goal] pairs ('value' = on the value itself). */
 export function extentMapGoals(workload) {
-  if (workload === 'random-page') return [['maple', '<= 0.5'], ['xarray', '<= 1.2']];
+  if (workload === 'random-page')
+    return [
+      ['maple', '<= 0.5'],
+      ['xarray', '<= 1.2'],
+    ];
   if (workload.startsWith('whole-') || workload === 'op-2mib-among') return [['maple', '<= 0.5']];
   if (workload.startsWith('bytes-')) return [['value', '<= 16']];
   return [];
@@ -58,7 +62,14 @@ export function structureResults(lines, missingReason = 'no figure in the run') 
         out.push(skipped(id, w.unit, l?.skipped ?? missingReason));
         continue;
       }
-      const r = { id, value: l.value, unit: l.unit ?? w.unit, spread: { min: l.min, max: l.max }, rounds: l.rounds, note: l.note };
+      const r = {
+        id,
+        value: l.value,
+        unit: l.unit ?? w.unit,
+        spread: { min: l.min, max: l.max },
+        rounds: l.rounds,
+        note: l.note,
+      };
       if (l.scale > 1) r.scaledFrom = { factor: l.scale };
       out.push(r);
     }
@@ -87,7 +98,9 @@ export function applyStructureRatios(results) {
       });
       if (goals.length) {
         out.goals = goals;
-        out.goalText = goals.map((g) => (g.against === 'value' ? `${g.goal} ${r.unit}` : `${g.goal}x ${g.against}`)).join(', ');
+        out.goalText = goals
+          .map((g) => (g.against === 'value' ? `${g.goal} ${r.unit}` : `${g.goal}x ${g.against}`))
+          .join(', ');
         out.goalMet = goals.every((g) => g.met === true);
       }
     }
@@ -107,10 +120,21 @@ export function formatStructureTables(results) {
       const spread = r.spread ? `${formatValue(r.spread.min, r.unit)} - ${formatValue(r.spread.max, r.unit)}` : '';
       const goal = r.goalText ? `${r.goalText}: ${r.goalMet ? 'met' : 'MISSED'}` : '';
       const note = r.skipped ? `skipped: ${r.skipped}` : r.scaledFrom ? `sampled, scaled x${r.scaledFrom.factor}` : '';
-      rows.push([s, formatValue(r.value, r.unit), spread, formatRatio(r.ratioTo?.maple), formatRatio(r.ratioTo?.xarray), [goal, note].filter(Boolean).join('; ')]);
+      rows.push([
+        s,
+        formatValue(r.value, r.unit),
+        spread,
+        formatRatio(r.ratioTo?.maple),
+        formatRatio(r.ratioTo?.xarray),
+        [goal, note].filter(Boolean).join('; '),
+      ]);
     }
     const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
-    const line = (row) => row.map((cell, c) => (c === 5 ? cell : c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd();
+    const line = (row) =>
+      row
+        .map((cell, c) => (c === 5 ? cell : c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+        .join('  ')
+        .trimEnd();
     blocks.push([`${w.key}: ${w.label}`, line(rows[0]), ...rows.slice(1).map(line)].join('\n'));
   }
   return blocks.join('\n\n');

@@ -4,13 +4,31 @@ import { SIZES, formatRatio, formatValue } from './report.mjs';
 import { STRUCTURES, WORKLOADS, structureId } from './structures.mjs';
 
 export const SERIES = [
-  { prefix: 'convert.per-page.', label: 'per-page loop (64-way radix tree, one store per page, C++)', color: '#d62728', dash: '' },
-  { prefix: 'convert.per-page-floor.', label: 'per-page floor (one byte store per page, flat array, C++)', color: '#7f7f7f', dash: '6 4' },
-  { prefix: 'convert.extent-map.', label: 'extent map (public API, simulator rfc-v5, from JS)', color: '#1f77b4', dash: '' },
+  {
+    prefix: 'convert.per-page.',
+    label: 'per-page loop (64-way radix tree, one store per page, C++)',
+    color: '#d62728',
+    dash: '',
+  },
+  {
+    prefix: 'convert.per-page-floor.',
+    label: 'per-page floor (one byte store per page, flat array, C++)',
+    color: '#7f7f7f',
+    dash: '6 4',
+  },
+  {
+    prefix: 'convert.extent-map.',
+    label: 'extent map (public API, simulator rfc-v5, from JS)',
+    color: '#1f77b4',
+    dash: '',
+  },
 ];
 
 export function escapeXml(s) {
-  return String(s).replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&#39;' })[c]);
+  return String(s).replace(
+    /[<>&"']/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&#39;' })[c],
+  );
 }
 
 /** Tick label for a time in ns at a power of ten. */
@@ -64,16 +82,23 @@ export function conversionChartSvg(results, opts = {}) {
   const f = (v) => v.toFixed(1);
 
   const out = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">`,
+  );
   out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
-  out.push(`<text x="${W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">${escapeXml(opts.title ?? 'Share + unshare of a whole guest_memfd range: time against range size')}</text>`);
-  if (opts.subtitle) out.push(`<text x="${W / 2}" y="44" text-anchor="middle" fill="#444">${escapeXml(opts.subtitle)}</text>`);
+  out.push(
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">${escapeXml(opts.title ?? 'Share + unshare of a whole guest_memfd range: time against range size')}</text>`,
+  );
+  if (opts.subtitle)
+    out.push(`<text x="${W / 2}" y="44" text-anchor="middle" fill="#444">${escapeXml(opts.subtitle)}</text>`);
 
   // Grid and y ticks: one per decade.
   for (let d = yMin; d <= yMax; d++) {
     const y = f(Y(10 ** d));
     out.push(`<line x1="${m.left}" y1="${y}" x2="${m.left + pw}" y2="${y}" stroke="#e4e4e4"/>`);
-    out.push(`<text x="${m.left - 8}" y="${y}" text-anchor="end" dominant-baseline="middle">${escapeXml(timeTickLabel(10 ** d))}</text>`);
+    out.push(
+      `<text x="${m.left - 8}" y="${y}" text-anchor="end" dominant-baseline="middle">${escapeXml(timeTickLabel(10 ** d))}</text>`,
+    );
   }
   for (const s of SIZES) {
     const x = f(X(s.bytes));
@@ -81,16 +106,24 @@ export function conversionChartSvg(results, opts = {}) {
     out.push(`<text x="${x}" y="${m.top + ph + 18}" text-anchor="middle">${escapeXml(s.label)}</text>`);
   }
   out.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
-  out.push(`<text x="${m.left + pw / 2}" y="${m.top + ph + 40}" text-anchor="middle" font-weight="bold">range size (bytes, log scale; 4 KiB pages)</text>`);
-  out.push(`<text transform="translate(20 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle" font-weight="bold">time for one share + one unshare (log scale)</text>`);
+  out.push(
+    `<text x="${m.left + pw / 2}" y="${m.top + ph + 40}" text-anchor="middle" font-weight="bold">range size (bytes, log scale; 4 KiB pages)</text>`,
+  );
+  out.push(
+    `<text transform="translate(20 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle" font-weight="bold">time for one share + one unshare (log scale)</text>`,
+  );
 
   for (const s of series) {
     if (s.pts.length === 0) continue;
     const pts = s.pts.map((p) => `${f(X(p.size))},${f(Y(p.ns))}`).join(' ');
-    out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''} points="${pts}"/>`);
+    out.push(
+      `<polyline fill="none" stroke="${s.color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''} points="${pts}"/>`,
+    );
     for (const p of s.pts) {
       const fill = p.scaled ? '#ffffff' : s.color;
-      out.push(`<circle cx="${f(X(p.size))}" cy="${f(Y(p.ns))}" r="4.5" fill="${fill}" stroke="${s.color}" stroke-width="2"><title>${escapeXml(`${s.label}, ${p.label}: ${p.ns} ns${p.scaled ? ' (sampled, scaled linearly)' : ''}`)}</title></circle>`);
+      out.push(
+        `<circle cx="${f(X(p.size))}" cy="${f(Y(p.ns))}" r="4.5" fill="${fill}" stroke="${s.color}" stroke-width="2"><title>${escapeXml(`${s.label}, ${p.label}: ${p.ns} ns${p.scaled ? ' (sampled, scaled linearly)' : ''}`)}</title></circle>`,
+      );
     }
   }
 
@@ -101,25 +134,39 @@ export function conversionChartSvg(results, opts = {}) {
   const em = results.find((r) => r.id === 'convert.extent-map.1tib');
   if (headline && typeof headline.ratio === 'number' && em && typeof em.value === 'number') {
     const x = X(SIZES[SIZES.length - 1].bytes) + 14;
-    out.push(`<defs><marker id="a" viewBox="0 0 10 10" refX="5" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>`);
-    out.push(`<line x1="${f(x)}" y1="${f(Y(headline.value) + 6)}" x2="${f(x)}" y2="${f(Y(em.value) - 6)}" stroke="#000" stroke-width="1" marker-start="url(#a)" marker-end="url(#a)"/>`);
+    out.push(
+      `<defs><marker id="a" viewBox="0 0 10 10" refX="5" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>`,
+    );
+    out.push(
+      `<line x1="${f(x)}" y1="${f(Y(headline.value) + 6)}" x2="${f(x)}" y2="${f(Y(em.value) - 6)}" stroke="#000" stroke-width="1" marker-start="url(#a)" marker-end="url(#a)"/>`,
+    );
     const tx = m.left + 14;
-    out.push(`<text x="${tx}" y="${m.top + 22}" font-weight="bold" font-size="14">at 1 TiB: per-page loop / extent map = ${escapeXml(formatRatio(headline.ratio))}</text>`);
+    out.push(
+      `<text x="${tx}" y="${m.top + 22}" font-weight="bold" font-size="14">at 1 TiB: per-page loop / extent map = ${escapeXml(formatRatio(headline.ratio))}</text>`,
+    );
     if (floor && typeof floor.ratio === 'number') {
-      out.push(`<text x="${tx}" y="${m.top + 42}">per-page floor / extent map = ${escapeXml(formatRatio(floor.ratio))}</text>`);
+      out.push(
+        `<text x="${tx}" y="${m.top + 42}">per-page floor / extent map = ${escapeXml(formatRatio(floor.ratio))}</text>`,
+      );
     }
   }
 
   // Legend below the plot, so no line is hidden behind it.
   let ly = m.top + ph + 62;
   for (const s of series) {
-    out.push(`<line x1="${m.left}" y1="${ly}" x2="${m.left + 34}" y2="${ly}" stroke="${s.color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    out.push(
+      `<line x1="${m.left}" y1="${ly}" x2="${m.left + 34}" y2="${ly}" stroke="${s.color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`,
+    );
     out.push(`<circle cx="${m.left + 17}" cy="${ly}" r="4" fill="${s.color}"/>`);
-    out.push(`<text x="${m.left + 44}" y="${ly}" dominant-baseline="middle">${escapeXml(s.label)}${s.pts.length ? '' : ' (not measured)'}</text>`);
+    out.push(
+      `<text x="${m.left + 44}" y="${ly}" dominant-baseline="middle">${escapeXml(s.label)}${s.pts.length ? '' : ' (not measured)'}</text>`,
+    );
     ly += 20;
   }
   out.push(`<circle cx="${m.left + 17}" cy="${ly}" r="4" fill="#ffffff" stroke="#333" stroke-width="2"/>`);
-  out.push(`<text x="${m.left + 44}" y="${ly}" dominant-baseline="middle">hollow point: measured on a sample of the range and scaled linearly (see latest.json scaledFrom)</text>`);
+  out.push(
+    `<text x="${m.left + 44}" y="${ly}" dominant-baseline="middle">hollow point: measured on a sample of the range and scaled linearly (see latest.json scaledFrom)</text>`,
+  );
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
@@ -146,10 +193,15 @@ export function structuresChartSvg(results, opts = {}) {
   const W = cols * pw + 20;
   const H = top + Math.ceil(WORKLOADS.length / cols) * ph + 10;
   const out = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="11">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="11">`,
+  );
   out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
-  out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(opts.title ?? 'Kernel structures against the extent map (C, one process, median of interleaved rounds; log scale)')}</text>`);
-  if (opts.subtitle) out.push(`<text x="${W / 2}" y="40" text-anchor="middle" fill="#444">${escapeXml(opts.subtitle)}</text>`);
+  out.push(
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(opts.title ?? 'Kernel structures against the extent map (C, one process, median of interleaved rounds; log scale)')}</text>`,
+  );
+  if (opts.subtitle)
+    out.push(`<text x="${W / 2}" y="40" text-anchor="middle" fill="#444">${escapeXml(opts.subtitle)}</text>`);
   WORKLOADS.forEach((w, i) => {
     const x0 = 10 + (i % cols) * pw;
     const y0 = top + Math.floor(i / cols) * ph;
@@ -164,15 +216,21 @@ export function structuresChartSvg(results, opts = {}) {
       const y = y0 + 24 + j * 23;
       out.push(`<text x="${barX - 6}" y="${y + 10}" text-anchor="end">${escapeXml(s)}</text>`);
       if (!r || typeof r.value !== 'number' || !(r.value > 0)) {
-        out.push(`<text x="${barX}" y="${y + 10}" fill="#888">${escapeXml(r?.skipped ? 'not measured (see latest.json)' : 'no figure')}</text>`);
+        out.push(
+          `<text x="${barX}" y="${y + 10}" fill="#888">${escapeXml(r?.skipped ? 'not measured (see latest.json)' : 'no figure')}</text>`,
+        );
         return;
       }
       const len = Math.max(2, ((Math.log10(r.value) - lo) / (hi - lo)) * barW);
       const c = STRUCTURE_COLORS[s];
       const fill = r.scaledFrom ? '#ffffff' : c;
-      out.push(`<rect x="${barX}" y="${y}" width="${len.toFixed(1)}" height="15" fill="${fill}" stroke="${c}" stroke-width="1.5"><title>${escapeXml(`${s}: ${r.value} ${r.unit}${r.scaledFrom ? ' (sampled, scaled)' : ''}`)}</title></rect>`);
+      out.push(
+        `<rect x="${barX}" y="${y}" width="${len.toFixed(1)}" height="15" fill="${fill}" stroke="${c}" stroke-width="1.5"><title>${escapeXml(`${s}: ${r.value} ${r.unit}${r.scaledFrom ? ' (sampled, scaled)' : ''}`)}</title></rect>`,
+      );
       const ratio = r.ratioTo?.maple !== undefined ? ` (${formatRatio(r.ratioTo.maple)} maple)` : '';
-      out.push(`<text x="${(barX + len + 4).toFixed(1)}" y="${y + 11}">${escapeXml(formatValue(r.value, r.unit) + (s === 'extent-map' ? ratio : ''))}</text>`);
+      out.push(
+        `<text x="${(barX + len + 4).toFixed(1)}" y="${y + 11}">${escapeXml(formatValue(r.value, r.unit) + (s === 'extent-map' ? ratio : ''))}</text>`,
+      );
     });
   });
   out.push('</svg>');
@@ -192,10 +250,12 @@ export function benchSvg(results, opts = {}) {
   const sb = size(b);
   const W = Math.max(sa.w, sb.w);
   const nest = (svg, y) => svg.replace('<svg xmlns="http://www.w3.org/2000/svg" ', `<svg x="0" y="${y}" `);
-  return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${sa.h + sb.h}" viewBox="0 0 ${W} ${sa.h + sb.h}">`,
-    nest(a, 0).trimEnd(),
-    nest(b, sa.h).trimEnd(),
-    '</svg>',
-  ].join('\n') + '\n';
+  return (
+    [
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${sa.h + sb.h}" viewBox="0 0 ${W} ${sa.h + sb.h}">`,
+      nest(a, 0).trimEnd(),
+      nest(b, sa.h).trimEnd(),
+      '</svg>',
+    ].join('\n') + '\n'
+  );
 }

@@ -120,7 +120,10 @@ export function canonical(v: Json | undefined): string {
   if (v === undefined) return 'undefined';
   if (v === null || typeof v !== 'object') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+  return `{${Object.keys(v)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`)
+    .join(',')}}`;
 }
 
 export function sameOutcome(a: Json | undefined, b: Json | undefined): boolean {
@@ -140,7 +143,13 @@ function describeThrown(e: unknown): string {
  */
 function unofferedFlag(kvm: Kvm, e: unknown): string | null {
   const err = e as { name?: unknown; code?: unknown; ioctl?: unknown };
-  if (!(e instanceof Error) || err.name !== 'KvmError' || err.code !== 'EINVAL' || err.ioctl !== 'KVM_CREATE_GUEST_MEMFD') return null;
+  if (
+    !(e instanceof Error) ||
+    err.name !== 'KvmError' ||
+    err.code !== 'EINVAL' ||
+    err.ioctl !== 'KVM_CREATE_GUEST_MEMFD'
+  )
+    return null;
   let offered: { mmap: boolean; initShared: boolean };
   try {
     const vm = kvm.createVm();
@@ -178,7 +187,13 @@ export async function runCase(kvm: Kvm, c: Case, defaultTimeoutMs = 5000): Promi
       return { ...base, status: 'ran', outcome: toJson(outcome), ms: ms() };
     })().catch((e: unknown): CaseResult => {
       const flag = unofferedFlag(kvm, e);
-      if (flag) return { ...base, status: 'n/s', reason: `not supported here: ${flag} (KVM_CREATE_GUEST_MEMFD said EINVAL; the kernel does not offer it)`, ms: ms() };
+      if (flag)
+        return {
+          ...base,
+          status: 'n/s',
+          reason: `not supported here: ${flag} (KVM_CREATE_GUEST_MEMFD said EINVAL; the kernel does not offer it)`,
+          ms: ms(),
+        };
       return { ...base, status: 'crashed', reason: describeThrown(e), ms: ms() };
     });
     const r = await Promise.race([body, hung]);

@@ -82,58 +82,74 @@ export const convertCases: Case[] = [
       next: await attempt(() => m.read(2 * PAGE, 2 * PAGE)),
     };
   }),
-  converting('conv.unshare-mapped', 'unshare while the host has the pages mapped and touched: what the live mapping and a new one see', async (g) => {
-    g.share(0, SIZE);
-    const m = g.map();
-    m.fill(0, SIZE, 0x3c);
-    const unshare = await attempt(() => g.unshare(PAGE, PAGE));
-    return {
-      unshare,
-      states: g.states(),
-      liveRead: await attempt(() => m.read(PAGE, 4)),
-      liveWrite: await attempt(() => m.write(PAGE, Buffer.from([1]))),
-      newMapping: await attempt(() => g.map().read(PAGE, 4)),
-      afterUnmap: await attempt(() => {
-        m.unmap();
-        return g.unshare(PAGE, PAGE);
-      }),
-      final: g.states(),
-    };
-  }),
-  converting('conv.round-trip-keeps-data', 'private and back to shared keeps the bytes (conversion is in place)', async (g) => {
-    g.share(0, SIZE);
-    const m = g.map();
-    m.fill(0, SIZE, 0x5a);
-    return {
-      unshare: await attempt(() => g.unshare(0, SIZE)),
-      share: await attempt(() => g.share(0, SIZE)),
-      states: g.states(),
-      bytes: await attempt(() => m.read(0, SIZE)),
-    };
-  }),
-  converting('conv.punch-keeps-state', 'punching a private page keeps it private, and it comes back as zero', async (g) => {
-    g.share(0, SIZE);
-    const m = g.map();
-    m.fill(0, SIZE, 0x66);
-    g.unshare(0, 2 * PAGE);
-    const punch = await attempt(() => g.punchHole(0, PAGE));
-    const states = g.states();
-    g.share(0, 2 * PAGE);
-    return { punch, states, bytes: await attempt(() => m.read(0, 2 * PAGE)) };
-  }),
+  converting(
+    'conv.unshare-mapped',
+    'unshare while the host has the pages mapped and touched: what the live mapping and a new one see',
+    async (g) => {
+      g.share(0, SIZE);
+      const m = g.map();
+      m.fill(0, SIZE, 0x3c);
+      const unshare = await attempt(() => g.unshare(PAGE, PAGE));
+      return {
+        unshare,
+        states: g.states(),
+        liveRead: await attempt(() => m.read(PAGE, 4)),
+        liveWrite: await attempt(() => m.write(PAGE, Buffer.from([1]))),
+        newMapping: await attempt(() => g.map().read(PAGE, 4)),
+        afterUnmap: await attempt(() => {
+          m.unmap();
+          return g.unshare(PAGE, PAGE);
+        }),
+        final: g.states(),
+      };
+    },
+  ),
+  converting(
+    'conv.round-trip-keeps-data',
+    'private and back to shared keeps the bytes (conversion is in place)',
+    async (g) => {
+      g.share(0, SIZE);
+      const m = g.map();
+      m.fill(0, SIZE, 0x5a);
+      return {
+        unshare: await attempt(() => g.unshare(0, SIZE)),
+        share: await attempt(() => g.share(0, SIZE)),
+        states: g.states(),
+        bytes: await attempt(() => m.read(0, SIZE)),
+      };
+    },
+  ),
+  converting(
+    'conv.punch-keeps-state',
+    'punching a private page keeps it private, and it comes back as zero',
+    async (g) => {
+      g.share(0, SIZE);
+      const m = g.map();
+      m.fill(0, SIZE, 0x66);
+      g.unshare(0, 2 * PAGE);
+      const punch = await attempt(() => g.punchHole(0, PAGE));
+      const states = g.states();
+      g.share(0, 2 * PAGE);
+      return { punch, states, bytes: await attempt(() => m.read(0, 2 * PAGE)) };
+    },
+  ),
   converting('conv.unallocated', 'conversions of pages never allocated are recorded', async (g) => ({
     share: await attempt(() => g.share(2 * PAGE, 2 * PAGE)),
     unshare: await attempt(() => g.unshare(3 * PAGE, PAGE)),
     states: g.states(),
     blocks: g.stat().blocks,
   })),
-  converting('conv.bad-ranges', 'unaligned or empty conversions are refused; ranges past EOF are RangeErrors', async (g) => ({
-    shareUnaligned: await attempt(() => g.share(100, PAGE)),
-    unshareUnaligned: await attempt(() => g.unshare(0, PAGE + 1)),
-    shareEmpty: await attempt(() => g.share(0, 0)),
-    beyond: await attempt(() => g.share(0, 2 * SIZE)),
-    states: g.states(),
-  })),
+  converting(
+    'conv.bad-ranges',
+    'unaligned or empty conversions are refused; ranges past EOF are RangeErrors',
+    async (g) => ({
+      shareUnaligned: await attempt(() => g.share(100, PAGE)),
+      unshareUnaligned: await attempt(() => g.unshare(0, PAGE + 1)),
+      shareEmpty: await attempt(() => g.share(0, 0)),
+      beyond: await attempt(() => g.share(0, 2 * SIZE)),
+      states: g.states(),
+    }),
+  ),
   converting('conv.view-detached', 'unsharing a page under a view detaches the view', async (g) => {
     g.share(0, SIZE);
     const m = g.map();

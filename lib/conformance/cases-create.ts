@@ -6,7 +6,15 @@ const group = 'creation and flags' as const;
 const TIB = 2 ** 40;
 
 /** Caps kernel-uapi.md lists, read from /dev/kvm. */
-const CAP_NAMES = ['USER_MEMORY2', 'MEMORY_FAULT_INFO', 'MEMORY_ATTRIBUTES', 'GUEST_MEMFD', 'VM_TYPES', 'PRE_FAULT_MEMORY', 'GUEST_MEMFD_FLAGS'];
+const CAP_NAMES = [
+  'USER_MEMORY2',
+  'MEMORY_FAULT_INFO',
+  'MEMORY_ATTRIBUTES',
+  'GUEST_MEMFD',
+  'VM_TYPES',
+  'PRE_FAULT_MEMORY',
+  'GUEST_MEMFD_FLAGS',
+];
 
 /** Observations grouped by their value: { '{"ok":...}': [keys...] } reads better than 62 rows. */
 function byOutcome(pairs: [string | number, Json][]): Record<string, (string | number)[]> {
@@ -30,8 +38,7 @@ export const createCases: Case[] = [
     id: 'create.flags-cap-on-vm',
     group,
     title: 'a type-0 VM reports the guest_memfd flags it accepts',
-    run: (kvm) =>
-      withVm(kvm, (vm) => ({ cap: vm.checkExtension('GUEST_MEMFD_FLAGS'), flags: vm.guestMemfdFlags() })),
+    run: (kvm) => withVm(kvm, (vm) => ({ cap: vm.checkExtension('GUEST_MEMFD_FLAGS'), flags: vm.guestMemfdFlags() })),
   },
   {
     id: 'create.vm-types',
@@ -52,20 +59,18 @@ export const createCases: Case[] = [
       ['create.flag-mmap-init-shared', 'MMAP | INIT_SHARED is accepted', { mmap: true, initShared: true }],
       ['create.flag-init-shared-alone', 'INIT_SHARED without MMAP', { initShared: true }],
     ] as const
-  ).map(
-    ([id, title, flags]): Case => ({
-      id,
-      group,
-      title,
-      run: (kvm) =>
-        withVm(kvm, async (vm) =>
-          attempt(() => {
-            const g = vm.createGuestMemfd({ size: 2 * PAGE, ...flags });
-            return { size: g.size, flags: g.flags, rawFlags: g.rawFlags };
-          }),
-        ),
-    }),
-  ),
+  ).map(([id, title, flags]): Case => ({
+    id,
+    group,
+    title,
+    run: (kvm) =>
+      withVm(kvm, async (vm) =>
+        attempt(() => {
+          const g = vm.createGuestMemfd({ size: 2 * PAGE, ...flags });
+          return { size: g.size, flags: g.flags, rawFlags: g.rawFlags };
+        }),
+      ),
+  })),
   {
     id: 'create.flag-bits-unknown',
     group,
@@ -125,7 +130,12 @@ export const createCases: Case[] = [
         const b = vm.createGuestMemfd({ size: 4 * PAGE });
         const sa = a.stat();
         const sb = b.stat();
-        return { distinct: sa.ino !== sb.ino, sizes: [sa.size, sb.size], blksize: [sa.blksize, sb.blksize], blocks: [sa.blocks, sb.blocks] };
+        return {
+          distinct: sa.ino !== sb.ino,
+          sizes: [sa.size, sb.size],
+          blksize: [sa.blksize, sb.blksize],
+          blocks: [sa.blocks, sb.blocks],
+        };
       }),
   },
   {
@@ -148,7 +158,10 @@ export const createCases: Case[] = [
     id: 'create.private-vm-type',
     group,
     title: 'a VM with private memory (type 1, SW_PROTECTED): the flags it offers and which files it accepts',
-    requires: (kvm) => (kvm.vmTypes().includes(1) ? null : 'not supported here: VM type 1 (KVM_X86_SW_PROTECTED_VM, KVM_CAP_VM_TYPES bit 1)'),
+    requires: (kvm) =>
+      kvm.vmTypes().includes(1)
+        ? null
+        : 'not supported here: VM type 1 (KVM_X86_SW_PROTECTED_VM, KVM_CAP_VM_TYPES bit 1)',
     run: (kvm) =>
       withVm(
         kvm,

@@ -13,7 +13,13 @@ function sharedRoundTrip(kvm: Kvm, withUserspace: boolean): Promise<unknown> {
     const g = vm.createGuestMemfd({ size: 4 * PAGE, ...hostMappable(vm) });
     const m = g.map();
     m.fill(0, 4 * PAGE, 0xaa);
-    vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 4 * PAGE, guestMemfd: g, ...(withUserspace ? { userspace: m } : {}) });
+    vm.setMemoryRegion({
+      slot: 0,
+      guestPhysAddr: GPA,
+      size: 4 * PAGE,
+      guestMemfd: g,
+      ...(withUserspace ? { userspace: m } : {}),
+    });
     const seen = await attempt(() => vm.guest.read(GPA + PAGE, 16));
     const wrote = await attempt(() => vm.guest.write(GPA + 2 * PAGE + 8, Buffer.alloc(24, 0xff)));
     return { seen, wrote, host: await attempt(() => m.read(2 * PAGE, PAGE)) };
@@ -24,7 +30,8 @@ export const guestCases: Case[] = [
   {
     id: 'guest.shared-round-trip',
     group,
-    title: 'a guest_memfd slot set without userspace memory: 6.18 gives the guest no memory there (MMIO), the series use the file in place',
+    title:
+      'a guest_memfd slot set without userspace memory: 6.18 gives the guest no memory there (MMIO), the series use the file in place',
     requires: guestAccess,
     timeoutMs: 15_000,
     run: (kvm) => sharedRoundTrip(kvm, false),
@@ -32,7 +39,8 @@ export const guestCases: Case[] = [
   {
     id: 'guest.shared-round-trip-userspace',
     group,
-    title: 'with the file\'s own mapping as the slot\'s userspace memory, guest and host see each other\'s writes (the selftest\'s setup)',
+    title:
+      "with the file's own mapping as the slot's userspace memory, guest and host see each other's writes (the selftest's setup)",
     requires: guestAccess,
     timeoutMs: 15_000,
     run: (kvm) => sharedRoundTrip(kvm, true),

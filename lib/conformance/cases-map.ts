@@ -19,7 +19,10 @@ export const mapCases: Case[] = [
     id: 'map.private',
     group,
     title: 'MAP_PRIVATE of a guest_memfd is refused',
-    run: (kvm) => withVm(kvm, (vm) => attempt(() => vm.createGuestMemfd({ size: PAGE, ...hostMappable(vm) }).map(0, PAGE, { private: true }))),
+    run: (kvm) =>
+      withVm(kvm, (vm) =>
+        attempt(() => vm.createGuestMemfd({ size: PAGE, ...hostMappable(vm) }).map(0, PAGE, { private: true })),
+      ),
   },
   {
     id: 'map.unaligned-offset',
@@ -28,14 +31,18 @@ export const mapCases: Case[] = [
     run: (kvm) =>
       withVm(kvm, async (vm) => {
         const g = vm.createGuestMemfd({ size: 2 * PAGE, ...hostMappable(vm) });
-        return { off100: await attempt(() => g.map(100, PAGE)), offPageMinus1: await attempt(() => g.map(PAGE - 1, PAGE)) };
+        return {
+          off100: await attempt(() => g.map(100, PAGE)),
+          offPageMinus1: await attempt(() => g.map(PAGE - 1, PAGE)),
+        };
       }),
   },
   {
     id: 'map.zero-length',
     group,
     title: 'a mapping of length 0 is refused',
-    run: (kvm) => withVm(kvm, (vm) => attempt(() => vm.createGuestMemfd({ size: PAGE, ...hostMappable(vm) }).map(0, 0))),
+    run: (kvm) =>
+      withVm(kvm, (vm) => attempt(() => vm.createGuestMemfd({ size: PAGE, ...hostMappable(vm) }).map(0, 0))),
   },
   {
     id: 'map.fresh-reads-zero',
@@ -204,7 +211,11 @@ export const mapCases: Case[] = [
         const m = vm.createGuestMemfd({ size: 2 ** 40, ...hostMappable(vm) }).map();
         const open = await attempt(() => m.read(0, 2 ** 33));
         m.unmap();
-        return { open, unmapped: await attempt(() => m.read(0, 2 ** 33)), badOffset: await attempt(() => m.read('0' as never, 2 ** 33)) };
+        return {
+          open,
+          unmapped: await attempt(() => m.read(0, 2 ** 33)),
+          badOffset: await attempt(() => m.read('0' as never, 2 ** 33)),
+        };
       }),
   },
 ];

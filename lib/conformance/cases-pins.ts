@@ -36,7 +36,8 @@ export const pinCases: Case[] = [
     id: 'pins.hold-without-conversion',
     group,
     title: 'without conversion a hold references shared pages; a private page or a file without mmap is refused',
-    requires: async (kvm) => ((await conversion(kvm)) === null ? 'not applicable: this backend converts (the other pins cases apply)' : null),
+    requires: async (kvm) =>
+      (await conversion(kvm)) === null ? 'not applicable: this backend converts (the other pins cases apply)' : null,
     run: (kvm) =>
       withVm(kvm, async (vm) => {
         const g = vm.createGuestMemfd({ size: SIZE, ...hostMappable(vm) });
@@ -62,7 +63,13 @@ export const pinCases: Case[] = [
     const h = g.hold(PAGE, 2 * PAGE);
     const unshare = await attempt(() => g.unshare(0, SIZE));
     h.release();
-    return { unshare, released: h.released, states: g.states(), retry: await attempt(() => g.unshare(0, SIZE)), final: g.states() };
+    return {
+      unshare,
+      released: h.released,
+      states: g.states(),
+      retry: await attempt(() => g.unshare(0, SIZE)),
+      final: g.states(),
+    };
   }),
   pinned('pins.two-holds', 'a page held twice stays held until both are released', async (g) => {
     const a = g.hold(PAGE, PAGE);

@@ -48,7 +48,8 @@ export const privateCases: Case[] = [
   {
     id: 'conv.vm-attributes-round-trip',
     group,
-    title: 'type 1: setMemoryAttributes to private and back; the guest faults (PRIVATE) while private, and sees the userspace memory again after',
+    title:
+      'type 1: setMemoryAttributes to private and back; the guest faults (PRIVATE) while private, and sees the userspace memory again after',
     requires: privateVm,
     timeoutMs: 30_000,
     run: (kvm) =>
@@ -61,7 +62,11 @@ export const privateCases: Case[] = [
         const toShared = await attempt(() => vm.setMemoryAttributes(GPA + PAGE, PAGE, { private: false }));
         return {
           cap: vm.checkExtension('MEMORY_ATTRIBUTES'),
-          shared, toPrivate, whilePrivate, neighbour, toShared,
+          shared,
+          toPrivate,
+          whilePrivate,
+          neighbour,
+          toShared,
           sharedAgain: await read(vm, GPA + PAGE, 4),
           unaligned: await attempt(() => vm.setMemoryAttributes(GPA + 100, PAGE, { private: true })),
           empty: await attempt(() => vm.setMemoryAttributes(GPA, 0, { private: true })),
@@ -71,7 +76,8 @@ export const privateCases: Case[] = [
   {
     id: 'conv.vm-private-no-gmem-slot-faults',
     group,
-    title: 'type 1: a private gpa in a slot without guest_memfd is a memory fault with the PRIVATE flag, reads and writes (memslot_not_private)',
+    title:
+      'type 1: a private gpa in a slot without guest_memfd is a memory fault with the PRIVATE flag, reads and writes (memslot_not_private)',
     requires: privateVm,
     timeoutMs: 30_000,
     run: (kvm) =>
@@ -90,7 +96,8 @@ export const privateCases: Case[] = [
   {
     id: 'conv.vm-private-gmem-slot',
     group,
-    title: 'type 1: a slot with guest_memfd serves a private gpa from the file and a shared one from userspace memory; each keeps its bytes across conversions',
+    title:
+      'type 1: a slot with guest_memfd serves a private gpa from the file and a shared one from userspace memory; each keeps its bytes across conversions',
     requires: privateVm,
     timeoutMs: 30_000,
     run: (kvm) =>
@@ -106,28 +113,58 @@ export const privateCases: Case[] = [
         await attempt(() => vm.setMemoryAttributes(GPA + PAGE, PAGE, { private: false }));
         const sharedAgain = await read(vm, GPA + PAGE, 4);
         await attempt(() => vm.setMemoryAttributes(GPA + PAGE, PAGE, { private: true }));
-        return { shared, toPrivate, fresh, write, privateNow, host, sharedAgain, privateAgain: await read(vm, GPA + PAGE, 4) };
+        return {
+          shared,
+          toPrivate,
+          fresh,
+          write,
+          privateNow,
+          host,
+          sharedAgain,
+          privateAgain: await read(vm, GPA + PAGE, 4),
+        };
       }),
   },
 ];
 
 /** What the kernel must answer in the cases above (private_mem_kvm_exits_test.c, kvm_vm_ioctl_set_mem_attributes). */
 export function privateExpectations(): Record<string, unknown> {
-  const fault = (gpa: number) => ({ error: { class: 'GuestMemoryFault', code: 'KVM_EXIT_MEMORY_FAULT', gpa, size: PAGE, private: true } });
-  const einval = { error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_SET_MEMORY_ATTRIBUTES' } };
+  const fault = (gpa: number) => ({
+    error: { class: 'GuestMemoryFault', code: 'KVM_EXIT_MEMORY_FAULT', gpa, size: PAGE, private: true },
+  });
+  const einval = {
+    error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_SET_MEMORY_ATTRIBUTES' },
+  };
   return {
     'conv.vm-attributes-round-trip': {
-      cap: 8, shared: { ok: '5a*4' }, toPrivate: { ok: null }, whilePrivate: fault(GPA + PAGE), neighbour: { ok: '5a*4' },
-      toShared: { ok: null }, sharedAgain: { ok: '5a*4' }, unaligned: einval, empty: einval,
+      cap: 8,
+      shared: { ok: '5a*4' },
+      toPrivate: { ok: null },
+      whilePrivate: fault(GPA + PAGE),
+      neighbour: { ok: '5a*4' },
+      toShared: { ok: null },
+      sharedAgain: { ok: '5a*4' },
+      unaligned: einval,
+      empty: einval,
     },
     // kvm_mem_is_private picks the file or the userspace memory per gpa (__kvm_mmu_faultin_pfn);
     // KVM_SET_MEMORY_ATTRIBUTES changes no page of either, so each keeps what was written to it.
     'conv.vm-private-gmem-slot': {
-      shared: { ok: '5a*4' }, toPrivate: { ok: null }, fresh: { ok: '00*4' }, write: { ok: null }, privateNow: { ok: '77*4' },
-      host: { ok: '5a*4' }, sharedAgain: { ok: '5a*4' }, privateAgain: { ok: '77*4' },
+      shared: { ok: '5a*4' },
+      toPrivate: { ok: null },
+      fresh: { ok: '00*4' },
+      write: { ok: null },
+      privateNow: { ok: '77*4' },
+      host: { ok: '5a*4' },
+      sharedAgain: { ok: '5a*4' },
+      privateAgain: { ok: '77*4' },
     },
     'conv.vm-private-no-gmem-slot-faults': {
-      toPrivate: { ok: null }, read: fault(GPA + 2 * PAGE), write: fault(GPA + 3 * PAGE), spanning: fault(GPA + 2 * PAGE), host: { ok: '5a*4' },
+      toPrivate: { ok: null },
+      read: fault(GPA + 2 * PAGE),
+      write: fault(GPA + 3 * PAGE),
+      spanning: fault(GPA + 2 * PAGE),
+      host: { ok: '5a*4' },
     },
   };
 }

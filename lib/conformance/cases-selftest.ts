@@ -34,7 +34,12 @@ function byOutcome(results: [string, Json][]): Record<string, string[]> {
 }
 
 /** One body per VM type and flag set ("type T, flags F"), grouped by outcome. */
-function everyTypeAndFlags(id: string, group: Group, title: string, body: (vm: Vm, flags: number) => Promise<unknown>): Case {
+function everyTypeAndFlags(
+  id: string,
+  group: Group,
+  title: string,
+  body: (vm: Vm, flags: number) => Promise<unknown>,
+): Case {
   return {
     id,
     group,
@@ -58,67 +63,113 @@ function everyTypeAndFlags(id: string, group: Group, title: string, body: (vm: V
 const file = (vm: Vm, flags: number, size = TOTAL) => vm.createGuestMemfd({ size, flags });
 
 export const selftestCases: Case[] = [
-  everyTypeAndFlags('create.selftest-multiple', 'creation and flags', 'test_create_guest_memfd_multiple: files of 1 and 2 pages, each its own inode', async (vm, flags) => {
-    const r = await attempt(() => {
-      const a = file(vm, flags, PAGE);
-      const b = file(vm, flags, 2 * PAGE);
-      return { sizes: [a.stat().size, b.stat().size], distinct: a.stat().ino !== b.stat().ino };
-    });
-    return r;
-  }),
-  everyTypeAndFlags('create.selftest-invalid-sizes', 'creation and flags', 'test_create_guest_memfd_invalid_sizes: every size 1..page-1 fails', async (vm, flags) => {
-    const codes: Record<string, number> = {};
-    for (let size = 1; size < PAGE; size++) {
-      const r = await attempt(() => vm.createGuestMemfd({ size, flags }));
-      const key = 'error' in (r as object) ? String((r as { error: { code: string } }).error.code) : 'ok';
-      codes[key] = (codes[key] ?? 0) + 1;
-    }
-    return codes;
-  }),
-  everyTypeAndFlags('create.selftest-file-size', 'creation and flags', 'test_file_size: st_size and st_blksize', async (vm, flags) =>
-    attempt(() => {
-      const st = file(vm, flags).stat();
-      return { size: st.size, blksize: st.blksize };
-    }),
+  everyTypeAndFlags(
+    'create.selftest-multiple',
+    'creation and flags',
+    'test_create_guest_memfd_multiple: files of 1 and 2 pages, each its own inode',
+    async (vm, flags) => {
+      const r = await attempt(() => {
+        const a = file(vm, flags, PAGE);
+        const b = file(vm, flags, 2 * PAGE);
+        return { sizes: [a.stat().size, b.stat().size], distinct: a.stat().ino !== b.stat().ino };
+      });
+      return r;
+    },
   ),
-  everyTypeAndFlags('create.selftest-fallocate', 'creation and flags', 'test_fallocate: aligned, unaligned, at and past EOF', async (vm, flags) => {
-    const g = file(vm, flags);
-    return {
-      whole: await attempt(() => g.allocate(0, TOTAL)),
-      offset: await attempt(() => g.allocate(PAGE - 1, PAGE)),
-      length: await attempt(() => g.allocate(0, PAGE - 1)),
-      atEof: await attempt(() => g.allocate(TOTAL, PAGE)),
-      pastEof: await attempt(() => g.allocate(TOTAL + PAGE, PAGE)),
-      punchAtEof: await attempt(() => g.punchHole(TOTAL, PAGE)),
-      punchPastEof: await attempt(() => g.punchHole(TOTAL + PAGE, PAGE)),
-      punchLength: await attempt(() => g.punchHole(PAGE, PAGE - 1)),
-      punch: await attempt(() => g.punchHole(PAGE, PAGE)),
-    };
-  }),
-  everyTypeAndFlags('create.selftest-invalid-punch', 'creation and flags', 'test_invalid_punch_hole: the ten unaligned (offset, length) pairs', async (vm, flags) => {
-    const g = file(vm, flags);
-    const out: [string, Json][] = [];
-    for (const [o, l] of [[0, 1], [0, PAGE - 1], [0, PAGE + 1], [1, 1], [1, PAGE - 1], [1, PAGE], [1, PAGE + 1], [PAGE, 1], [PAGE, PAGE - 1], [PAGE, PAGE + 1]] as const) {
-      out.push([`${o},${l}`, await attempt(() => g.punchHole(o, l))]);
-    }
-    return byOutcome(out);
-  }),
-  everyTypeAndFlags('create.selftest-mmap', 'creation and flags', 'test_mmap_supported / _not_supported / _cow, test_fault_private, test_fault_overflow', async (vm, flags) => {
-    const g = file(vm, flags);
-    const map = await attempt(() => g.map(0, PAGE).unmap());
-    const cow = await attempt(() => g.map(0, TOTAL, { private: true }));
-    if ('error' in (map as object)) return { map, whole: await attempt(() => g.map()), cow };
-    const m = g.map();
-    const supported = {
-      fill: await attempt(() => m.fill(0, TOTAL, 0xaa)),
-      punch: await attempt(() => g.punchHole(0, PAGE)),
-      read: await attempt(() => m.read(0, TOTAL)),
-      refill: await attempt(() => m.fill(0, PAGE, 0xaa)),
-    };
-    // test_fault_overflow: a mapping past EOF faults at EOF.
-    const over = g.map(0, 4 * TOTAL);
-    return { map, cow, supported, overflow: await attempt(() => over.read(TOTAL, 1)), inFile: await attempt(() => over.read(TOTAL - 1, 1)) };
-  }),
+  everyTypeAndFlags(
+    'create.selftest-invalid-sizes',
+    'creation and flags',
+    'test_create_guest_memfd_invalid_sizes: every size 1..page-1 fails',
+    async (vm, flags) => {
+      const codes: Record<string, number> = {};
+      for (let size = 1; size < PAGE; size++) {
+        const r = await attempt(() => vm.createGuestMemfd({ size, flags }));
+        const key = 'error' in (r as object) ? String((r as { error: { code: string } }).error.code) : 'ok';
+        codes[key] = (codes[key] ?? 0) + 1;
+      }
+      return codes;
+    },
+  ),
+  everyTypeAndFlags(
+    'create.selftest-file-size',
+    'creation and flags',
+    'test_file_size: st_size and st_blksize',
+    async (vm, flags) =>
+      attempt(() => {
+        const st = file(vm, flags).stat();
+        return { size: st.size, blksize: st.blksize };
+      }),
+  ),
+  everyTypeAndFlags(
+    'create.selftest-fallocate',
+    'creation and flags',
+    'test_fallocate: aligned, unaligned, at and past EOF',
+    async (vm, flags) => {
+      const g = file(vm, flags);
+      return {
+        whole: await attempt(() => g.allocate(0, TOTAL)),
+        offset: await attempt(() => g.allocate(PAGE - 1, PAGE)),
+        length: await attempt(() => g.allocate(0, PAGE - 1)),
+        atEof: await attempt(() => g.allocate(TOTAL, PAGE)),
+        pastEof: await attempt(() => g.allocate(TOTAL + PAGE, PAGE)),
+        punchAtEof: await attempt(() => g.punchHole(TOTAL, PAGE)),
+        punchPastEof: await attempt(() => g.punchHole(TOTAL + PAGE, PAGE)),
+        punchLength: await attempt(() => g.punchHole(PAGE, PAGE - 1)),
+        punch: await attempt(() => g.punchHole(PAGE, PAGE)),
+      };
+    },
+  ),
+  everyTypeAndFlags(
+    'create.selftest-invalid-punch',
+    'creation and flags',
+    'test_invalid_punch_hole: the ten unaligned (offset, length) pairs',
+    async (vm, flags) => {
+      const g = file(vm, flags);
+      const out: [string, Json][] = [];
+      for (const [o, l] of [
+        [0, 1],
+        [0, PAGE - 1],
+        [0, PAGE + 1],
+        [1, 1],
+        [1, PAGE - 1],
+        [1, PAGE],
+        [1, PAGE + 1],
+        [PAGE, 1],
+        [PAGE, PAGE - 1],
+        [PAGE, PAGE + 1],
+      ] as const) {
+        out.push([`${o},${l}`, await attempt(() => g.punchHole(o, l))]);
+      }
+      return byOutcome(out);
+    },
+  ),
+  everyTypeAndFlags(
+    'create.selftest-mmap',
+    'creation and flags',
+    'test_mmap_supported / _not_supported / _cow, test_fault_private, test_fault_overflow',
+    async (vm, flags) => {
+      const g = file(vm, flags);
+      const map = await attempt(() => g.map(0, PAGE).unmap());
+      const cow = await attempt(() => g.map(0, TOTAL, { private: true }));
+      if ('error' in (map as object)) return { map, whole: await attempt(() => g.map()), cow };
+      const m = g.map();
+      const supported = {
+        fill: await attempt(() => m.fill(0, TOTAL, 0xaa)),
+        punch: await attempt(() => g.punchHole(0, PAGE)),
+        read: await attempt(() => m.read(0, TOTAL)),
+        refill: await attempt(() => m.fill(0, PAGE, 0xaa)),
+      };
+      // test_fault_overflow: a mapping past EOF faults at EOF.
+      const over = g.map(0, 4 * TOTAL);
+      return {
+        map,
+        cow,
+        supported,
+        overflow: await attempt(() => over.read(TOTAL, 1)),
+        inFile: await attempt(() => over.read(TOTAL - 1, 1)),
+      };
+    },
+  ),
   {
     id: 'conv.selftest-indexing',
     group: 'conversion',
@@ -127,23 +178,35 @@ export const selftestCases: Case[] = [
     run: async (kvm) => {
       const out: Record<string, Json> = {};
       for (let test = 0; test < 4; test++) {
-        out[`page ${test}`] = toJson(await withVm(
-          kvm,
-          async (vm) => {
-            const g: GuestMemfd = vm.createGuestMemfd({ size: TOTAL, mmap: true });
-            g.share(0, TOTAL);
-            // Written highest index first, as the selftest does; its mapping then goes (v5 counts it).
-            const w = g.map();
-            for (let i = 3; i >= 0; i--) w.fill(i * PAGE, PAGE, 0x10 + i);
-            w.unmap();
-            const toPrivate = await attempt(() => g.unshare(test * PAGE, PAGE));
-            const m = g.map();
-            const whilePrivate = { states: g.states(), page: await attempt(() => m.read(test * PAGE, 1)), all: await attempt(() => [0, 1, 2, 3].filter((i) => i !== test).map((i) => m.read(i * PAGE, 1)[0]!)) };
-            const toShared = await attempt(() => g.share(test * PAGE, PAGE));
-            return { toPrivate, whilePrivate, toShared, states: g.states(), bytes: await attempt(() => m.read(0, TOTAL)) };
-          },
-          conversionVmType(kvm),
-        ));
+        out[`page ${test}`] = toJson(
+          await withVm(
+            kvm,
+            async (vm) => {
+              const g: GuestMemfd = vm.createGuestMemfd({ size: TOTAL, mmap: true });
+              g.share(0, TOTAL);
+              // Written highest index first, as the selftest does; its mapping then goes (v5 counts it).
+              const w = g.map();
+              for (let i = 3; i >= 0; i--) w.fill(i * PAGE, PAGE, 0x10 + i);
+              w.unmap();
+              const toPrivate = await attempt(() => g.unshare(test * PAGE, PAGE));
+              const m = g.map();
+              const whilePrivate = {
+                states: g.states(),
+                page: await attempt(() => m.read(test * PAGE, 1)),
+                all: await attempt(() => [0, 1, 2, 3].filter((i) => i !== test).map((i) => m.read(i * PAGE, 1)[0]!)),
+              };
+              const toShared = await attempt(() => g.share(test * PAGE, PAGE));
+              return {
+                toPrivate,
+                whilePrivate,
+                toShared,
+                states: g.states(),
+                bytes: await attempt(() => m.read(0, TOTAL)),
+              };
+            },
+            conversionVmType(kvm),
+          ),
+        );
       }
       return out;
     },

@@ -14,10 +14,14 @@ const V = ext('private');
 const W = ext('pending');
 const ok = (v: Json) => ({ ok: v });
 const pending = (...p: Json[]) => ok({ pending: p });
-const sigbus = (offset: number, access: 'read' | 'write') => ({ error: { class: 'HostAccessError', code: 'SIGBUS', offset, access } });
+const sigbus = (offset: number, access: 'read' | 'write') => ({
+  error: { class: 'HostAccessError', code: 'SIGBUS', offset, access },
+});
 const busy = (errorOffset: number) => ({ error: { class: 'ConversionBusyError', code: 'EAGAIN', errorOffset } });
 const ALL = 4 * PAGE;
-const einval = { error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_SET_MEMORY_ATTRIBUTES2' } };
+const einval = {
+  error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_SET_MEMORY_ATTRIBUTES2' },
+};
 
 /** conv.selftest-indexing (the v8 conversions test's `indexing`, pages 0..3): the same answer in both series. */
 function indexing(): Json {
@@ -26,7 +30,11 @@ function indexing(): Json {
     const around = [S(0, t * PAGE), V(t * PAGE, PAGE), S((t + 1) * PAGE, (3 - t) * PAGE)].filter((e) => e.length > 0);
     out[`page ${t}`] = {
       toPrivate: pending(),
-      whilePrivate: { states: around, page: sigbus(t * PAGE, 'read'), all: ok([0, 1, 2, 3].filter((i) => i !== t).map((i) => 0x10 + i)) },
+      whilePrivate: {
+        states: around,
+        page: sigbus(t * PAGE, 'read'),
+        all: ok([0, 1, 2, 3].filter((i) => i !== t).map((i) => 0x10 + i)),
+      },
       toShared: ok(null),
       states: [S(0, ALL)],
       bytes: ok('10*4096 11*4096 12*4096 13*4096'),
@@ -52,7 +60,9 @@ export const seriesExpectations: Record<'rfc-v5' | 'inplace-v8', Record<string, 
     },
     // Both start host-mappable (an empty xarray reads ALL); 6.18's INIT_SHARED bit is EINVAL (-11-tabba).
     'conv.initial-states': {
-      initShared: { error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_CREATE_GUEST_MEMFD' } },
+      initShared: {
+        error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_CREATE_GUEST_MEMFD' },
+      },
       mmapOnly: ok([S(0, ALL)]),
       noFlags: ok([S(0, ALL)]),
       subrange: ok([S(PAGE, PAGE)]),
@@ -65,10 +75,22 @@ export const seriesExpectations: Record<'rfc-v5' | 'inplace-v8', Record<string, 
       page: ok('aa*1'),
       next: ok('aa*8192'),
     },
-    'conv.round-trip-keeps-data': { unshare: pending(W(0, ALL)), share: ok(null), states: [S(0, ALL)], bytes: ok('5a*16384') },
+    'conv.round-trip-keeps-data': {
+      unshare: pending(W(0, ALL)),
+      share: ok(null),
+      states: [S(0, ALL)],
+      bytes: ok('5a*16384'),
+    },
     // Punch leaves the state (no change to mappable_offsets in the series) and unmaps the page.
-    'conv.punch-keeps-state': { punch: ok(null), states: [W(0, 2 * PAGE), S(2 * PAGE, 2 * PAGE)], bytes: ok('00*4096 66*4096') },
-    'pins.unshare-held': { unshare: pending(W(2 * PAGE, PAGE)), states: [V(0, 2 * PAGE), W(2 * PAGE, PAGE), V(3 * PAGE, PAGE)] },
+    'conv.punch-keeps-state': {
+      punch: ok(null),
+      states: [W(0, 2 * PAGE), S(2 * PAGE, 2 * PAGE)],
+      bytes: ok('00*4096 66*4096'),
+    },
+    'pins.unshare-held': {
+      unshare: pending(W(2 * PAGE, PAGE)),
+      states: [V(0, 2 * PAGE), W(2 * PAGE, PAGE), V(3 * PAGE, PAGE)],
+    },
     // Releasing completes nothing; unsharing again does (gmem_clear_mappable finds no reference).
     'pins.release-completes': {
       unshare: pending(W(PAGE, 2 * PAGE)),
@@ -106,7 +128,12 @@ export const seriesExpectations: Record<'rfc-v5' | 'inplace-v8', Record<string, 
       afterUnmap: pending(),
       final: [S(0, PAGE), V(PAGE, PAGE), S(2 * PAGE, 2 * PAGE)],
     },
-    'conv.initial-states': { initShared: ok([S(0, ALL)]), mmapOnly: ok([V(0, ALL)]), noFlags: ok([V(0, ALL)]), subrange: ok([V(PAGE, PAGE)]) },
+    'conv.initial-states': {
+      initShared: ok([S(0, ALL)]),
+      mmapOnly: ok([V(0, ALL)]),
+      noFlags: ok([V(0, ALL)]),
+      subrange: ok([V(PAGE, PAGE)]),
+    },
     'conv.unshare-one-page': {
       unshare: pending(),
       states: [S(0, PAGE), V(PAGE, PAGE), S(2 * PAGE, 2 * PAGE)],
@@ -115,10 +142,25 @@ export const seriesExpectations: Record<'rfc-v5' | 'inplace-v8', Record<string, 
       next: ok('aa*8192'),
     },
     'conv.round-trip-keeps-data': { unshare: pending(), share: ok(null), states: [S(0, ALL)], bytes: ok('5a*16384') },
-    'conv.punch-keeps-state': { punch: ok(null), states: [V(0, 2 * PAGE), S(2 * PAGE, 2 * PAGE)], bytes: ok('00*4096 66*4096') },
+    'conv.punch-keeps-state': {
+      punch: ok(null),
+      states: [V(0, 2 * PAGE), S(2 * PAGE, 2 * PAGE)],
+      bytes: ok('00*4096 66*4096'),
+    },
     'pins.unshare-held': { unshare: busy(2 * PAGE), states: [S(0, ALL)] },
-    'pins.release-completes': { unshare: busy(PAGE), released: true, states: [S(0, ALL)], retry: pending(), final: [V(0, ALL)] },
-    'pins.two-holds': { first: busy(0), oneLeft: { states: [S(0, ALL)], unshare: busy(PAGE) }, bothReleased: [S(0, ALL)], last: pending() },
+    'pins.release-completes': {
+      unshare: busy(PAGE),
+      released: true,
+      states: [S(0, ALL)],
+      retry: pending(),
+      final: [V(0, ALL)],
+    },
+    'pins.two-holds': {
+      first: busy(0),
+      oneLeft: { states: [S(0, ALL)], unshare: busy(PAGE) },
+      bothReleased: [S(0, ALL)],
+      last: pending(),
+    },
     'pins.share-cancels': { unshare: busy(0), share: ok(null), states: [S(0, ALL)], afterRelease: [S(0, ALL)] },
     'pins.share-ignores-holds': { share: ok(null), states: [S(0, ALL)] },
     'pins.host-access-held': { unshare: busy(PAGE), read: ok('99*1'), other: ok('99*4') },

@@ -28,7 +28,8 @@ export function conversionVmType(kvm: Kvm): number {
  */
 export function conversion(kvm: Kvm): Promise<string | null> {
   return once(kvm, 'conversion', async () => {
-    const missing = 'not supported here: in-place conversion (KVM_SET_MEMORY_ATTRIBUTES2 / KVM_GMEM_CONVERT_* on guest_memfd)';
+    const missing =
+      'not supported here: in-place conversion (KVM_SET_MEMORY_ATTRIBUTES2 / KVM_GMEM_CONVERT_* on guest_memfd)';
     if (kvm.backend === 'kvm') {
       return kvm.profile === 'attributes2' || kvm.profile === 'gmem-convert' ? null : missing;
     }

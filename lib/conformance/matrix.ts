@@ -100,14 +100,27 @@ export function pathKey(k: string): string {
   }
   if (parsed === null || typeof parsed !== 'object') return `[${k}]`;
   const leaves = (v: unknown): string[] =>
-    v !== null && typeof v === 'object' ? Object.keys(v).sort().flatMap((x) => leaves((v as Record<string, unknown>)[x])) : [String(v)];
+    v !== null && typeof v === 'object'
+      ? Object.keys(v)
+          .sort()
+          .flatMap((x) => leaves((v as Record<string, unknown>)[x]))
+      : [String(v)];
   const top = Array.isArray(parsed) ? [] : Object.keys(parsed).sort();
-  const text = top.length === 1 ? `${top[0]}: ${leaves((parsed as Record<string, unknown>)[top[0]!]).join(' ')}` : leaves(parsed).join(' ');
+  const text =
+    top.length === 1
+      ? `${top[0]}: ${leaves((parsed as Record<string, unknown>)[top[0]!]).join(' ')}`
+      : leaves(parsed).join(' ');
   return `[${clip(text, 60)}]`;
 }
 
 /** Where a and b differ, with both values there; descends while the shapes agree. */
-export function diffs(a: Json | undefined, b: Json | undefined, path = '', out: PathDiff[] = [], limit = 4): PathDiff[] {
+export function diffs(
+  a: Json | undefined,
+  b: Json | undefined,
+  path = '',
+  out: PathDiff[] = [],
+  limit = 4,
+): PathDiff[] {
   if (out.length >= limit || canonical(a) === canonical(b)) return out;
   const isObj = (v: unknown): v is Record<string, Json> => v !== null && typeof v === 'object' && !Array.isArray(v);
   if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) {
@@ -133,8 +146,19 @@ export function computeVerdict(rows: Row[], profileNames: string[]): Verdict {
       .map((r) => {
         const k = shown(r.kernel);
         const p = shown(r.cells[name]!.result);
-        const details = k.status === 'ran' && p.status === 'ran' ? diffs(k.outcome, p.outcome) : [{ path: 'status', kernel: k.status, profile: p.status }];
-        return { id: r.id, group: r.group, title: r.title, kernel: k, profile: p, where: details.map((d) => d.path), details };
+        const details =
+          k.status === 'ran' && p.status === 'ran'
+            ? diffs(k.outcome, p.outcome)
+            : [{ path: 'status', kernel: k.status, profile: p.status }];
+        return {
+          id: r.id,
+          group: r.group,
+          title: r.title,
+          kernel: k,
+          profile: p,
+          where: details.map((d) => d.path),
+          details,
+        };
       });
   }
   const compared = rows.filter((r) => r.kernel.status !== 'n/s').length;
@@ -148,7 +172,9 @@ export function computeVerdict(rows: Row[], profileNames: string[]): Verdict {
     verdict: matches[0] ?? null,
     closest,
     compared,
-    notSupported: rows.filter((r) => r.kernel.status === 'n/s').map((r) => ({ id: r.id, reason: r.kernel.reason ?? '' })),
+    notSupported: rows
+      .filter((r) => r.kernel.status === 'n/s')
+      .map((r) => ({ id: r.id, reason: r.kernel.reason ?? '' })),
     kernelErrors: rows
       .filter((r) => r.kernel.status === 'crashed' || r.kernel.status === 'timeout')
       .map((r) => ({ id: r.id, status: r.kernel.status, reason: r.kernel.reason ?? '' })),
@@ -174,7 +200,13 @@ function oneLine(s: Shown): string {
 const NS_PREFIX = 'not supported here: ';
 
 /** The matrix as text: one row per case under its group, one column per profile, then the verdict. */
-export function formatReport(rows: Row[], verdict: Verdict, profileNames: string[], kernelLabel = 'kernel', style: Style = plain): string {
+export function formatReport(
+  rows: Row[],
+  verdict: Verdict,
+  profileNames: string[],
+  kernelLabel = 'kernel',
+  style: Style = plain,
+): string {
   const lines: string[] = [];
   // Each reason for n/s once, as a footnote: rows show its number.
   const reasons: string[] = [];
@@ -198,10 +230,18 @@ export function formatReport(rows: Row[], verdict: Verdict, profileNames: string
         return style(COLOUR[mark], SYMBOL[mark]) + ' '.repeat(colW[i]! - SYMBOL[mark].length);
       })
       .join('  ');
-    const why = r.kernel.status === 'n/s' ? `  ${note(r.kernel.reason ?? '')}` : r.kernel.status !== 'ran' ? `  ${style('red', `${kernelLabel} ${r.kernel.status}: ${r.kernel.reason}`)}` : '';
+    const why =
+      r.kernel.status === 'n/s'
+        ? `  ${note(r.kernel.reason ?? '')}`
+        : r.kernel.status !== 'ran'
+          ? `  ${style('red', `${kernelLabel} ${r.kernel.status}: ${r.kernel.reason}`)}`
+          : '';
     lines.push(`${r.id.padEnd(idW)}  ${cells}${why}`.trimEnd());
   }
-  lines.push('', `✓ same result as the ${kernelLabel}  ✗ different  n/s not supported here (not counted)  ! crashed or hung on the ${kernelLabel}`);
+  lines.push(
+    '',
+    `✓ same result as the ${kernelLabel}  ✗ different  n/s not supported here (not counted)  ! crashed or hung on the ${kernelLabel}`,
+  );
   if (reasons.length) {
     lines.push('', 'not supported here:');
     reasons.forEach((r, i) => lines.push(`  [${i + 1}] ${r}`));
@@ -211,9 +251,19 @@ export function formatReport(rows: Row[], verdict: Verdict, profileNames: string
   lines.push(`${verdict.compared} cases compared, ${ns} not supported here.`);
   if (verdict.verdict) {
     const also = verdict.matches.slice(1);
-    lines.push(style(['green', 'bold'], `verdict: this kernel matches '${verdict.verdict}'${also.length ? ` (and also ${also.map((m) => `'${m}'`).join(', ')})` : ''} in every case it can run.`));
+    lines.push(
+      style(
+        ['green', 'bold'],
+        `verdict: this kernel matches '${verdict.verdict}'${also.length ? ` (and also ${also.map((m) => `'${m}'`).join(', ')})` : ''} in every case it can run.`,
+      ),
+    );
   } else {
-    lines.push(style(['red', 'bold'], `verdict: this kernel matches no profile fully${verdict.closest ? `; closest is '${verdict.closest}' (${verdict.differences[verdict.closest]!.length} differences)` : ''}.`));
+    lines.push(
+      style(
+        ['red', 'bold'],
+        `verdict: this kernel matches no profile fully${verdict.closest ? `; closest is '${verdict.closest}' (${verdict.differences[verdict.closest]!.length} differences)` : ''}.`,
+      ),
+    );
   }
   for (const name of profileNames) {
     const ds = verdict.differences[name]!;

@@ -4,7 +4,16 @@
 import { fileRange, holdRange, mapArgs, statesRange } from '../args.js';
 import { PRIVATE, SHARED, StateMap, pageRange } from '../state-map.js';
 import type { Backend, GmemPort } from '../ports.js';
-import type { ConversionResult, Extent, FileStat, GuestMemfd as GuestMemfdApi, GuestMemfdFlags, Hold, MapOptions, U64 } from '../types.js';
+import type {
+  ConversionResult,
+  Extent,
+  FileStat,
+  GuestMemfd as GuestMemfdApi,
+  GuestMemfdFlags,
+  Hold,
+  MapOptions,
+  U64,
+} from '../types.js';
 import { PAGE_SIZE, ensureOpen, i64, num } from '../validate.js';
 import { memfdFlagsOf } from '../args.js';
 import { Children } from './children.js';

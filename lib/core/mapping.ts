@@ -51,7 +51,8 @@ export class Mapping extends Owned implements MappingApi {
     const len = u64('length', length);
     this.#range(off, len);
     // Larger than any Buffer: a range error, not Node's untyped allocation failure.
-    if (len > BigInt(kMaxLength)) throw argRangeError(`length ${len} is larger than the largest Buffer (${kMaxLength}); use readInto in pieces`);
+    if (len > BigInt(kMaxLength))
+      throw argRangeError(`length ${len} is larger than the largest Buffer (${kMaxLength}); use readInto in pieces`);
     return this.port.read(off, len);
   }
 

@@ -7,20 +7,58 @@ import { cpuidToWords, enableCapArgs, msrEntries, msrIndices, preFaultArgs, word
 import { ClosedError, KvmError, UnsupportedError, argRangeError, argTypeError, kvmError } from '../errors.js';
 import type { VcpuLayout, VcpuPort } from '../ports.js';
 import { Owned } from './owned.js';
-import type { CpuidEntry, MapGpaRange, MsrEntry, Regs, RegsUpdate, Sregs, SregsUpdate, U64, Vcpu as VcpuApi, VcpuExit } from '../types.js';
+import type {
+  CpuidEntry,
+  MapGpaRange,
+  MsrEntry,
+  Regs,
+  RegsUpdate,
+  Sregs,
+  SregsUpdate,
+  U64,
+  Vcpu as VcpuApi,
+  VcpuExit,
+} from '../types.js';
 import { describe, ensureOpen, num, options, u64 } from '../validate.js';
 
 let L: VcpuLayout;
 
 /** kvm_regs field order (the struct is 18 u64 words). */
 export const REG_NAMES = [
-  'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp',
-  'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags',
+  'rax',
+  'rbx',
+  'rcx',
+  'rdx',
+  'rsi',
+  'rdi',
+  'rsp',
+  'rbp',
+  'r8',
+  'r9',
+  'r10',
+  'r11',
+  'r12',
+  'r13',
+  'r14',
+  'r15',
+  'rip',
+  'rflags',
 ] as const satisfies readonly (keyof Regs)[];
 
 const SEGMENTS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
 const SEG_FIELDS: Record<string, number> = {
-  base: -1, limit: 0xffffffff, selector: 0xffff, type: 0xff, present: 1, dpl: 3, db: 1, s: 1, l: 1, g: 1, avl: 1, unusable: 1,
+  base: -1,
+  limit: 0xffffffff,
+  selector: 0xffff,
+  type: 0xff,
+  present: 1,
+  dpl: 3,
+  db: 1,
+  s: 1,
+  l: 1,
+  g: 1,
+  avl: 1,
+  unusable: 1,
 };
 const SREG_SCALARS = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer', 'apicBase'] as const;
 
@@ -56,7 +94,6 @@ export class Vcpu extends Owned implements VcpuApi {
     this.#bytes = new Uint8Array(area);
   }
 
-
   #check(): void {
     ensureOpen(this.closed, 'Vcpu');
     if (this.#running) throw busyError(this.id);
@@ -75,7 +112,8 @@ export class Vcpu extends Owned implements VcpuApi {
     this.#check();
     const r = options<Record<string, unknown>>('regs', regs, true);
     for (const k of Object.keys(r)) {
-      if (!(REG_NAMES as readonly string[]).includes(k)) throw argTypeError(`regs has no register named ${JSON.stringify(k)}`);
+      if (!(REG_NAMES as readonly string[]).includes(k))
+        throw argTypeError(`regs has no register named ${JSON.stringify(k)}`);
     }
     const values = REG_NAMES.map((n) => (r[n] === undefined ? undefined : u64(`regs.${n}`, r[n])));
     this.port.getRegs(this.#regs);
@@ -175,7 +213,8 @@ export class Vcpu extends Owned implements VcpuApi {
   setRunInline(micros: number): void {
     ensureOpen(this.closed, 'Vcpu');
     if (typeof micros !== 'number') throw argTypeError(`micros must be a number, got ${describe(micros)}`);
-    if (!Number.isInteger(micros) || micros < 0 || micros > 10_000_000) throw argRangeError(`micros must be an integer from 0 to 10000000, got ${micros}`);
+    if (!Number.isInteger(micros) || micros < 0 || micros > 10_000_000)
+      throw argRangeError(`micros must be an integer from 0 to 10000000, got ${micros}`);
     this.port.setRunInline(micros * 1000);
   }
 
@@ -263,7 +302,11 @@ export class Vcpu extends Owned implements VcpuApi {
         };
       }
       case EXITS.FAIL_ENTRY:
-        return { reason: 'fail_entry', hardwareEntryFailureReason: v.getBigUint64(L.failEntryReason, true), cpu: v.getUint32(L.failEntryCpu, true) };
+        return {
+          reason: 'fail_entry',
+          hardwareEntryFailureReason: v.getBigUint64(L.failEntryReason, true),
+          cpu: v.getUint32(L.failEntryCpu, true),
+        };
       case EXITS.INTERNAL_ERROR: {
         const n = Math.min(v.getUint32(L.internalNdata, true), 16);
         const data: bigint[] = [];
@@ -316,7 +359,10 @@ export class Vcpu extends Owned implements VcpuApi {
     let { gpa: at, size: left } = preFaultArgs(gpa, size);
     this.#preFault ??= this.#vmAnswers(CAPS.PRE_FAULT_MEMORY!);
     if (!this.#preFault) {
-      throw new UnsupportedError('preFaultMemory', 'KVM_PRE_FAULT_MEMORY is not supported here (KVM_CAP_PRE_FAULT_MEMORY is 0: it needs two-dimensional paging)');
+      throw new UnsupportedError(
+        'preFaultMemory',
+        'KVM_PRE_FAULT_MEMORY is not supported here (KVM_CAP_PRE_FAULT_MEMORY is 0: it needs two-dimensional paging)',
+      );
     }
     // Each ioctl does at least one page or fails; it moves gpa on and size down as it goes.
     const started = at;
@@ -364,7 +410,12 @@ function mapGpaRange(args: bigint[]): MapGpaRange {
 
 /** KVM_GET/SET_MSRS processed fewer entries than given: the kernel refused the next one. */
 function msrRefused(ioctl: string, index: number, done: number, total: number): KvmError {
-  const e = kvmError('EINVAL', 'ioctl', ioctl, `MSR 0x${index.toString(16)} was refused (${done} of ${total} processed)`);
+  const e = kvmError(
+    'EINVAL',
+    'ioctl',
+    ioctl,
+    `MSR 0x${index.toString(16)} was refused (${done} of ${total} processed)`,
+  );
   return Object.assign(e, { index, processed: done });
 }
 

@@ -5,7 +5,14 @@ import { attributesArgs, capNumber, createMemfdArgs, memfdFlagsOf, regionArgs } 
 import { CAPS, FLAGS } from '../constants.js';
 import { enableCapArgs } from '../cpu-args.js';
 import type { GuestAccessPort, VmPort } from '../ports.js';
-import type { CreateGuestMemfdOptions, GuestAccess, GuestMemfdFlags, MemoryRegion, U64, Vm as VmApi } from '../types.js';
+import type {
+  CreateGuestMemfdOptions,
+  GuestAccess,
+  GuestMemfdFlags,
+  MemoryRegion,
+  U64,
+  Vm as VmApi,
+} from '../types.js';
 import { ensureOpen, u32 } from '../validate.js';
 import { Children } from './children.js';
 import { GuestMemfd } from './guest-memfd.js';
@@ -67,15 +74,38 @@ export class Vm extends Owned implements VmApi {
 
   setMemoryRegion(region: MemoryRegion): void {
     ensureOpen(this.closed, 'Vm');
-    const { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset } = regionArgs(region, GuestMemfd, Mapping, this.port.backend);
+    const { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset } = regionArgs(
+      region,
+      GuestMemfd,
+      Mapping,
+      this.port.backend,
+    );
     const guestMemfdOffset = gmem ? gmemOffset : 0n;
     // vm.guest's helper region moves if this slot would collide with it.
     this.#guest?.makeRoom?.(slot, gpa, size);
-    this.port.setUserMemoryRegion2({ slot, flags, guestPhysAddr: gpa, size, userspace: mapping?.port, userspaceOffset, guestMemfd: gmem?.port, guestMemfdOffset });
+    this.port.setUserMemoryRegion2({
+      slot,
+      flags,
+      guestPhysAddr: gpa,
+      size,
+      userspace: mapping?.port,
+      userspaceOffset,
+      guestMemfd: gmem?.port,
+      guestMemfdOffset,
+    });
     if (size === 0n) {
       this.slots.delete(slot);
     } else {
-      this.slots.set(slot, { slot, guestPhysAddr: gpa, size, flags, guestMemfd: gmem, guestMemfdOffset, userspace: mapping, userspaceOffset });
+      this.slots.set(slot, {
+        slot,
+        guestPhysAddr: gpa,
+        size,
+        flags,
+        guestMemfd: gmem,
+        guestMemfdOffset,
+        userspace: mapping,
+        userspaceOffset,
+      });
     }
   }
 
@@ -84,7 +114,14 @@ export class Vm extends Owned implements VmApi {
     const s = u32('slot', slot);
     // The helper of vm.guest moves off the slot id first, so the user never deletes it.
     this.#guest?.makeRoom?.(s, 0n, 0n);
-    this.port.setUserMemoryRegion2({ slot: s, flags: 0, guestPhysAddr: 0n, size: 0n, userspaceOffset: 0n, guestMemfdOffset: 0n });
+    this.port.setUserMemoryRegion2({
+      slot: s,
+      flags: 0,
+      guestPhysAddr: 0n,
+      size: 0n,
+      userspaceOffset: 0n,
+      guestMemfdOffset: 0n,
+    });
     this.slots.delete(s);
   }
 
@@ -96,7 +133,11 @@ export class Vm extends Owned implements VmApi {
 
   createVcpu(id: number = 0): Vcpu {
     ensureOpen(this.closed, 'Vm');
-    const v = new Vcpu(this.port.createVcpu(u32('id', id)), (x) => this.#vcpus.delete(x), (cap) => this.port.checkExtension(cap));
+    const v = new Vcpu(
+      this.port.createVcpu(u32('id', id)),
+      (x) => this.#vcpus.delete(x),
+      (cap) => this.port.checkExtension(cap),
+    );
     this.#vcpus.add(v);
     return v;
   }

@@ -51,7 +51,12 @@ export function props(kind: Kind | 'kvm', o: Record<string, unknown>): Json {
     case 'vm':
       return { type: normalize(o.type), closed: normalize(o.closed) };
     case 'g':
-      return { size: normalize(o.size), flags: normalize(o.flags), rawFlags: normalize(o.rawFlags), closed: normalize(o.closed) };
+      return {
+        size: normalize(o.size),
+        flags: normalize(o.flags),
+        rawFlags: normalize(o.rawFlags),
+        closed: normalize(o.closed),
+      };
     case 'm':
       return { offset: normalize(o.offset), length: normalize(o.length), closed: normalize(o.closed) };
   }
@@ -60,7 +65,12 @@ export function props(kind: Kind | 'kvm', o: Record<string, unknown>): Json {
 function statShape(v: unknown): Json {
   // ino and dev name this machine's inode, not behaviour.
   const s = v as Record<string, unknown>;
-  return { size: normalize(s.size), blksize: normalize(s.blksize), blocks: normalize(s.blocks), mode: normalize(s.mode) };
+  return {
+    size: normalize(s.size),
+    blksize: normalize(s.blksize),
+    blocks: normalize(s.blocks),
+    mode: normalize(s.mode),
+  };
 }
 
 /** One backend's objects, by the step that made them. */

@@ -44,7 +44,8 @@ export interface Backends {
 export function fuzzProfile(): Profile {
   const env = process.env.KVM_GMEM_FUZZ_PROFILE;
   if (env) {
-    if (!(PROFILE_NAMES as readonly string[]).includes(env)) throw new RangeError(`KVM_GMEM_FUZZ_PROFILE: unknown profile '${env}'`);
+    if (!(PROFILE_NAMES as readonly string[]).includes(env))
+      throw new RangeError(`KVM_GMEM_FUZZ_PROFILE: unknown profile '${env}'`);
     return env as Profile;
   }
   return hostProfile() ?? 'linux-6.18';
@@ -103,7 +104,11 @@ async function step(ses: Session, op: Op): Promise<{ kernel: Outcome; sim: Outco
 }
 
 /** Generates and runs `steps` calls from `seed`, stopping at the first difference. */
-export async function fuzzSeed(seed: number, steps: number, opts: { backends?: Backends; shrink?: boolean; shrinkMs?: number } = {}): Promise<FuzzResult> {
+export async function fuzzSeed(
+  seed: number,
+  steps: number,
+  opts: { backends?: Backends; shrink?: boolean; shrinkMs?: number } = {},
+): Promise<FuzzResult> {
   const b = opts.backends ?? defaultBackends;
   const t0 = performance.now();
   const gen = new Generator(new Rng(seed));
@@ -230,7 +235,9 @@ function fmtValue(v: unknown): string {
     if ('$foreign' in o) return `otherBackend.${String(o.$foreign)}${String(o.id)}`;
     if ('$bytes' in o) return `bytes(${String(o.$bytes)}, seed ${String(o.seed)})`;
     if (Array.isArray(v)) return `[${v.map(fmtValue).join(', ')}]`;
-    return `{ ${Object.entries(o).map(([k, x]) => `${k}: ${fmtValue(x)}`).join(', ')} }`;
+    return `{ ${Object.entries(o)
+      .map(([k, x]) => `${k}: ${fmtValue(x)}`)
+      .join(', ')} }`;
   }
   return String(v);
 }

@@ -62,8 +62,25 @@ export const LIMITS = { vm: 6, g: 24, m: 24 };
 
 /** Values no syscall can carry, or of the wrong type. */
 export const BAD_VALUES: readonly unknown[] = [
-  undefined, null, true, 'x', '4096', -1, -4096, 1.5, NaN, Infinity, 2 ** 53, -(2n ** 3n), 2n ** 64n,
-  {}, [], [4096], () => 4096, Symbol('bad'), new Uint8Array(2),
+  undefined,
+  null,
+  true,
+  'x',
+  '4096',
+  -1,
+  -4096,
+  1.5,
+  NaN,
+  Infinity,
+  2 ** 53,
+  -(2n ** 3n),
+  2n ** 64n,
+  {},
+  [],
+  [4096],
+  () => 4096,
+  Symbol('bad'),
+  new Uint8Array(2),
 ];
 
 /** A number, or (one time in five) the same value as a bigint; bigints past 2^53 stay bigints. */
@@ -156,7 +173,13 @@ export class Generator {
     const rng = this.rng;
     const count = (k: Kind) => st.objects.filter((o) => o.kind === k && !o.closed).length;
     const ref = (o: GenObject): Ref => ({ $ref: o.kind, id: o.id });
-    const op = (target: Op['target'], call: string, args: unknown[], makes?: Kind): Op => ({ id, target, call, args, ...(makes ? { makes } : {}) });
+    const op = (target: Op['target'], call: string, args: unknown[], makes?: Kind): Op => ({
+      id,
+      target,
+      call,
+      args,
+      ...(makes ? { makes } : {}),
+    });
 
     if (!st.kvmClosed && st.step > st.steps * 0.97 && rng.chance(0.05)) return op('kvm', 'close', []);
     // Past a limit, close something instead of making more (the kernel's objects are real).
@@ -202,7 +225,9 @@ export class Generator {
         o = op('kvm', 'createVm', rng.chance(0.7) ? [] : [{ type: rng.pick([0, 0, 1, 2, 5, 99]) }], 'vm');
         break;
       case 'kvmCheck':
-        o = op('kvm', 'checkExtension', [rng.chance(0.9) ? rng.int(300) : rng.pick(['GUEST_MEMFD', 'GUEST_MEMFD_FLAGS', 'NOPE'])]);
+        o = op('kvm', 'checkExtension', [
+          rng.chance(0.9) ? rng.int(300) : rng.pick(['GUEST_MEMFD', 'GUEST_MEMFD_FLAGS', 'NOPE']),
+        ]);
         break;
       case 'vmCheck':
         o = op(ref(vm!), 'checkExtension', [rng.int(300)]);
@@ -225,16 +250,32 @@ export class Generator {
         o = op(ref(vm!), 'deleteMemoryRegion', [this.#slot()]);
         break;
       case 'attributes':
-        o = op(ref(vm!), 'setMemoryAttributes', [val(rng, pagesBelow(rng, 64n * P)), val(rng, BigInt(rng.range(0, 4)) * P), { private: rng.chance(0.5) }]);
+        o = op(ref(vm!), 'setMemoryAttributes', [
+          val(rng, pagesBelow(rng, 64n * P)),
+          val(rng, BigInt(rng.range(0, 4)) * P),
+          { private: rng.chance(0.5) },
+        ]);
         break;
       case 'guest': {
         // Guest access as the guest sees it, mostly where the slots are (gpa 0..32 pages).
-        const gpa = rng.chance(0.85) ? BigInt(rng.int(36 * 4096)) : rng.pick([1n << 32n, (1n << 52n) - P, (1n << 64n) - 1n]);
+        const gpa = rng.chance(0.85)
+          ? BigInt(rng.int(36 * 4096))
+          : rng.pick([1n << 32n, (1n << 52n) - P, (1n << 64n) - 1n]);
         const len = rng.weighted({ small: 70, zero: 5, pages: 20, huge: 5 });
-        const n = len === 'small' ? BigInt(rng.range(1, 64)) : len === 'zero' ? 0n : len === 'pages' ? BigInt(rng.range(1, 3)) * P : 1n << 40n;
+        const n =
+          len === 'small'
+            ? BigInt(rng.range(1, 64))
+            : len === 'zero'
+              ? 0n
+              : len === 'pages'
+                ? BigInt(rng.range(1, 3)) * P
+                : 1n << 40n;
         o = rng.chance(0.5)
           ? op(ref(vm!), 'guest.read', [val(rng, gpa), val(rng, n)])
-          : op(ref(vm!), 'guest.write', [val(rng, gpa), { $bytes: Number(n > 3n * P ? 3n * P : n), seed: rng.int(2 ** 31) } satisfies BytesArg]);
+          : op(ref(vm!), 'guest.write', [
+              val(rng, gpa),
+              { $bytes: Number(n > 3n * P ? 3n * P : n), seed: rng.int(2 ** 31) } satisfies BytesArg,
+            ]);
         break;
       }
       case 'closeVm':
@@ -260,7 +301,15 @@ export class Generator {
       }
       case 'states': {
         const off = offsetIn(rng, g!.size);
-        o = op(ref(g!), 'states', rng.chance(0.3) ? [] : rng.chance(0.3) ? [val(rng, off)] : [val(rng, off), val(rng, lengthAt(rng, g!.size, off, false))]);
+        o = op(
+          ref(g!),
+          'states',
+          rng.chance(0.3)
+            ? []
+            : rng.chance(0.3)
+              ? [val(rng, off)]
+              : [val(rng, off), val(rng, lengthAt(rng, g!.size, off, false))],
+        );
         break;
       }
       case 'stat':
@@ -268,7 +317,10 @@ export class Generator {
         break;
       case 'convert': {
         const off = offsetIn(rng, g!.size);
-        o = op(ref(g!), rng.pick(['share', 'unshare', 'hold']), [val(rng, off), val(rng, lengthAt(rng, g!.size, off, false))]);
+        o = op(ref(g!), rng.pick(['share', 'unshare', 'hold']), [
+          val(rng, off),
+          val(rng, lengthAt(rng, g!.size, off, false)),
+        ]);
         break;
       }
       case 'closeG':
@@ -279,9 +331,10 @@ export class Generator {
         const off = offsetIn(rng, m!.size);
         // Now and then a read larger than any Buffer (refused before any allocation).
         const len = choice === 'read' && rng.chance(0.04) ? 1n << 33n : lengthAt(rng, m!.size, off, true);
-        o = choice === 'read'
-          ? op(ref(m!), 'read', [val(rng, off), val(rng, len)])
-          : op(ref(m!), 'fill', [val(rng, off), val(rng, len), rng.int(256)]);
+        o =
+          choice === 'read'
+            ? op(ref(m!), 'read', [val(rng, off), val(rng, len)])
+            : op(ref(m!), 'fill', [val(rng, off), val(rng, len), rng.int(256)]);
         break;
       }
       case 'readInto':
@@ -314,23 +367,37 @@ export class Generator {
     const rng = this.rng;
     const r: Record<string, unknown> = { slot: this.#slot() };
     const gpa = rng.weighted({ low: 80, unaligned: 6, top: 6, wrap: 3 });
-    r.guestPhysAddr = val(rng, gpa === 'low' ? BigInt(rng.int(32)) * P
-      : gpa === 'unaligned' ? BigInt(rng.range(1, 4095))
-      : gpa === 'top' ? rng.pick([(1n << 52n) - 4n * P, (1n << 52n) - P, 1n << 52n])
-      : (1n << 64n) - P);
+    r.guestPhysAddr = val(
+      rng,
+      gpa === 'low'
+        ? BigInt(rng.int(32)) * P
+        : gpa === 'unaligned'
+          ? BigInt(rng.range(1, 4095))
+          : gpa === 'top'
+            ? rng.pick([(1n << 52n) - 4n * P, (1n << 52n) - P, 1n << 52n])
+            : (1n << 64n) - P,
+    );
     const size = rng.weighted({ pages: 75, zero: 6, unaligned: 6, gib: 5, tooBig: 4 });
-    r.size = val(rng, size === 'pages' ? BigInt(rng.range(1, 8)) * P
-      : size === 'zero' ? 0n
-      : size === 'unaligned' ? BigInt(rng.range(1, 8 * 4096)) | 1n
-      : size === 'gib' ? 1n << 30n
-      : 1n << 43n);
+    r.size = val(
+      rng,
+      size === 'pages'
+        ? BigInt(rng.range(1, 8)) * P
+        : size === 'zero'
+          ? 0n
+          : size === 'unaligned'
+            ? BigInt(rng.range(1, 8 * 4096)) | 1n
+            : size === 'gib'
+              ? 1n << 30n
+              : 1n << 43n,
+    );
     // A file of this VM mostly; sometimes another VM's, a closed one, or none.
     if (rng.chance(0.75)) {
       const any = rng.chance(0.05);
       const g = this.#pick(st, 'g', (o) => any || (o.parent === vm.id && !o.closed));
       if (g) {
         r.guestMemfd = { $ref: 'g', id: g.id } satisfies Ref;
-        if (rng.chance(0.5)) r.guestMemfdOffset = val(rng, rng.chance(0.85) ? pagesBelow(rng, g.size) : offsetIn(rng, g.size));
+        if (rng.chance(0.5))
+          r.guestMemfdOffset = val(rng, rng.chance(0.85) ? pagesBelow(rng, g.size) : offsetIn(rng, g.size));
       }
     }
     if (rng.chance(0.7)) {
@@ -338,7 +405,8 @@ export class Generator {
       const m = this.#pick(st, 'm', (o) => any || !o.closed);
       if (m) {
         r.userspace = { $ref: 'm', id: m.id } satisfies Ref;
-        if (rng.chance(0.3)) r.userspaceOffset = val(rng, rng.chance(0.7) ? pagesBelow(rng, m.size) : offsetIn(rng, m.size));
+        if (rng.chance(0.3))
+          r.userspaceOffset = val(rng, rng.chance(0.7) ? pagesBelow(rng, m.size) : offsetIn(rng, m.size));
       }
     }
     if (rng.chance(0.08)) r.readonly = true;
@@ -351,18 +419,29 @@ export class Generator {
   #spoil(o: Op, st: GenState): void {
     const rng = this.rng;
     const objs = st.objects.filter((x) => x.kind !== 'vm');
-    const bad = objs.length && rng.chance(0.15)
-      ? (() => {
-          const x = rng.pick(objs);
-          return { $foreign: x.kind, id: x.id } satisfies Foreign;
-        })()
-      : rng.pick(BAD_VALUES);
+    const bad =
+      objs.length && rng.chance(0.15)
+        ? (() => {
+            const x = rng.pick(objs);
+            return { $foreign: x.kind, id: x.id } satisfies Foreign;
+          })()
+        : rng.pick(BAD_VALUES);
     const n = Math.max(o.args.length, 1);
     const i = rng.int(n + (rng.chance(0.1) ? 1 : 0));
     const a = o.args[i];
-    if (a !== null && typeof a === 'object' && !('$ref' in a) && !('$bytes' in a) && !Array.isArray(a) && rng.chance(0.8)) {
+    if (
+      a !== null &&
+      typeof a === 'object' &&
+      !('$ref' in a) &&
+      !('$bytes' in a) &&
+      !Array.isArray(a) &&
+      rng.chance(0.8)
+    ) {
       const keys = Object.keys(a);
-      const key = keys.length && rng.chance(0.85) ? rng.pick(keys) : rng.pick(['size', 'slot', 'guestMemfd', 'userspace', 'private', 'type']);
+      const key =
+        keys.length && rng.chance(0.85)
+          ? rng.pick(keys)
+          : rng.pick(['size', 'slot', 'guestMemfd', 'userspace', 'private', 'type']);
       o.args[i] = { ...(a as object), [key]: bad };
       o.bad = `arg ${i}.${key}`;
     } else {

@@ -34,9 +34,43 @@ import type { NativeGuestMemfd, NativeMapping, NativeVm } from './addon.js';
 import { KvmVcpu } from './vcpu.js';
 import type { KvmVm } from './vm.js';
 import {
-  ARGS, BOUNCE, CHUNK, FAST_PD, FAST_WINDOWS, FLAG, GDT, GDT_ENTRIES, GDT_LIMIT, GiB, LARGE, PAGE, PD_LOW, PD_WIN,
-  PDPT, PML4, PORT, PROG0, PROG3, PROGRAM0, PROGRAM3, PTE_LARGE, PTE_TABLE, REGION_ALIGN, REGION_SIZE,
-  RFLAGS0, RFLAGS3, RO_SIZE, SEL, TABLES, TABLES_END, TSS, TSS_LIMIT, WINDOW_VA, fastVa, tssBytes, u64le,
+  ARGS,
+  BOUNCE,
+  CHUNK,
+  FAST_PD,
+  FAST_WINDOWS,
+  FLAG,
+  GDT,
+  GDT_ENTRIES,
+  GDT_LIMIT,
+  GiB,
+  LARGE,
+  PAGE,
+  PD_LOW,
+  PD_WIN,
+  PDPT,
+  PML4,
+  PORT,
+  PROG0,
+  PROG3,
+  PROGRAM0,
+  PROGRAM3,
+  PTE_LARGE,
+  PTE_TABLE,
+  REGION_ALIGN,
+  REGION_SIZE,
+  RFLAGS0,
+  RFLAGS3,
+  RO_SIZE,
+  SEL,
+  TABLES,
+  TABLES_END,
+  TSS,
+  TSS_LIMIT,
+  WINDOW_VA,
+  fastVa,
+  tssBytes,
+  u64le,
 } from './guest-program.js';
 
 const PREFERRED_GPA = 0xf000_0000n; // below 4 GiB: within every guest's physical address width
@@ -82,7 +116,8 @@ interface Helper {
 type Target = { buf: Uint8Array; write: boolean; length: bigint };
 type Inflight = { h: Helper; at: bigint; n: bigint; slice: Uint8Array; bounce: 0 | 1; run: Promise<boolean> };
 
-const detached = (call: string) => argRangeError(`the buffer given to vm.guest.${call} was detached or resized during the call`);
+const detached = (call: string) =>
+  argRangeError(`the buffer given to vm.guest.${call} was detached or resized during the call`);
 
 export class KvmGuestAccess implements GuestAccess {
   #helper: Helper | undefined;
@@ -135,7 +170,8 @@ export class KvmGuestAccess implements GuestAccess {
       const src = guestBytes('data', data);
       const len = BigInt(src.byteLength);
       const readonlyAt = this.#check(start, len, true);
-      if (readonlyAt === undefined) return this.#serial(() => this.#transfer(start, { buf: src, write: true, length: len }));
+      if (readonlyAt === undefined)
+        return this.#serial(() => this.#transfer(start, { buf: src, write: true, length: len }));
       // The pages before the read-only slot are written in order (and may fault first); then the
       // read-only page faults, as a guest writing in address order would see it.
       return this.#serial(async () => {
@@ -228,7 +264,13 @@ export class KvmGuestAccess implements GuestAccess {
     if (rw < 0) return;
     this.vm.native.setUserMemoryRegion2({ slot: rw });
     h.slots = [h.slots[0], -1];
-    this.vm.native.setUserMemoryRegion2({ slot: rw, guestPhysAddr: h.gpa + RO_SIZE, size: REGION_SIZE - RO_SIZE, userspace: h.map, userspaceOffset: RO_SIZE });
+    this.vm.native.setUserMemoryRegion2({
+      slot: rw,
+      guestPhysAddr: h.gpa + RO_SIZE,
+      size: REGION_SIZE - RO_SIZE,
+      userspace: h.map,
+      userspaceOffset: RO_SIZE,
+    });
     h.slots = [h.slots[0], rw];
   }
 
@@ -267,7 +309,7 @@ export class KvmGuestAccess implements GuestAccess {
     const slots = this.#sortedSlots();
     // Coverage of the whole range first (RangeError), as the simulator orders it (found by the
     // differential fuzzer); a read-only slot only faults when the write reaches it.
-    const runs: [typeof slots[number], bigint][] = [];
+    const runs: [(typeof slots)[number], bigint][] = [];
     let at = gpa;
     while (at < end) {
       const s = slots.find((x) => x.guestPhysAddr <= at && at < x.guestPhysAddr + x.size);
@@ -301,7 +343,7 @@ export class KvmGuestAccess implements GuestAccess {
     if (this.vm.type !== 0 || this.#fastFailures >= FAST_FAILURE_LIMIT) return false;
     const end = gpa + n;
     const slots = this.#sortedSlots();
-    for (let at = gpa; at < end; ) {
+    for (let at = gpa; at < end;) {
       const s = slots.find((x) => x.guestPhysAddr <= at && at < x.guestPhysAddr + x.size);
       if (!s) return false;
       const to = s.guestPhysAddr + s.size < end ? s.guestPhysAddr + s.size : end;
@@ -347,7 +389,13 @@ export class KvmGuestAccess implements GuestAccess {
     else await this.#slowChunk(this.#ensureHelper(), f.at, f.n, f.slice, false);
   }
 
-  async #chunks(gpa: bigint, t: Target, total: bigint, overlap: boolean, track: (f: Inflight | undefined) => void): Promise<void> {
+  async #chunks(
+    gpa: bigint,
+    t: Target,
+    total: bigint,
+    overlap: boolean,
+    track: (f: Inflight | undefined) => void,
+  ): Promise<void> {
     let done = 0n;
     let prev: Inflight | undefined;
     let which: 0 | 1 = 0;
@@ -436,7 +484,14 @@ export class KvmGuestAccess implements GuestAccess {
    * The CPL3 copy (a read into bounce buffer `which`, left there); false when it could not finish
    * (then the vCPU is replaced).
    */
-  async #fastChunk(h: Helper, at: bigint, n: bigint, slice: Uint8Array, write: boolean, which: 0 | 1): Promise<boolean> {
+  async #fastChunk(
+    h: Helper,
+    at: bigint,
+    n: bigint,
+    slice: Uint8Array,
+    write: boolean,
+    which: 0 | 1,
+  ): Promise<boolean> {
     const bounce = BOUNCE + BigInt(which) * CHUNK;
     const gen = h.gen;
     const gib = at & ~(GiB - 1n);
@@ -517,7 +572,9 @@ export class KvmGuestAccess implements GuestAccess {
     const winAt = WINDOW_VA + (at - base);
     for (let attempt = 0; ; attempt++) {
       if (attempt === DISTURBED_LIMIT) {
-        throw new Error(`vm.guest: the helper was disturbed ${attempt} times by writes to its abort flag or page tables in 0x${h.gpa.toString(16)}+0x${REGION_SIZE.toString(16)} (a vCPU is writing vm.guest.reserved)`);
+        throw new Error(
+          `vm.guest: the helper was disturbed ${attempt} times by writes to its abort flag or page tables in 0x${h.gpa.toString(16)}+0x${REGION_SIZE.toString(16)} (a vCPU is writing vm.guest.reserved)`,
+        );
       }
       if (attempt > 0) {
         h = this.#ensureHelper(); // a disturbed run may have left its vCPU broken
@@ -526,9 +583,15 @@ export class KvmGuestAccess implements GuestAccess {
       h.map.write(FLAG, Buffer.of(0));
       if (write) this.#toBounce(h, slice);
       h.vcpu.setRegs({
-        rip: BigInt(PROG0), rflags: RFLAGS0,
-        rdx: WINDOW_VA + (firstPage - base), r8: pages / PAGE, r9: BigInt(FLAG),
-        rsi: write ? BOUNCE : winAt, rdi: write ? winAt : BOUNCE, rcx: n >> 3n, r10: n & 7n,
+        rip: BigInt(PROG0),
+        rflags: RFLAGS0,
+        rdx: WINDOW_VA + (firstPage - base),
+        r8: pages / PAGE,
+        r9: BigInt(FLAG),
+        rsi: write ? BOUNCE : winAt,
+        rdi: write ? winAt : BOUNCE,
+        rcx: n >> 3n,
+        r10: n & 7n,
       });
       let r: 'done' | 'again' | 'moved';
       try {
@@ -537,7 +600,8 @@ export class KvmGuestAccess implements GuestAccess {
         // The probe stops the whole chunk at its first bad page: the bytes before it are still
         // copied (in order, as a guest's copy would), then the fault is reported.
         const bad = e instanceof GuestMemoryFault ? BigInt(e.gpa) : at;
-        if (bad > at && bad < at + n) await this.#slowChunk(this.#ensureHelper(), at, bad - at, slice.subarray(0, Number(bad - at)), write);
+        if (bad > at && bad < at + n)
+          await this.#slowChunk(this.#ensureHelper(), at, bad - at, slice.subarray(0, Number(bad - at)), write);
         throw e;
       }
       if (r === 'moved') return this.#slowChunk(this.#ensureHelper(), at, n, slice, write);
@@ -570,7 +634,10 @@ export class KvmGuestAccess implements GuestAccess {
         // Aborted on a flag the host did not set: another vCPU wrote it. Not a fault; run again.
         if (!fault) return 'again';
         const f = fault;
-        throw new GuestMemoryFault({ ...f, message: `guest access to gpa 0x${f.gpa.toString(16)} faulted (the guest may not map this page${f.private ? ': private guest_memfd memory' : ''})` });
+        throw new GuestMemoryFault({
+          ...f,
+          message: `guest access to gpa 0x${f.gpa.toString(16)} faulted (the guest may not map this page${f.private ? ': private guest_memfd memory' : ''})`,
+        });
       }
       if (e.reason === 'mmio') {
         // The guest touched a page without memory behind it for the guest: stop at the next check.
@@ -579,7 +646,10 @@ export class KvmGuestAccess implements GuestAccess {
         h.map.write(FLAG, Buffer.of(1));
         if (++mmioExits > MMIO_EXIT_LIMIT) {
           this.#vcpuBroken = true;
-          throw new GuestMemoryFault({ ...fault, message: `guest access to gpa 0x${fault.gpa.toString(16)} faulted (MMIO exit during the copy)` });
+          throw new GuestMemoryFault({
+            ...fault,
+            message: `guest access to gpa 0x${fault.gpa.toString(16)} faulted (MMIO exit during the copy)`,
+          });
         }
         continue;
       }
@@ -588,7 +658,9 @@ export class KvmGuestAccess implements GuestAccess {
       }
       if (e.reason === 'intr') continue;
       this.#vcpuBroken = true;
-      throw new Error(`vm.guest: the helper vCPU stopped unexpectedly (exit ${JSON.stringify(e, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))})`);
+      throw new Error(
+        `vm.guest: the helper vCPU stopped unexpectedly (exit ${JSON.stringify(e, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))})`,
+      );
     }
   }
 
@@ -618,7 +690,8 @@ export class KvmGuestAccess implements GuestAccess {
     // A VM with private memory (type 1) offers no INIT_SHARED (kvm_gmem_get_supported_flags): the
     // helper's memory is then a type-0 VM's shared file (its slots are plain userspace slots anyway).
     const shared = BigInt(FLAGS.GUEST_MEMFD_FLAG_MMAP! | FLAGS.GUEST_MEMFD_FLAG_INIT_SHARED!);
-    const donor = (BigInt(this.vm.checkExtension(CAPS.GUEST_MEMFD_FLAGS!)) & shared) === shared ? undefined : this.vm.makeDonor();
+    const donor =
+      (BigInt(this.vm.checkExtension(CAPS.GUEST_MEMFD_FLAGS!)) & shared) === shared ? undefined : this.vm.makeDonor();
     const gmem = (donor ?? native).createGuestMemfd(REGION_SIZE, shared);
     let map: NativeMapping | undefined;
     let helper: Helper | undefined;
@@ -629,9 +702,22 @@ export class KvmGuestAccess implements GuestAccess {
       map.write(GDT, u64le(GDT_ENTRIES));
       map.write(TSS, tssBytes());
       helper = {
-        slots: [-1, -1], gpa: 0n, gmem, map, bounce: undefined, vcpu: undefined as unknown as KvmVcpu, donor, cpl: 0, atTop: false,
-        windows: new Array<bigint | undefined>(FAST_WINDOWS).fill(undefined), used: new Array<number>(FAST_WINDOWS).fill(0), tick: 0, gen: 0,
-        tables: Buffer.alloc(TABLES_SIZE), tableView: undefined, disturbed: 0,
+        slots: [-1, -1],
+        gpa: 0n,
+        gmem,
+        map,
+        bounce: undefined,
+        vcpu: undefined as unknown as KvmVcpu,
+        donor,
+        cpl: 0,
+        atTop: false,
+        windows: new Array<bigint | undefined>(FAST_WINDOWS).fill(undefined),
+        used: new Array<number>(FAST_WINDOWS).fill(0),
+        tick: 0,
+        gen: 0,
+        tables: Buffer.alloc(TABLES_SIZE),
+        tableView: undefined,
+        disturbed: 0,
       };
       helper.vcpu = this.#newVcpu();
       this.#place(helper);
@@ -655,7 +741,8 @@ export class KvmGuestAccess implements GuestAccess {
 
   #newVcpu(): KvmVcpu {
     // An id users are unlikely to pick: the top of the range, walking down past any in use.
-    this.#nextVcpuId ??= Math.max(this.vm.checkExtension(CAPS.MAX_VCPU_ID!), this.vm.checkExtension(CAPS.MAX_VCPUS!), 1) - 1;
+    this.#nextVcpuId ??=
+      Math.max(this.vm.checkExtension(CAPS.MAX_VCPU_ID!), this.vm.checkExtension(CAPS.MAX_VCPUS!), 1) - 1;
     for (;;) {
       const id = this.#nextVcpuId--;
       try {
@@ -688,16 +775,36 @@ export class KvmGuestAccess implements GuestAccess {
     // The tables first (their entries hold physical addresses), then the slots, the one holding the
     // tables last: KVM keeps no shadow of the tables as they were.
     this.#writeTables(h, PML4, u64le([(gpa + BigInt(PDPT)) | PTE_TABLE]));
-    this.#writeTables(h, PDPT, u64le([(gpa + BigInt(PD_LOW)) | PTE_TABLE, (gpa + BigInt(PD_WIN)) | PTE_TABLE, ...new Array<bigint>(FAST_WINDOWS).fill(0n)]));
+    this.#writeTables(
+      h,
+      PDPT,
+      u64le([
+        (gpa + BigInt(PD_LOW)) | PTE_TABLE,
+        (gpa + BigInt(PD_WIN)) | PTE_TABLE,
+        ...new Array<bigint>(FAST_WINDOWS).fill(0n),
+      ]),
+    );
     const lows: bigint[] = [];
     for (let at = 0n; at < REGION_SIZE; at += LARGE) lows.push((gpa + at) | PTE_LARGE);
     this.#writeTables(h, PD_LOW, u64le(lows));
     h.windows.fill(undefined);
     h.used.fill(0);
     // Userspace slots over the helper's own mapping: KVM refuses KVM_MEM_READONLY on a guest_memfd slot.
-    this.vm.native.setUserMemoryRegion2({ slot: ro, flags: FLAGS.KVM_MEM_READONLY!, guestPhysAddr: gpa, size: RO_SIZE, userspace: h.map });
+    this.vm.native.setUserMemoryRegion2({
+      slot: ro,
+      flags: FLAGS.KVM_MEM_READONLY!,
+      guestPhysAddr: gpa,
+      size: RO_SIZE,
+      userspace: h.map,
+    });
     h.slots = [ro, -1];
-    this.vm.native.setUserMemoryRegion2({ slot: rw, guestPhysAddr: gpa + RO_SIZE, size: REGION_SIZE - RO_SIZE, userspace: h.map, userspaceOffset: RO_SIZE });
+    this.vm.native.setUserMemoryRegion2({
+      slot: rw,
+      guestPhysAddr: gpa + RO_SIZE,
+      size: REGION_SIZE - RO_SIZE,
+      userspace: h.map,
+      userspaceOffset: RO_SIZE,
+    });
     h.slots = [ro, rw];
     h.gpa = gpa;
     h.gen++;
@@ -713,7 +820,14 @@ export class KvmGuestAccess implements GuestAccess {
   #setCpl(h: Helper, cpl: 0 | 3): void {
     const seg = { base: 0n, limit: 0xffffffff, present: 1, dpl: cpl, s: 1, g: 1, avl: 0, unusable: 0 };
     const data = { ...seg, selector: cpl === 3 ? SEL.data3 : SEL.data0, type: 3, db: 1, l: 0 };
-    h.vcpu.setSregs({ cs: { ...seg, selector: cpl === 3 ? SEL.code3 : SEL.code0, type: 11, db: 0, l: 1 }, ds: data, es: data, fs: data, gs: data, ss: data });
+    h.vcpu.setSregs({
+      cs: { ...seg, selector: cpl === 3 ? SEL.code3 : SEL.code0, type: 11, db: 0, l: 1 },
+      ds: data,
+      es: data,
+      fs: data,
+      gs: data,
+      ss: data,
+    });
     h.cpl = cpl;
     h.atTop = false;
   }
@@ -722,7 +836,20 @@ export class KvmGuestAccess implements GuestAccess {
   // a TSS whose I/O bitmap lets the CPL3 program's `out` through.
   #setupVcpu(h: Helper): void {
     h.vcpu.setSregs({
-      tr: { base: BigInt(TSS), limit: TSS_LIMIT, selector: SEL.tss, type: 11, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0 },
+      tr: {
+        base: BigInt(TSS),
+        limit: TSS_LIMIT,
+        selector: SEL.tss,
+        type: 11,
+        present: 1,
+        dpl: 0,
+        db: 0,
+        s: 0,
+        l: 0,
+        g: 0,
+        avl: 0,
+        unusable: 0,
+      },
       gdt: { base: BigInt(GDT), limit: GDT_LIMIT },
       idt: { base: 0n, limit: 0 },
       cr0: 0x80050033n, // PG | AM | WP | NE | ET | MP | PE

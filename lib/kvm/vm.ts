@@ -38,9 +38,14 @@ export class KvmVmPort implements VmPort {
 
   setUserMemoryRegion2(r: RegionPort): void {
     this.native.setUserMemoryRegion2({
-      slot: r.slot, flags: r.flags, guestPhysAddr: r.guestPhysAddr, size: r.size,
-      userspace: r.userspace as NativeMapping | undefined, userspaceOffset: r.userspaceOffset,
-      guestMemfd: (r.guestMemfd as KvmGmemPort | undefined)?.native, guestMemfdOffset: r.guestMemfdOffset,
+      slot: r.slot,
+      flags: r.flags,
+      guestPhysAddr: r.guestPhysAddr,
+      size: r.size,
+      userspace: r.userspace as NativeMapping | undefined,
+      userspaceOffset: r.userspaceOffset,
+      guestMemfd: (r.guestMemfd as KvmGmemPort | undefined)?.native,
+      guestMemfdOffset: r.guestMemfdOffset,
     });
   }
 

@@ -45,9 +45,16 @@ export class SimGuestMemfd implements GmemPort {
     this.size = num(size);
     this.rawFlags = rawFlags;
     const pageCount = this.#pageCount;
-    const file = this;
+    const isClosed = () => this.closed;
     const hasPrivateMem = profile.privateMemVmTypes.has(owner.type);
-    this.#conv = profile.conversion.attach({ rawFlags, pageCount, hasPrivateMem, get closed() { return file.closed; } });
+    this.#conv = profile.conversion.attach({
+      rawFlags,
+      pageCount,
+      hasPrivateMem,
+      get closed() {
+        return isClosed();
+      },
+    });
     this.flags = this.#conv.flags;
   }
 
@@ -122,7 +129,13 @@ export class SimGuestMemfd implements GmemPort {
   // the largest file, and (allocate only) EINVAL for pages past i_size.
   #fallocate(off: bigint, len: bigint, punch: boolean): [bigint, bigint] {
     const fallocateError = (code: string) =>
-      kvmError(code, 'fallocate', undefined, undefined, `${punch ? 'punch hole' : 'allocate'}, offset ${off}, length ${len}`);
+      kvmError(
+        code,
+        'fallocate',
+        undefined,
+        undefined,
+        `${punch ? 'punch hole' : 'allocate'}, offset ${off}, length ${len}`,
+      );
     if (len === 0n) throw fallocateError('EINVAL');
     if (off + len > LIMITS.maxFileBytes) throw fallocateError('EFBIG');
     if (off % P !== 0n || len % P !== 0n) throw fallocateError('EINVAL');

@@ -78,11 +78,16 @@ export class SimGuestAccess implements GuestAccess {
     return [start, len];
   }
 
-  #walk(start: bigint, len: bigint, write: boolean, fn: (file: SimGuestMemfd, at: bigint, pos: number, n: number) => void): void {
+  #walk(
+    start: bigint,
+    len: bigint,
+    write: boolean,
+    fn: (file: SimGuestMemfd, at: bigint, pos: number, n: number) => void,
+  ): void {
     const end = start + len;
     // Coverage first, so an uncovered range changes nothing.
     const runs: { slot: SimSlot; from: bigint; to: bigint }[] = [];
-    for (let gpa = start; gpa < end; ) {
+    for (let gpa = start; gpa < end;) {
       const slot = this.vm.slotTable.find(gpa);
       if (!slot) throw argRangeError(`gpa 0x${gpa.toString(16)} is not in any memory slot`);
       const to = slot.gpa + slot.size < end ? slot.gpa + slot.size : end;
@@ -91,14 +96,16 @@ export class SimGuestAccess implements GuestAccess {
     }
     for (const { slot, from, to } of runs) {
       // Page by page, since the backing can change from one page to the next.
-      for (let gpa = from; gpa < to; ) {
+      for (let gpa = from; gpa < to;) {
         const pageEnd = (gpa / P + 1n) * P;
         const stop = pageEnd < to ? pageEnd : to;
         // No guest reaches past its physical address width (the host's MAXPHYADDR).
-        if (gpa >= guestPhysLimit()) throw new GuestMemoryFault({ gpa: num((gpa / P) * P), size: PAGE_SIZE, private: false });
+        if (gpa >= guestPhysLimit())
+          throw new GuestMemoryFault({ gpa: num((gpa / P) * P), size: PAGE_SIZE, private: false });
         const piece = this.#backing(slot, gpa, stop - gpa, write);
         if ('efault' in piece) throw kvmError('EFAULT', 'ioctl', 'KVM_RUN');
-        if ('fault' in piece) throw new GuestMemoryFault({ gpa: num((gpa / P) * P), size: PAGE_SIZE, private: piece.fault });
+        if ('fault' in piece)
+          throw new GuestMemoryFault({ gpa: num((gpa / P) * P), size: PAGE_SIZE, private: piece.fault });
         fn(piece.file, piece.at, Number(gpa - start), Number(stop - gpa));
         gpa = stop;
       }
@@ -112,7 +119,8 @@ export class SimGuestAccess implements GuestAccess {
     if (write && (slot.flags & MEM_READONLY) !== 0) return { fault: false };
     const rel = gpa - slot.gpa;
     const g = slot.gmem;
-    const pagePrivate = (): boolean => g !== undefined && !g.closed && g.conversion.isPrivate((slot.gmemOffset + rel) / P);
+    const pagePrivate = (): boolean =>
+      g !== undefined && !g.closed && g.conversion.isPrivate((slot.gmemOffset + rel) / P);
     // The conversion model decides first (lib/sim/conversion/); null leaves it to the rules below.
     const way = g?.conversion.guestWay((slot.gmemOffset + rel) / P, slot.mapping !== undefined);
     if (way === 'fault') return { fault: pagePrivate() };
@@ -126,7 +134,8 @@ export class SimGuestAccess implements GuestAccess {
     // through the userspace memory anyway (found by the differential fuzzer).
     const m = slot.mapping;
     // Mainline: an hva that cannot be faulted in fails KVM_RUN with EFAULT; PVM: an MMIO exit.
-    const unserved = (): Piece => (slot.gmem?.profile ?? this.vm.profile).userspaceFaultEfault ? { efault: true } : { fault: pagePrivate() };
+    const unserved = (): Piece =>
+      (slot.gmem?.profile ?? this.vm.profile).userspaceFaultEfault ? { efault: true } : { fault: pagePrivate() };
     if (!m) return unserved();
     const where = m.guestView(slot.userspaceOffset + rel, n);
     if ('fault' in where) return unserved();

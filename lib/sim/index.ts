@@ -9,7 +9,8 @@ import { PROFILES } from './profiles.js';
 
 export function openSim(profile: Profile): Kvm {
   const model = Object.hasOwn(PROFILES, profile) ? PROFILES[profile] : undefined;
-  if (!model) throw argRangeError(`profile must be one of ${Object.keys(PROFILES).join(', ')}, got ${describe(profile)}`);
+  if (!model)
+    throw argRangeError(`profile must be one of ${Object.keys(PROFILES).join(', ')}, got ${describe(profile)}`);
   return new Kvm(new SimKvm(model));
 }
 

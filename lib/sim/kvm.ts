@@ -24,16 +24,23 @@ export class SimKvm implements SystemPort {
   }
 
   createVm(type: number): VmPort {
-    if (!vmTypesOf(this.checkExtension(CAPS.VM_TYPES!)).includes(type)) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_VM', undefined, `type ${type}`);
+    if (!vmTypesOf(this.checkExtension(CAPS.VM_TYPES!)).includes(type))
+      throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_VM', undefined, `type ${type}`);
     return new SimVm(this.model, type);
   }
 
   supportedCpuid(): CpuidEntry[] {
-    throw new UnsupportedError('supportedCpuid', 'supportedCpuid is not supported: the simulator models memory, not CPUs (use the kvm backend)');
+    throw new UnsupportedError(
+      'supportedCpuid',
+      'supportedCpuid is not supported: the simulator models memory, not CPUs (use the kvm backend)',
+    );
   }
 
   msrIndexList(): number[] {
-    throw new UnsupportedError('msrIndexList', 'msrIndexList is not supported: the simulator models memory, not CPUs (use the kvm backend)');
+    throw new UnsupportedError(
+      'msrIndexList',
+      'msrIndexList is not supported: the simulator models memory, not CPUs (use the kvm backend)',
+    );
   }
 
   close(): void {

@@ -70,7 +70,10 @@ export class SimMapping implements MapPort {
   viewUnsupported(): UnsupportedError | undefined {
     if (this.#view) return undefined;
     if (this.len > BigInt(MAX_VIEW) || this.len % BigInt(PAGE_SIZE) !== 0n) {
-      return new UnsupportedError('Mapping.view', 'Mapping.view in the simulator needs a page-multiple mapping length of at most 1 GiB');
+      return new UnsupportedError(
+        'Mapping.view',
+        'Mapping.view in the simulator needs a page-multiple mapping length of at most 1 GiB',
+      );
     }
     return undefined;
   }
@@ -81,7 +84,11 @@ export class SimMapping implements MapPort {
     const pages = Number(this.len) / PAGE_SIZE;
     const filePages = Number(this.file.sizeBig / BigInt(PAGE_SIZE));
     const region = this.file.pages.attachView(first, first + pages, Number(this.len), filePages);
-    if (!region) throw new UnsupportedError('Mapping.view', 'Mapping.view in the simulator: another mapping\'s live view already covers these pages');
+    if (!region)
+      throw new UnsupportedError(
+        'Mapping.view',
+        "Mapping.view in the simulator: another mapping's live view already covers these pages",
+      );
     this.#view = region;
     // A view maps every page of the mapping.
     this.file.conversion.faultedIn(this, BigInt(first), BigInt(first + pages));

@@ -83,16 +83,105 @@ export interface SimProfile {
 
 // Measured on the PVM host (Linux 6.18, kvm_pvm, /dev/kvm); see the table above.
 const PVM_6_18_CAPS: ReadonlyArray<[number, number]> = [
-  [0, 1], [1, 1], [2, 1], [3, 1], [4, 1], [6, 1], [7, 1], [8, 1], [9, 2], [10, 32764], [11, 1], [12, 1],
-  [14, 1], [15, 2], [16, 1], [21, 1], [22, 1], [23, 1], [24, 1], [25, 4096], [26, 1], [30, 1], [31, 32],
-  [32, 1], [33, 1], [34, 1], [35, 1], [36, 1], [37, 1], [39, 14], [40, 1], [41, 1], [47, 1], [50, 1],
-  [51, 1], [54, 1], [55, 1], [56, 1], [59, 1], [61, 1], [66, 1024], [70, 1], [72, 1], [74, 7], [76, 1],
-  [77, 1], [81, 1], [82, 1], [89, 1], [95, 1], [97, 1], [98, 1], [100, 1], [105, 1], [116, 1], [121, 1],
-  [122, 1], [127, 1], [128, 4096], [129, 15], [136, 1], [143, 14], [153, 1], [159, 1], [162, 1], [164, 1],
-  [168, 3], [173, 1], [182, 1], [183, 1], [184, 1], [185, 1], [187, 1], [188, 1], [189, 1], [190, 1],
-  [192, 1048576], [195, 2031619], [197, 1], [200, 1], [201, 4096], [203, 1], [204, 1], [206, 1], [208, 4096],
-  [209, 1], [213, 1535], [215, 1], [218, 1], [220, 1], [223, 1048576], [226, 1], [231, 1], [232, 1], [234, 1],
-  [235, 1], [237, 1], [238, 1], [244, 3],
+  [0, 1],
+  [1, 1],
+  [2, 1],
+  [3, 1],
+  [4, 1],
+  [6, 1],
+  [7, 1],
+  [8, 1],
+  [9, 2],
+  [10, 32764],
+  [11, 1],
+  [12, 1],
+  [14, 1],
+  [15, 2],
+  [16, 1],
+  [21, 1],
+  [22, 1],
+  [23, 1],
+  [24, 1],
+  [25, 4096],
+  [26, 1],
+  [30, 1],
+  [31, 32],
+  [32, 1],
+  [33, 1],
+  [34, 1],
+  [35, 1],
+  [36, 1],
+  [37, 1],
+  [39, 14],
+  [40, 1],
+  [41, 1],
+  [47, 1],
+  [50, 1],
+  [51, 1],
+  [54, 1],
+  [55, 1],
+  [56, 1],
+  [59, 1],
+  [61, 1],
+  [66, 1024],
+  [70, 1],
+  [72, 1],
+  [74, 7],
+  [76, 1],
+  [77, 1],
+  [81, 1],
+  [82, 1],
+  [89, 1],
+  [95, 1],
+  [97, 1],
+  [98, 1],
+  [100, 1],
+  [105, 1],
+  [116, 1],
+  [121, 1],
+  [122, 1],
+  [127, 1],
+  [128, 4096],
+  [129, 15],
+  [136, 1],
+  [143, 14],
+  [153, 1],
+  [159, 1],
+  [162, 1],
+  [164, 1],
+  [168, 3],
+  [173, 1],
+  [182, 1],
+  [183, 1],
+  [184, 1],
+  [185, 1],
+  [187, 1],
+  [188, 1],
+  [189, 1],
+  [190, 1],
+  [192, 1048576],
+  [195, 2031619],
+  [197, 1],
+  [200, 1],
+  [201, 4096],
+  [203, 1],
+  [204, 1],
+  [206, 1],
+  [208, 4096],
+  [209, 1],
+  [213, 1535],
+  [215, 1],
+  [218, 1],
+  [220, 1],
+  [223, 1048576],
+  [226, 1],
+  [231, 1],
+  [232, 1],
+  [234, 1],
+  [235, 1],
+  [237, 1],
+  [238, 1],
+  [244, 3],
 ];
 const PVM_6_18_VM_CAPS: ReadonlyArray<[number, number]> = [[129, 11]];
 
@@ -101,17 +190,27 @@ const PVM_6_18_VM_CAPS: ReadonlyArray<[number, number]> = [[129, 11]];
 const MAINLINE_6_18_OVER: ReadonlyArray<[number, number, string]> = [
   [9, 1, 'host: NR_VCPUS is num_online_cpus() (the rig runs -smp 1)'],
   [38, 511, 'config: CONFIG_KVM_XEN (XEN_HVM flags)'],
-  [44, 1, 'config: CONFIG_KVM_HYPERV'], [45, 1, 'config: CONFIG_KVM_HYPERV'], [46, 1, 'config: CONFIG_KVM_HYPERV'],
-  [96, 1, 'config: CONFIG_KVM_HYPERV'], [123, 1, 'config: CONFIG_KVM_HYPERV'], [148, 1, 'config: CONFIG_KVM_HYPERV'],
-  [149, 1, 'config: CONFIG_KVM_HYPERV'], [154, 1, 'config: CONFIG_KVM_HYPERV'], [155, 1, 'config: CONFIG_KVM_HYPERV'],
-  [161, 1, 'config: CONFIG_KVM_HYPERV'], [167, 1, 'config: CONFIG_KVM_HYPERV'], [191, 1, 'config: CONFIG_KVM_HYPERV'],
+  [44, 1, 'config: CONFIG_KVM_HYPERV'],
+  [45, 1, 'config: CONFIG_KVM_HYPERV'],
+  [46, 1, 'config: CONFIG_KVM_HYPERV'],
+  [96, 1, 'config: CONFIG_KVM_HYPERV'],
+  [123, 1, 'config: CONFIG_KVM_HYPERV'],
+  [148, 1, 'config: CONFIG_KVM_HYPERV'],
+  [149, 1, 'config: CONFIG_KVM_HYPERV'],
+  [154, 1, 'config: CONFIG_KVM_HYPERV'],
+  [155, 1, 'config: CONFIG_KVM_HYPERV'],
+  [161, 1, 'config: CONFIG_KVM_HYPERV'],
+  [167, 1, 'config: CONFIG_KVM_HYPERV'],
+  [191, 1, 'config: CONFIG_KVM_HYPERV'],
   [199, 1, 'config: CONFIG_KVM_HYPERV'],
-  [66, 4096, 'config: CONFIG_KVM_MAX_NR_VCPUS'], [128, 16384, 'config: MAX_VCPU_ID follows KVM_MAX_NR_VCPUS'],
-  [117, 1, 'config: CONFIG_KVM_SMM'], [118, 2, 'config: SMM gives a second address space'],
+  [66, 4096, 'config: CONFIG_KVM_MAX_NR_VCPUS'],
+  [128, 16384, 'config: MAX_VCPU_ID follows KVM_MAX_NR_VCPUS'],
+  [117, 1, 'config: CONFIG_KVM_SMM'],
+  [118, 2, 'config: SMM gives a second address space'],
   [196, 1, 'config: CONFIG_X86_SGX_KVM'],
   [129, 3, 'version: 6.18 answers X2APIC_API 3 on kvm_amd (7.3 and the PVM host: 15)'],
   [143, 15, 'host: X86_DISABLE_EXITS (kvm_amd offers CSTATE here; PVM 14)'],
-  [157, 4224, 'host: NESTED_STATE is kvm_amd\'s nested state size (PVM has no nesting: 0)'],
+  [157, 4224, "host: NESTED_STATE is kvm_amd's nested state size (PVM has no nesting: 0)"],
   [185, 0, 'host: SMALLER_MAXPHYADDR needs EPT with allow_smaller_maxphyaddr (Intel only)'],
   [213, 1023, 'host+version: DISABLE_QUIRKS2, vendor quirks (PVM 1535) and 7.3 adds bits (4095)'],
   [233, 8, 'config: KVM_GENERIC_MEMORY_ATTRIBUTES; /dev/kvm answers PRIVATE (kvm_supported_mem_attributes(NULL))'],
@@ -124,9 +223,15 @@ const MAINLINE_7_3_OVER: ReadonlyArray<[number, number, string]> = [
   [129, 15, 'version: X2APIC_API gained flags; a VM answers 11'],
   [213, 4095, 'version: DISABLE_QUIRKS2 gained quirks'],
 ];
-const MAINLINE_7_3_VM_CAPS: ReadonlyArray<[number, number]> = [[129, 11], [233, 0]];
+const MAINLINE_7_3_VM_CAPS: ReadonlyArray<[number, number]> = [
+  [129, 11],
+  [233, 0],
+];
 
-function overlay(base: ReadonlyArray<[number, number]>, ...overs: ReadonlyArray<ReadonlyArray<readonly [number, number, ...unknown[]]>>): Map<number, number> {
+function overlay(
+  base: ReadonlyArray<[number, number]>,
+  ...overs: ReadonlyArray<ReadonlyArray<readonly [number, number, ...unknown[]]>>
+): Map<number, number> {
   const m = new Map(base);
   for (const over of overs) {
     for (const [k, v] of over) {
@@ -145,7 +250,15 @@ export const HOST_DEPENDENT_CAPS: ReadonlySet<number> = new Set(
 const GMEM_FLAGS = 0b11n;
 
 // This project's development host, PVM (kernel-uapi.md §1).
-const PVM_RULES = { privateMemVmTypes: new Set<number>(), gmemOnlySlots: false, vmAttributes: false, tdp: false, rebindErrno: 'EINVAL', gmemOffsetSignedSum: true, userspaceFaultEfault: false } as const;
+const PVM_RULES = {
+  privateMemVmTypes: new Set<number>(),
+  gmemOnlySlots: false,
+  vmAttributes: false,
+  tdp: false,
+  rebindErrno: 'EINVAL',
+  gmemOffsetSignedSum: true,
+  userspaceFaultEfault: false,
+} as const;
 
 export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
   'linux-6.18': {
@@ -193,7 +306,11 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     // 6.13 base: KVM_CAP_GUEST_MEMFD_FLAGS (244) does not exist yet; the series adds 239 (-10-tabba).
     // VM type 1 stands for a VM with private memory (x86's KVM_X86_SW_PROTECTED_VM; on arm64,
     // where the series runs, kvm_arch_has_private_mem is is_protected_kvm_enabled(), -16-tabba).
-    caps: overlay(PVM_6_18_CAPS, [[239, 1], [235, 3], [244, 0]]),
+    caps: overlay(PVM_6_18_CAPS, [
+      [239, 1],
+      [235, 3],
+      [244, 0],
+    ]),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
     // -10-tabba kvm_vm_ioctl_check_extension_generic: "case KVM_CAP_GUEST_MEMFD_MAPPABLE: return
     // !kvm || kvm_arch_has_private_mem(kvm);": 1 on /dev/kvm and type 1, 0 on a type-0 VM.
@@ -208,7 +325,10 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     name: 'inplace-v8',
     apiVersion: 12,
     // v8 is tested on KVM_X86_SW_PROTECTED_VM (type 1) VMs (v8-31 gmem_conversions_do_setup).
-    caps: overlay(PVM_6_18_CAPS, [[235, 3], [250, 8]]),
+    caps: overlay(PVM_6_18_CAPS, [
+      [235, 3],
+      [250, 8],
+    ]),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
     // v8-17: KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES (250 in v8) answers PRIVATE iff
     // gmem_in_place_conversion && (!kvm || kvm_arch_has_private_mem(kvm)): 0 on a type-0 VM.

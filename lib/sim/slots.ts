@@ -116,7 +116,8 @@ export class SlotTable {
     const first = offset / P;
     const end = first + npages;
     // A range already bound: 6.18's kvm_gmem_bind EINVAL, 7.x's kvm_gmem_commit_memory_region EEXIST.
-    for (const b of g.bindings) if (first < b.end && b.first < end) throw kvmError(this.profile.rebindErrno, 'ioctl', IOCTL);
+    for (const b of g.bindings)
+      if (first < b.end && b.first < end) throw kvmError(this.profile.rebindErrno, 'ioctl', IOCTL);
     const binding = { first, end };
     g.bindings.add(binding);
     return binding;

@@ -37,8 +37,10 @@ export class SimVm implements VmPort {
     // KVM_CREATE_GUEST_MEMFD: unknown flag bits, then a size that is 0, unaligned or negative as a loff_t.
     // The arguments in the message as the native layer writes them (native/vm.cc).
     const args = `size ${size}, flags 0x${flags.toString(16)}`;
-    if ((flags & ~this.profile.gmemFlags) !== 0n) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD', undefined, args);
-    if (size === 0n || size % P !== 0n || size >= 1n << 63n) throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD', undefined, args);
+    if ((flags & ~this.profile.gmemFlags) !== 0n)
+      throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD', undefined, args);
+    if (size === 0n || size % P !== 0n || size >= 1n << 63n)
+      throw kvmError('EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD', undefined, args);
     const g = new SimGuestMemfd(this.profile, this, size, flags, (x) => this.#files.delete(x));
     this.#files.add(g);
     return g;
@@ -46,8 +48,14 @@ export class SimVm implements VmPort {
 
   setUserMemoryRegion2(r: RegionPort): void {
     this.slotTable.set({
-      slot: r.slot, flags: r.flags, gpa: r.guestPhysAddr, size: r.size, mapping: r.userspace as SimMapping | undefined,
-      userspaceOffset: r.userspaceOffset, gmem: r.guestMemfd as SimGuestMemfd | undefined, gmemOffset: r.guestMemfdOffset,
+      slot: r.slot,
+      flags: r.flags,
+      gpa: r.guestPhysAddr,
+      size: r.size,
+      mapping: r.userspace as SimMapping | undefined,
+      userspaceOffset: r.userspaceOffset,
+      gmem: r.guestMemfd as SimGuestMemfd | undefined,
+      gmemOffset: r.guestMemfdOffset,
     });
   }
 
@@ -57,17 +65,24 @@ export class SimVm implements VmPort {
     // kvm_vm_ioctl_set_mem_attributes, in its order: attributes outside kvm_supported_mem_attributes
     // (none on a VM without private memory), then an empty or wrapping range, then alignment.
     // Every modelled mainline VM is type 0, so shared (attributes 0) is all it accepts, as a no-op.
-    if ((attributes & BigInt(FLAGS.KVM_MEMORY_ATTRIBUTE_PRIVATE!)) !== 0n) throw kvmError('EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
+    if ((attributes & BigInt(FLAGS.KVM_MEMORY_ATTRIBUTE_PRIVATE!)) !== 0n)
+      throw kvmError('EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
     if (size === 0n || gpa + size >= 1n << 64n) throw kvmError('EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
     if (gpa % P !== 0n || size % P !== 0n) throw kvmError('EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
   }
 
   createVcpu(): VcpuPort {
-    throw new UnsupportedError('vcpu', 'vcpu is not supported: the simulator models memory, not CPUs (use the kvm backend)');
+    throw new UnsupportedError(
+      'vcpu',
+      'vcpu is not supported: the simulator models memory, not CPUs (use the kvm backend)',
+    );
   }
 
   enableCap(): number {
-    throw new UnsupportedError('enableCap', 'enableCap is not supported: the simulator models no capabilities that can be enabled (use the kvm backend)');
+    throw new UnsupportedError(
+      'enableCap',
+      'enableCap is not supported: the simulator models no capabilities that can be enabled (use the kvm backend)',
+    );
   }
 
   guestAccess(): GuestAccessPort {

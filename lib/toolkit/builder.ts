@@ -13,7 +13,15 @@ import { RFLAGS0, RFLAGS3 } from '../kvm/guest-program.js';
 import { compileGuest } from './compile.js';
 import { parseElf, type ElfImage } from './elf.js';
 import * as L from './layout.js';
-import { MAX_STRING, UCALL_SIZE, cString, decodeUcall, formatEvent, type ExceptionReport, type GuestEvent } from './ucall.js';
+import {
+  MAX_STRING,
+  UCALL_SIZE,
+  cString,
+  decodeUcall,
+  formatEvent,
+  type ExceptionReport,
+  type GuestEvent,
+} from './ucall.js';
 
 export type GuestProgram =
   /** Machine code loaded at the program address; `entry` is an offset into it (default 0). */
@@ -54,7 +62,18 @@ export interface RunOptions {
   onExit?: (exit: VcpuExit) => boolean | Promise<boolean>;
 }
 
-const KEYS = new Set(['slot', 'guestPhysAddr', 'size', 'memory', 'mode', 'cpl', 'program', 'identityMap', 'vcpuId', 'memoryVm']);
+const KEYS = new Set([
+  'slot',
+  'guestPhysAddr',
+  'size',
+  'memory',
+  'mode',
+  'cpl',
+  'program',
+  'identityMap',
+  'vcpuId',
+  'memoryVm',
+]);
 const GiB = 1n << 30n;
 const P = 4096n;
 const STACK_RESERVE = 0x10000n; // the program may not reach into the last 64 KiB (its stack)
@@ -71,29 +90,40 @@ export function programArea(mode: 'long' | 'real', gpa: bigint, size: bigint): {
  * has no vCPUs: UnsupportedError there, before any slot is set.
  */
 export async function createGuest(vm: Vm, options: GuestOptions): Promise<Guest> {
-  if (typeof options !== 'object' || options === null) throw argTypeError(`options must be an object, got ${describe(options)}`);
-  for (const k of Object.keys(options)) if (!KEYS.has(k)) throw argTypeError(`createGuest options have no key ${JSON.stringify(k)}`);
+  if (typeof options !== 'object' || options === null)
+    throw argTypeError(`options must be an object, got ${describe(options)}`);
+  for (const k of Object.keys(options))
+    if (!KEYS.has(k)) throw argTypeError(`createGuest options have no key ${JSON.stringify(k)}`);
   const mode = options.mode ?? 'long';
   if (mode !== 'long' && mode !== 'real') throw argTypeError(`mode must be 'long' or 'real', got ${describe(mode)}`);
   const cpl = options.cpl ?? (mode === 'long' ? 3 : 0);
   if (cpl !== 0 && cpl !== 3) throw argRangeError(`cpl must be 0 or 3, got ${describe(cpl)}`);
   if (mode === 'real' && cpl !== 0) throw argRangeError('real mode runs at CPL 0 only');
   const memory = options.memory ?? 'guest_memfd';
-  if (memory !== 'guest_memfd' && memory !== 'plain') throw argTypeError(`memory must be 'guest_memfd' or 'plain', got ${describe(memory)}`);
+  if (memory !== 'guest_memfd' && memory !== 'plain')
+    throw argTypeError(`memory must be 'guest_memfd' or 'plain', got ${describe(memory)}`);
   const slot = u32('slot', options.slot);
   const gpa = u64('guestPhysAddr', options.guestPhysAddr ?? (mode === 'long' ? 0x4000_0000 : 0x1_0000));
   const size = u64('size', options.size ?? (mode === 'long' ? 0x40_0000 : 0x1_0000));
-  if (gpa % P !== 0n || size % P !== 0n) throw argRangeError(`guestPhysAddr and size must be page-aligned, got 0x${gpa.toString(16)} and 0x${size.toString(16)}`);
-  if (mode === 'long' && size < L.MIN_SIZE) throw argRangeError(`a long-mode region needs at least ${L.MIN_SIZE} bytes, got ${size}`);
+  if (gpa % P !== 0n || size % P !== 0n)
+    throw argRangeError(
+      `guestPhysAddr and size must be page-aligned, got 0x${gpa.toString(16)} and 0x${size.toString(16)}`,
+    );
+  if (mode === 'long' && size < L.MIN_SIZE)
+    throw argRangeError(`a long-mode region needs at least ${L.MIN_SIZE} bytes, got ${size}`);
   if (mode === 'real') {
-    if (size < L.REAL_MIN_SIZE || size > 0x10000n) throw argRangeError(`a real-mode region is ${L.REAL_MIN_SIZE} bytes to 64 KiB, got ${size}`);
-    if (gpa + size > 0x100000n) throw argRangeError(`a real-mode region must lie below 1 MiB, got 0x${gpa.toString(16)}+0x${size.toString(16)}`);
+    if (size < L.REAL_MIN_SIZE || size > 0x10000n)
+      throw argRangeError(`a real-mode region is ${L.REAL_MIN_SIZE} bytes to 64 KiB, got ${size}`);
+    if (gpa + size > 0x100000n)
+      throw argRangeError(`a real-mode region must lie below 1 MiB, got 0x${gpa.toString(16)}+0x${size.toString(16)}`);
   }
   const gibs = mode === 'long' ? mappedGibs(gpa, size, options.identityMap) : [];
   const vcpuId = options.vcpuId === undefined ? 0 : u32('vcpuId', options.vcpuId);
   const memoryVm = options.memoryVm ?? vm;
-  if (typeof memoryVm !== 'object' || memoryVm === null || typeof memoryVm.createGuestMemfd !== 'function') throw argTypeError(`memoryVm must be a Vm, got ${describe(memoryVm)}`);
-  if (memoryVm !== vm && memory !== 'plain') throw argRangeError("memoryVm needs memory 'plain': a guest_memfd slot must be the VM's own file");
+  if (typeof memoryVm !== 'object' || memoryVm === null || typeof memoryVm.createGuestMemfd !== 'function')
+    throw argTypeError(`memoryVm must be a Vm, got ${describe(memoryVm)}`);
+  if (memoryVm !== vm && memory !== 'plain')
+    throw argRangeError("memoryVm needs memory 'plain': a guest_memfd slot must be the VM's own file");
   const area = programArea(mode, gpa, size);
   const image = await loadProgram(options.program, area, mode);
 
@@ -102,7 +132,10 @@ export async function createGuest(vm: Vm, options: GuestOptions): Promise<Guest>
   const flags = memoryVm.guestMemfdFlags();
   if (!flags.mmap || !flags.initShared) {
     vcpu.close();
-    throw new UnsupportedError('guest-memory', `this VM (type ${memoryVm.type}) offers no guest_memfd the host can fill (MMAP and INIT_SHARED): pass memoryVm, a type-0 VM, with memory 'plain'`);
+    throw new UnsupportedError(
+      'guest-memory',
+      `this VM (type ${memoryVm.type}) offers no guest_memfd the host can fill (MMAP and INIT_SHARED): pass memoryVm, a type-0 VM, with memory 'plain'`,
+    );
   }
   let file: GuestMemfd | undefined;
   let map: Mapping | undefined;
@@ -117,9 +150,11 @@ export async function createGuest(vm: Vm, options: GuestOptions): Promise<Guest>
       const bss = s.memSize - BigInt(s.data.length);
       if (bss > 0n) map.fill(num(s.addr - gpa + BigInt(s.data.length)), bss, 0);
     }
-    vm.setMemoryRegion(memory === 'guest_memfd'
-      ? { slot, guestPhysAddr: gpa, size, guestMemfd: file, userspace: map }
-      : { slot, guestPhysAddr: gpa, size, userspace: map });
+    vm.setMemoryRegion(
+      memory === 'guest_memfd'
+        ? { slot, guestPhysAddr: gpa, size, guestMemfd: file, userspace: map }
+        : { slot, guestPhysAddr: gpa, size, userspace: map },
+    );
     slotSet = true;
     guest.resetVcpu();
     return guest;
@@ -140,31 +175,48 @@ function mappedGibs(gpa: bigint, size: bigint, extra: unknown): bigint[] {
   };
   add(gpa, size);
   if (extra !== undefined) {
-    if (!Array.isArray(extra)) throw argTypeError(`identityMap must be an array of { gpa, size }, got ${describe(extra)}`);
-    extra.forEach((r: { gpa: U64; size: U64 }, i) => add(u64(`identityMap[${i}].gpa`, r?.gpa), u64(`identityMap[${i}].size`, r?.size)));
+    if (!Array.isArray(extra))
+      throw argTypeError(`identityMap must be an array of { gpa, size }, got ${describe(extra)}`);
+    extra.forEach((r: { gpa: U64; size: U64 }, i) =>
+      add(u64(`identityMap[${i}].gpa`, r?.gpa), u64(`identityMap[${i}].size`, r?.size)),
+    );
   }
-  if (set.size > L.MAX_GIBS) throw argRangeError(`the identity map may cover at most ${L.MAX_GIBS} GiB, got ${set.size}`);
+  if (set.size > L.MAX_GIBS)
+    throw argRangeError(`the identity map may cover at most ${L.MAX_GIBS} GiB, got ${set.size}`);
   return [...set].sort((a, b) => (a < b ? -1 : 1));
 }
 
-async function loadProgram(program: unknown, area: { load: bigint; limit: bigint }, mode: 'long' | 'real'): Promise<ElfImage> {
-  if (typeof program !== 'object' || program === null) throw argTypeError(`program must be { code }, { elf }, { c } or { cFile }, got ${describe(program)}`);
+async function loadProgram(
+  program: unknown,
+  area: { load: bigint; limit: bigint },
+  mode: 'long' | 'real',
+): Promise<ElfImage> {
+  if (typeof program !== 'object' || program === null)
+    throw argTypeError(`program must be { code }, { elf }, { c } or { cFile }, got ${describe(program)}`);
   const p = program as Record<string, unknown>;
   let image: ElfImage;
   if (p.code !== undefined) {
-    if (!(p.code instanceof Uint8Array)) throw argTypeError(`program.code must be a Uint8Array, got ${describe(p.code)}`);
+    if (!(p.code instanceof Uint8Array))
+      throw argTypeError(`program.code must be a Uint8Array, got ${describe(p.code)}`);
     const entry = p.entry === undefined ? 0 : u32('program.entry', p.entry);
-    if (entry >= p.code.byteLength && p.code.byteLength > 0) throw argRangeError(`program.entry must lie in the code (${p.code.byteLength} bytes), got ${entry}`);
-    image = { entry: area.load + BigInt(entry), segments: [{ addr: area.load, data: Buffer.from(p.code), memSize: BigInt(p.code.byteLength) }] };
+    if (entry >= p.code.byteLength && p.code.byteLength > 0)
+      throw argRangeError(`program.entry must lie in the code (${p.code.byteLength} bytes), got ${entry}`);
+    image = {
+      entry: area.load + BigInt(entry),
+      segments: [{ addr: area.load, data: Buffer.from(p.code), memSize: BigInt(p.code.byteLength) }],
+    };
   } else {
     if (mode === 'real') throw argTypeError('real mode takes program.code only (C and ELF guests are 64-bit)');
     let elf: Uint8Array;
     if (p.elf !== undefined) {
-      if (!(p.elf instanceof Uint8Array)) throw argTypeError(`program.elf must be a Uint8Array, got ${describe(p.elf)}`);
+      if (!(p.elf instanceof Uint8Array))
+        throw argTypeError(`program.elf must be a Uint8Array, got ${describe(p.elf)}`);
       elf = p.elf;
     } else if (p.c !== undefined || p.cFile !== undefined) {
-      if (p.c !== undefined && typeof p.c !== 'string') throw argTypeError(`program.c must be a string, got ${describe(p.c)}`);
-      if (p.cFile !== undefined && typeof p.cFile !== 'string') throw argTypeError(`program.cFile must be a string, got ${describe(p.cFile)}`);
+      if (p.c !== undefined && typeof p.c !== 'string')
+        throw argTypeError(`program.c must be a string, got ${describe(p.c)}`);
+      if (p.cFile !== undefined && typeof p.cFile !== 'string')
+        throw argTypeError(`program.cFile must be a string, got ${describe(p.cFile)}`);
       elf = await compileGuest(p.c !== undefined ? (p.c as string) : { file: p.cFile as string }, {
         loadAddress: area.load,
         limit: area.limit,
@@ -179,10 +231,13 @@ async function loadProgram(program: unknown, area: { load: bigint; limit: bigint
   }
   for (const s of image.segments) {
     if (s.addr < area.load || s.addr + s.memSize > area.limit) {
-      throw argRangeError(`the program's segment at 0x${s.addr.toString(16)} (+0x${s.memSize.toString(16)}) lies outside its area 0x${area.load.toString(16)}..0x${area.limit.toString(16)}`);
+      throw argRangeError(
+        `the program's segment at 0x${s.addr.toString(16)} (+0x${s.memSize.toString(16)}) lies outside its area 0x${area.load.toString(16)}..0x${area.limit.toString(16)}`,
+      );
     }
   }
-  if (image.entry < area.load || image.entry >= area.limit) throw argRangeError(`the program's entry 0x${image.entry.toString(16)} lies outside its area`);
+  if (image.entry < area.load || image.entry >= area.limit)
+    throw argRangeError(`the program's entry 0x${image.entry.toString(16)} lies outside its area`);
   return image;
 }
 
@@ -204,12 +259,23 @@ export class Guest implements Disposable {
   /** The last terminal event (done, assert, exception): later runs return it again. */
   #final: GuestEvent | undefined;
 
-  constructor(readonly vm: Vm, readonly vcpu: Vcpu, region: Region) {
+  constructor(
+    readonly vm: Vm,
+    readonly vcpu: Vcpu,
+    region: Region,
+  ) {
     this.#r = region;
   }
 
   /** The region: its slot, where it lies, its guest_memfd (also behind a 'plain' slot) and mapping. */
-  get region(): { slot: number; gpa: number; size: number; memory: 'guest_memfd' | 'plain'; guestMemfd: GuestMemfd; mapping: Mapping } {
+  get region(): {
+    slot: number;
+    gpa: number;
+    size: number;
+    memory: 'guest_memfd' | 'plain';
+    guestMemfd: GuestMemfd;
+    mapping: Mapping;
+  } {
     const r = this.#r;
     return { slot: r.slot, gpa: num(r.gpa), size: num(r.size), memory: r.memory, guestMemfd: r.file, mapping: r.map };
   }
@@ -247,8 +313,29 @@ export class Guest implements Disposable {
     const { gpa, size, mode, cpl, entry } = this.#r;
     if (mode === 'real') {
       const seg = Number(gpa >> 4n);
-      const s = (type: number) => ({ base: gpa, selector: seg, limit: 0xffff, type, present: 1, dpl: 0, db: 0, s: 1, l: 0, g: 0, avl: 0, unusable: 0 });
-      this.vcpu.setSregs({ cs: s(11), ds: s(3), es: s(3), fs: s(3), gs: s(3), ss: s(3), idt: { base: gpa + BigInt(L.REAL_IVT), limit: 32 * 4 - 1 } });
+      const s = (type: number) => ({
+        base: gpa,
+        selector: seg,
+        limit: 0xffff,
+        type,
+        present: 1,
+        dpl: 0,
+        db: 0,
+        s: 1,
+        l: 0,
+        g: 0,
+        avl: 0,
+        unusable: 0,
+      });
+      this.vcpu.setSregs({
+        cs: s(11),
+        ds: s(3),
+        es: s(3),
+        fs: s(3),
+        gs: s(3),
+        ss: s(3),
+        idt: { base: gpa + BigInt(L.REAL_IVT), limit: 32 * 4 - 1 },
+      });
       this.vcpu.setRegs({ rip: entry - gpa, rsp: size - 2n, rflags: 2n });
       return;
     }
@@ -256,8 +343,25 @@ export class Guest implements Disposable {
     const data = { ...seg, selector: cpl === 3 ? L.SEL.data3 : L.SEL.data0, type: 3, db: 1, l: 0 };
     this.vcpu.setSregs({
       cs: { ...seg, selector: cpl === 3 ? L.SEL.code3 : L.SEL.code0, type: 11, db: 0, l: 1 },
-      ds: data, es: data, fs: data, gs: data, ss: data,
-      tr: { base: gpa + BigInt(L.TSS), limit: L.TSS_LIMIT, selector: L.SEL.tss, type: 11, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0 },
+      ds: data,
+      es: data,
+      fs: data,
+      gs: data,
+      ss: data,
+      tr: {
+        base: gpa + BigInt(L.TSS),
+        limit: L.TSS_LIMIT,
+        selector: L.SEL.tss,
+        type: 11,
+        present: 1,
+        dpl: 0,
+        db: 0,
+        s: 0,
+        l: 0,
+        g: 0,
+        avl: 0,
+        unusable: 0,
+      },
       gdt: { base: gpa + BigInt(L.GDT), limit: L.GDT_LIMIT },
       idt: { base: gpa + BigInt(L.IDT), limit: 32 * 16 - 1 },
       cr0: 0x80050033n, // PG | AM | WP | NE | ET | MP | PE
@@ -290,7 +394,10 @@ export class Guest implements Disposable {
     const g = u64('gpa', gpa);
     const n = u64('length', length);
     const { gpa: base, size } = this.#r;
-    if (g < base || g + n > base + size) throw argRangeError(`gpa 0x${g.toString(16)}+${n} is not in the guest's region 0x${base.toString(16)}+0x${size.toString(16)}`);
+    if (g < base || g + n > base + size)
+      throw argRangeError(
+        `gpa 0x${g.toString(16)}+${n} is not in the guest's region 0x${base.toString(16)}+0x${size.toString(16)}`,
+      );
     return [num(g - base), num(n)];
   }
 
@@ -302,7 +409,8 @@ export class Guest implements Disposable {
     this.#check();
     if (this.#final) return this.#final;
     const onExit = options.onExit;
-    if (onExit !== undefined && typeof onExit !== 'function') throw argTypeError(`onExit must be a function, got ${describe(onExit)}`);
+    if (onExit !== undefined && typeof onExit !== 'function')
+      throw argTypeError(`onExit must be a function, got ${describe(onExit)}`);
     for (;;) {
       const exit = await this.vcpu.run();
       if (exit.reason === 'io' && exit.direction === 'out' && exit.port === L.UCALL_PORT && this.#r.mode === 'long') {
@@ -321,7 +429,10 @@ export class Guest implements Disposable {
   }
 
   /** Runs until done; each sync goes to `onSync`. An assert or exception rejects with its report. */
-  async runToDone(onSync: (value: bigint, args: bigint[]) => void | Promise<void> = () => {}, options: RunOptions = {}): Promise<void> {
+  async runToDone(
+    onSync: (value: bigint, args: bigint[]) => void | Promise<void> = () => {},
+    options: RunOptions = {},
+  ): Promise<void> {
     for (;;) {
       const ev = await this.run(options);
       if (ev.kind === 'done') return;
@@ -362,8 +473,15 @@ export class Guest implements Disposable {
       const w = (i: number) => f.readUInt16LE(i * 2);
       const vector = w(2);
       return {
-        kind: 'exception', vector, name: L.VECTOR_NAMES[vector] ?? `VECTOR${vector}`, errorCode: 0,
-        rip: BigInt(w(3)), cs: w(4), rflags: BigInt(w(5)), rsp: (regs.rsp & 0xffffn) + BigInt(L.REAL_FRAME_BYTES), ss: Number(ss.selector),
+        kind: 'exception',
+        vector,
+        name: L.VECTOR_NAMES[vector] ?? `VECTOR${vector}`,
+        errorCode: 0,
+        rip: BigInt(w(3)),
+        cs: w(4),
+        rflags: BigInt(w(5)),
+        rsp: (regs.rsp & 0xffffn) + BigInt(L.REAL_FRAME_BYTES),
+        ss: Number(ss.selector),
         regs: { rax: BigInt(w(1)), rdx: BigInt(w(0)) },
       };
     }
@@ -371,8 +489,15 @@ export class Guest implements Disposable {
     const q = (i: number) => f.readBigUInt64LE(i * 8);
     const vector = Number(q(2));
     const report: ExceptionReport = {
-      kind: 'exception', vector, name: L.VECTOR_NAMES[vector] ?? `VECTOR${vector}`, errorCode: Number(q(3)),
-      rip: q(4), cs: Number(q(5)), rflags: q(6), rsp: q(7), ss: Number(q(8)),
+      kind: 'exception',
+      vector,
+      name: L.VECTOR_NAMES[vector] ?? `VECTOR${vector}`,
+      errorCode: Number(q(3)),
+      rip: q(4),
+      cs: Number(q(5)),
+      rflags: q(6),
+      rsp: q(7),
+      ss: Number(q(8)),
       regs: { rax: q(1), rdx: q(0) },
     };
     if (vector === 14) report.cr2 = this.vcpu.getSregs().cr2;

@@ -42,7 +42,12 @@ export interface CompileOptions {
   filename?: string;
 }
 
-interface Run { code: number | null; stdout: string; stderr: string; notFound: boolean }
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  notFound: boolean;
+}
 
 function run(cmd: string, args: string[], cwd: string): Promise<Run> {
   return new Promise((resolve) => {
@@ -86,14 +91,28 @@ function linkerScript(load: bigint, limit: bigint): string {
 /** The flags every guest is built with; `-mcmodel=large` when it lies above 2 GiB. */
 export function guestCflags(limit: bigint): string[] {
   return [
-    '-ffreestanding', '-nostdlib', '-static', '-fno-pic', '-fno-pie', '-no-pie',
-    '-mno-red-zone', '-mgeneral-regs-only', '-fno-stack-protector', '-fcf-protection=none',
-    '-fno-asynchronous-unwind-tables', '-fno-tree-loop-distribute-patterns',
+    '-ffreestanding',
+    '-nostdlib',
+    '-static',
+    '-fno-pic',
+    '-fno-pie',
+    '-no-pie',
+    '-mno-red-zone',
+    '-mgeneral-regs-only',
+    '-fno-stack-protector',
+    '-fcf-protection=none',
+    '-fno-asynchronous-unwind-tables',
+    '-fno-tree-loop-distribute-patterns',
     limit > 0x80000000n ? '-mcmodel=large' : '-mcmodel=small',
-    '-O2', '-g0', '-Wall',
+    '-O2',
+    '-g0',
+    '-Wall',
     ...(hostIsAmd() ? ['-DKG_VMMCALL'] : []),
     `-I${GUEST_INCLUDE_DIR}`,
-    '-Wl,--build-id=none', '-Wl,-z,noexecstack', '-Wl,-z,norelro', '-Wl,--no-warn-rwx-segments',
+    '-Wl,--build-id=none',
+    '-Wl,-z,noexecstack',
+    '-Wl,-z,norelro',
+    '-Wl,--no-warn-rwx-segments',
   ];
 }
 
@@ -103,18 +122,26 @@ export function guestCflags(limit: bigint): string[] {
  * compiler's diagnostics when it fails.
  */
 export async function compileGuest(source: string | { file: string }, options: CompileOptions): Promise<Buffer> {
-  if (typeof source !== 'string' && (typeof source !== 'object' || source === null || typeof source.file !== 'string')) {
+  if (
+    typeof source !== 'string' &&
+    (typeof source !== 'object' || source === null || typeof source.file !== 'string')
+  ) {
     throw argTypeError(`source must be C source text or { file: path }, got ${describe(source)}`);
   }
-  if (typeof options !== 'object' || options === null) throw argTypeError(`options must be an object, got ${describe(options)}`);
+  if (typeof options !== 'object' || options === null)
+    throw argTypeError(`options must be an object, got ${describe(options)}`);
   const load = u64('loadAddress', options.loadAddress);
   const limit = u64('limit', options.limit);
-  if (limit <= load) throw argRangeError(`limit must lie above loadAddress, got 0x${limit.toString(16)} <= 0x${load.toString(16)}`);
-  if (options.cc !== undefined && typeof options.cc !== 'string') throw argTypeError(`cc must be a string, got ${describe(options.cc)}`);
+  if (limit <= load)
+    throw argRangeError(`limit must lie above loadAddress, got 0x${limit.toString(16)} <= 0x${load.toString(16)}`);
+  if (options.cc !== undefined && typeof options.cc !== 'string')
+    throw argTypeError(`cc must be a string, got ${describe(options.cc)}`);
   const extra = options.cflags ?? [];
-  if (!Array.isArray(extra) || extra.some((f) => typeof f !== 'string')) throw argTypeError(`cflags must be an array of strings, got ${describe(extra)}`);
+  if (!Array.isArray(extra) || extra.some((f) => typeof f !== 'string'))
+    throw argTypeError(`cflags must be an array of strings, got ${describe(extra)}`);
   const filename = options.filename ?? 'guest.c';
-  if (typeof filename !== 'string' || filename.includes('/') || filename === '') throw argTypeError(`filename must be a plain file name, got ${describe(filename)}`);
+  if (typeof filename !== 'string' || filename.includes('/') || filename === '')
+    throw argTypeError(`filename must be a plain file name, got ${describe(filename)}`);
   const dir = await mkdtemp(path.join(tmpdir(), 'kvm-gmem-guest-'));
   try {
     await writeFile(path.join(dir, 'guest.ld'), linkerScript(load, limit));
@@ -125,7 +152,8 @@ export async function compileGuest(source: string | { file: string }, options: C
     } else {
       input = path.resolve(source.file);
     }
-    const candidates = options.cc !== undefined ? [options.cc] : [...(process.env.CC ? [process.env.CC] : []), 'cc', 'gcc'];
+    const candidates =
+      options.cc !== undefined ? [options.cc] : [...(process.env.CC ? [process.env.CC] : []), 'cc', 'gcc'];
     const args = [...guestCflags(limit), '-Wl,-T,guest.ld', ...extra, '-o', 'guest.elf', input];
     for (const cc of candidates) {
       const r = await run(cc, args, dir);
@@ -133,7 +161,10 @@ export async function compileGuest(source: string | { file: string }, options: C
       if (r.code !== 0) throw new GuestCompileError([cc, ...args], r.stderr || r.stdout, r.code);
       return await readFile(path.join(dir, 'guest.elf'));
     }
-    throw new UnsupportedError('c-compiler', `no C compiler found to build the guest (tried ${candidates.join(', ')}; set $CC or options.cc)`);
+    throw new UnsupportedError(
+      'c-compiler',
+      `no C compiler found to build the guest (tried ${candidates.join(', ')}; set $CC or options.cc)`,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

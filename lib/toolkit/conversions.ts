@@ -79,41 +79,72 @@ export class ConversionLoop {
   #onRequest: ConversionOptions['onRequest'];
   #onConverted: ConversionOptions['onConverted'];
 
-  constructor(readonly kvm: Kvm, readonly vm: Vm, options: ConversionOptions = {}) {
-    if (typeof options !== 'object' || options === null) throw argTypeError(`options must be an object, got ${describe(options)}`);
-    for (const k of Object.keys(options)) if (!KEYS.has(k)) throw argTypeError(`ConversionLoop options have no key ${JSON.stringify(k)}`);
+  constructor(
+    readonly kvm: Kvm,
+    readonly vm: Vm,
+    options: ConversionOptions = {},
+  ) {
+    if (typeof options !== 'object' || options === null)
+      throw argTypeError(`options must be an object, got ${describe(options)}`);
+    for (const k of Object.keys(options))
+      if (!KEYS.has(k)) throw argTypeError(`ConversionLoop options have no key ${JSON.stringify(k)}`);
     const { mechanism, regions, enableHypercallExit = true, onRequest, onConverted } = options;
     if (mechanism !== undefined && mechanism !== 'vm-attributes' && mechanism !== 'guest-memfd') {
       throw argTypeError(`mechanism must be 'vm-attributes' or 'guest-memfd', got ${describe(mechanism)}`);
     }
-    if (onRequest !== undefined && typeof onRequest !== 'function') throw argTypeError(`onRequest must be a function, got ${describe(onRequest)}`);
-    if (onConverted !== undefined && typeof onConverted !== 'function') throw argTypeError(`onConverted must be a function, got ${describe(onConverted)}`);
-    if (typeof enableHypercallExit !== 'boolean') throw argTypeError(`enableHypercallExit must be a boolean, got ${describe(enableHypercallExit)}`);
-    if (regions !== undefined && !Array.isArray(regions)) throw argTypeError(`regions must be an array, got ${describe(regions)}`);
+    if (onRequest !== undefined && typeof onRequest !== 'function')
+      throw argTypeError(`onRequest must be a function, got ${describe(onRequest)}`);
+    if (onConverted !== undefined && typeof onConverted !== 'function')
+      throw argTypeError(`onConverted must be a function, got ${describe(onConverted)}`);
+    if (typeof enableHypercallExit !== 'boolean')
+      throw argTypeError(`enableHypercallExit must be a boolean, got ${describe(enableHypercallExit)}`);
+    if (regions !== undefined && !Array.isArray(regions))
+      throw argTypeError(`regions must be an array, got ${describe(regions)}`);
     this.#regions = (regions ?? []).map((r, i) => {
       if (typeof r !== 'object' || r === null || typeof r.guestMemfd !== 'object' || r.guestMemfd === null) {
-        throw argTypeError(`regions[${i}] must be { guestPhysAddr, size, guestMemfd, guestMemfdOffset? }, got ${describe(r)}`);
+        throw argTypeError(
+          `regions[${i}] must be { guestPhysAddr, size, guestMemfd, guestMemfdOffset? }, got ${describe(r)}`,
+        );
       }
-      return { gpa: u64(`regions[${i}].guestPhysAddr`, r.guestPhysAddr), size: u64(`regions[${i}].size`, r.size), file: r.guestMemfd, offset: u64(`regions[${i}].guestMemfdOffset`, r.guestMemfdOffset ?? 0) };
+      return {
+        gpa: u64(`regions[${i}].guestPhysAddr`, r.guestPhysAddr),
+        size: u64(`regions[${i}].size`, r.size),
+        file: r.guestMemfd,
+        offset: u64(`regions[${i}].guestMemfdOffset`, r.guestMemfdOffset ?? 0),
+      };
     });
 
     const found = conversionMechanism(kvm, vm);
     const m = mechanism ?? found;
     if (m === null) {
-      throw new UnsupportedError('conversion', `no conversion mechanism on this ${kvm.backend === 'sim' ? `simulator profile (${String(kvm.profile)})` : 'kernel'}: neither KVM_SET_MEMORY_ATTRIBUTES with KVM_MEMORY_ATTRIBUTE_PRIVATE on this VM (type ${vm.type}) nor guest_memfd in-place conversion`);
+      throw new UnsupportedError(
+        'conversion',
+        `no conversion mechanism on this ${kvm.backend === 'sim' ? `simulator profile (${String(kvm.profile)})` : 'kernel'}: neither KVM_SET_MEMORY_ATTRIBUTES with KVM_MEMORY_ATTRIBUTE_PRIVATE on this VM (type ${vm.type}) nor guest_memfd in-place conversion`,
+      );
     }
     if (m === 'vm-attributes' && !vmHasPrivateAttribute(vm)) {
-      throw new UnsupportedError('vm-attributes', `this VM (type ${vm.type}) has no private memory attribute (KVM_CAP_MEMORY_ATTRIBUTES lacks KVM_MEMORY_ATTRIBUTE_PRIVATE): use a VM type with private memory, e.g. 1 (KVM_X86_SW_PROTECTED_VM)`);
+      throw new UnsupportedError(
+        'vm-attributes',
+        `this VM (type ${vm.type}) has no private memory attribute (KVM_CAP_MEMORY_ATTRIBUTES lacks KVM_MEMORY_ATTRIBUTE_PRIVATE): use a VM type with private memory, e.g. 1 (KVM_X86_SW_PROTECTED_VM)`,
+      );
     }
     if (m === 'guest-memfd' && found !== 'guest-memfd') {
-      throw new UnsupportedError('guest-memfd-conversion', `guest_memfd conversion is not offered here (kvm.profile is ${String(kvm.profile)})`);
+      throw new UnsupportedError(
+        'guest-memfd-conversion',
+        `guest_memfd conversion is not offered here (kvm.profile is ${String(kvm.profile)})`,
+      );
     }
-    if (m === 'guest-memfd' && this.#regions.length === 0) throw argTypeError("mechanism 'guest-memfd' needs regions: the guest_memfd range behind each gpa");
+    if (m === 'guest-memfd' && this.#regions.length === 0)
+      throw argTypeError("mechanism 'guest-memfd' needs regions: the guest_memfd range behind each gpa");
     this.mechanism = m;
     if (enableHypercallExit) {
       const mask = BigInt(vm.checkExtension(CAPS.EXIT_HYPERCALL!));
       const bit = 1n << BigInt(HC_MAP_GPA_RANGE);
-      if ((mask & bit) === 0n) throw new UnsupportedError('hypercall-exit', 'KVM_CAP_EXIT_HYPERCALL does not offer KVM_HC_MAP_GPA_RANGE on this VM');
+      if ((mask & bit) === 0n)
+        throw new UnsupportedError(
+          'hypercall-exit',
+          'KVM_CAP_EXIT_HYPERCALL does not offer KVM_HC_MAP_GPA_RANGE on this VM',
+        );
       vm.enableCap(CAPS.EXIT_HYPERCALL!, [bit]);
     }
     this.#onRequest = onRequest;
@@ -145,7 +176,10 @@ export class ConversionLoop {
 
   async #carryOut(req: ConversionRequest): Promise<ConversionRecord> {
     const answer = (outcome: ConversionRecord['outcome'], errno: number, error?: Error): ConversionRecord => ({
-      ...req, outcome, ...(req.source === 'hypercall' ? { ret: BigInt.asUintN(64, BigInt(-errno)) } : {}), ...(error ? { error } : {}),
+      ...req,
+      outcome,
+      ...(req.source === 'hypercall' ? { ret: BigInt.asUintN(64, BigInt(-errno)) } : {}),
+      ...(error ? { error } : {}),
     });
     if ((await this.#onRequest?.(req)) === false) return answer('refused', EPERM);
     const pieces = this.#pieces(req);
@@ -171,7 +205,7 @@ export class ConversionLoop {
     if (this.mechanism === 'vm-attributes') return [];
     const out: { file: GuestMemfd; offset: bigint; length: bigint }[] = [];
     const end = BigInt(req.gpa) + BigInt(req.size);
-    for (let at = BigInt(req.gpa); at < end; ) {
+    for (let at = BigInt(req.gpa); at < end;) {
       const r = this.#regions.find((x) => x.gpa <= at && at < x.gpa + x.size);
       if (!r) return null;
       const to = r.gpa + r.size < end ? r.gpa + r.size : end;
@@ -189,4 +223,3 @@ export class ConversionLoop {
     }
   }
 }
-

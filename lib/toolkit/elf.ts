@@ -20,7 +20,8 @@ const EM_X86_64 = 62;
 
 export function parseElf(bytes: Uint8Array): ElfImage {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46) throw argTypeError('program.elf is not an ELF file (no \\x7fELF magic)');
+  if (b.length < 64 || b.readUInt32BE(0) !== 0x7f454c46)
+    throw argTypeError('program.elf is not an ELF file (no \\x7fELF magic)');
   if (b[4] !== 2 || b[5] !== 1) throw argTypeError('program.elf must be a little-endian ELF64 file');
   const machine = b.readUInt16LE(18);
   if (machine !== EM_X86_64) throw argTypeError(`program.elf must be for x86-64 (e_machine 62), got ${machine}`);
@@ -28,7 +29,8 @@ export function parseElf(bytes: Uint8Array): ElfImage {
   const phoff = Number(b.readBigUInt64LE(32));
   const phentsize = b.readUInt16LE(54);
   const phnum = b.readUInt16LE(56);
-  if (phoff + phnum * phentsize > b.length) throw argRangeError('program.elf: the program headers lie past the end of the file');
+  if (phoff + phnum * phentsize > b.length)
+    throw argRangeError('program.elf: the program headers lie past the end of the file');
   const segments: ElfSegment[] = [];
   for (let i = 0; i < phnum; i++) {
     const h = phoff + i * phentsize;
@@ -38,7 +40,8 @@ export function parseElf(bytes: Uint8Array): ElfImage {
     const fileSize = Number(b.readBigUInt64LE(h + 32));
     const memSize = b.readBigUInt64LE(h + 40);
     if (offset + fileSize > b.length) throw argRangeError(`program.elf: segment ${i} lies past the end of the file`);
-    if (BigInt(fileSize) > memSize) throw argRangeError(`program.elf: segment ${i} has more file bytes than memory bytes`);
+    if (BigInt(fileSize) > memSize)
+      throw argRangeError(`program.elf: segment ${i} has more file bytes than memory bytes`);
     if (memSize === 0n) continue;
     segments.push({ addr, data: b.subarray(offset, offset + fileSize), memSize });
   }

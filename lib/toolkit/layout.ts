@@ -36,9 +36,38 @@ export const UCALL_PORT = 0x4b55; // 'KU'
 export const ERROR_CODE_VECTORS = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
 
 export const VECTOR_NAMES = [
-  'DE', 'DB', 'NMI', 'BP', 'OF', 'BR', 'UD', 'NM', 'DF', 'CSO', 'TS', 'NP', 'SS', 'GP', 'PF', 'RESERVED15',
-  'MF', 'AC', 'MC', 'XM', 'VE', 'CP', 'RESERVED22', 'RESERVED23', 'RESERVED24', 'RESERVED25', 'RESERVED26',
-  'RESERVED27', 'HV', 'VC', 'SX', 'RESERVED31',
+  'DE',
+  'DB',
+  'NMI',
+  'BP',
+  'OF',
+  'BR',
+  'UD',
+  'NM',
+  'DF',
+  'CSO',
+  'TS',
+  'NP',
+  'SS',
+  'GP',
+  'PF',
+  'RESERVED15',
+  'MF',
+  'AC',
+  'MC',
+  'XM',
+  'VE',
+  'CP',
+  'RESERVED22',
+  'RESERVED23',
+  'RESERVED24',
+  'RESERVED25',
+  'RESERVED26',
+  'RESERVED27',
+  'HV',
+  'VC',
+  'SX',
+  'RESERVED31',
 ] as const;
 
 function u64le(values: bigint[]): Buffer {
@@ -53,7 +82,8 @@ function u64le(values: bigint[]): Buffer {
  * tables serve CPL 0 and 3. Returns [offset in the region, bytes] pieces.
  */
 export function pageTables(base: bigint, gibs: bigint[]): [number, Buffer][] {
-  if (gibs.length > MAX_GIBS) throw new RangeError(`at most ${MAX_GIBS} GiB can be identity-mapped, got ${gibs.length}`);
+  if (gibs.length > MAX_GIBS)
+    throw new RangeError(`at most ${MAX_GIBS} GiB can be identity-mapped, got ${gibs.length}`);
   const out: [number, Buffer][] = [];
   const pml4 = new Array<bigint>(512).fill(0n);
   const pdpts = new Map<number, bigint[]>(); // PML4 index -> its PDPT entries
@@ -140,10 +170,14 @@ export function stubBytes(): Buffer {
   Buffer.from([
     0x50, //                 push rax
     0x52, //                 push rdx
-    0x66, 0xba, lo, hi, //   mov dx, EXCEPTION_PORT
+    0x66,
+    0xba,
+    lo,
+    hi, //   mov dx, EXCEPTION_PORT
     0xee, //                 out dx, al
     0xf4, //                 hlt
-    0xeb, 0xfd, //           jmp hlt
+    0xeb,
+    0xfd, //           jmp hlt
   ]).copy(b, 32 * STUB_SIZE);
   return b;
 }

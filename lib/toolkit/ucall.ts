@@ -82,4 +82,3 @@ export function formatEvent(ev: GuestEvent): string {
       return `exit ${ev.exit.reason}`;
   }
 }
-

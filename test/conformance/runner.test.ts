@@ -9,9 +9,22 @@ const fakeKvm = {} as Kvm;
 describe('conformance runner', () => {
   it('a case that throws or hangs is recorded as such and the cases after it still run', async () => {
     const suite: Case[] = [
-      { id: 'a', group: 'fallocate', title: 'throws', run: async () => { throw new Error('boom'); } },
+      {
+        id: 'a',
+        group: 'fallocate',
+        title: 'throws',
+        run: async () => {
+          throw new Error('boom');
+        },
+      },
       { id: 'b', group: 'fallocate', title: 'hangs', timeoutMs: 50, run: () => new Promise(() => {}) },
-      { id: 'c', group: 'fallocate', title: 'unsupported', requires: () => 'not supported here: X', run: async () => 1 },
+      {
+        id: 'c',
+        group: 'fallocate',
+        title: 'unsupported',
+        requires: () => 'not supported here: X',
+        run: async () => 1,
+      },
       { id: 'd', group: 'fallocate', title: 'fine', run: async () => ({ n: 10n, b: Buffer.alloc(4, 0xab) }) },
     ];
     const rs = await runCases(fakeKvm, suite);
@@ -23,11 +36,26 @@ describe('conformance runner', () => {
   });
 
   it('a case that needs an mmap-able file, on a kernel without the flag, is n/s, not a crash (Debian 6.12)', async () => {
-    const kernelWith = (mmap: boolean) => ({ createVm: () => ({ guestMemfdFlags: () => ({ mmap, initShared: mmap }), close() {} }) }) as unknown as Kvm;
+    const kernelWith = (mmap: boolean) =>
+      ({ createVm: () => ({ guestMemfdFlags: () => ({ mmap, initShared: mmap }), close() {} }) }) as unknown as Kvm;
     const einval = new KvmError({ code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_CREATE_GUEST_MEMFD' });
     const suite: Case[] = [
-      { id: 'a', group: 'mapping and SIGBUS', title: 'needs mmap', run: async () => { throw einval; } },
-      { id: 'b', group: 'mapping and SIGBUS', title: 'another EINVAL', run: async () => { throw new KvmError({ code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_SET_USER_MEMORY_REGION2' }); } },
+      {
+        id: 'a',
+        group: 'mapping and SIGBUS',
+        title: 'needs mmap',
+        run: async () => {
+          throw einval;
+        },
+      },
+      {
+        id: 'b',
+        group: 'mapping and SIGBUS',
+        title: 'another EINVAL',
+        run: async () => {
+          throw new KvmError({ code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_SET_USER_MEMORY_REGION2' });
+        },
+      },
     ];
     const without = await runCases(kernelWith(false), suite);
     expect(without.map((r) => r.status)).toEqual(['n/s', 'crashed']);
@@ -37,17 +65,35 @@ describe('conformance runner', () => {
   });
 
   it('errors keep their class, code and public fields, never their message', async () => {
-    expect(await attempt(() => { throw new KvmError({ code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_X', message: 'm' }); }))
-      .toEqual({ error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_X' } });
-    expect(errorShape(new HostAccessError(8192, 'write'))).toEqual({ class: 'HostAccessError', code: 'SIGBUS', offset: 8192, access: 'write' });
-    expect(errorShape(new ConversionBusyError(4096))).toEqual({ class: 'ConversionBusyError', code: 'EAGAIN', errorOffset: 4096 });
-    expect(errorShape(new UnsupportedError('hold'))).toEqual({ class: 'UnsupportedError', code: 'ERR_KVM_UNSUPPORTED', feature: 'hold' });
+    expect(
+      await attempt(() => {
+        throw new KvmError({ code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_X', message: 'm' });
+      }),
+    ).toEqual({ error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_X' } });
+    expect(errorShape(new HostAccessError(8192, 'write'))).toEqual({
+      class: 'HostAccessError',
+      code: 'SIGBUS',
+      offset: 8192,
+      access: 'write',
+    });
+    expect(errorShape(new ConversionBusyError(4096))).toEqual({
+      class: 'ConversionBusyError',
+      code: 'EAGAIN',
+      errorOffset: 4096,
+    });
+    expect(errorShape(new UnsupportedError('hold'))).toEqual({
+      class: 'UnsupportedError',
+      code: 'ERR_KVM_UNSUPPORTED',
+      feature: 'hold',
+    });
     expect(await attempt(() => 5)).toEqual({ ok: 5 });
   });
 
   it('bytes read as runs while short, else as a digest', () => {
     expect(bytesDigest(Buffer.concat([Buffer.alloc(4096), Buffer.alloc(10, 0xaa)]))).toBe('00*4096 aa*10');
-    expect(bytesDigest(Buffer.from(Array.from({ length: 64 }, (_, i) => i)))).toMatch(/^sha256:[0-9a-f]{16} \(64 bytes\)$/);
+    expect(bytesDigest(Buffer.from(Array.from({ length: 64 }, (_, i) => i)))).toMatch(
+      /^sha256:[0-9a-f]{16} \(64 bytes\)$/,
+    );
   });
 
   it('the suite has 40+ cases with unique ids, covering every group', () => {

@@ -19,15 +19,24 @@ describeKvm('addon lifetime when only workers load it', () => {
   it(`${WORKERS} workers in turn each run and kick a vCPU and guard a copy; a private page touched through view() in the last one kills with SIGBUS`, async () => {
     const { module, env } = libBundle();
     // Not spawnSync: the test worker must keep answering vitest while the child runs.
-    const r = await new Promise<{ stdout: string; stderr: string; status: number | null; signal: string | null }>((resolve) => {
-      const c = spawn(process.execPath, [CHILD, module, String(WORKERS)], { env, timeout: 180_000, killSignal: 'SIGKILL' });
-      let stdout = '';
-      let stderr = '';
-      c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      c.on('close', (status, signal) => resolve({ stdout, stderr, status, signal }));
-    });
-    const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const r = await new Promise<{ stdout: string; stderr: string; status: number | null; signal: string | null }>(
+      (resolve) => {
+        const c = spawn(process.execPath, [CHILD, module, String(WORKERS)], {
+          env,
+          timeout: 180_000,
+          killSignal: 'SIGKILL',
+        });
+        let stdout = '';
+        let stderr = '';
+        c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        c.on('close', (status, signal) => resolve({ stdout, stderr, status, signal }));
+      },
+    );
+    const lines = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const expected = Array.from({ length: WORKERS }, (_, worker) => ({
       worker,
       inline: 'hlt',

@@ -50,7 +50,9 @@ describe.skipIf(reason !== null)(`fault injection${reason ? ` [skipped: ${reason
   it('a failed open of /dev/kvm is a KvmError; auto falls back to the simulator on ENOENT only, saying why', () => {
     const fds = openFds();
     arm('open', EACCES);
-    expect(() => open({ backend: 'kvm' })).toThrow(expect.objectContaining({ code: 'EACCES', errno: -EACCES, syscall: 'open' }));
+    expect(() => open({ backend: 'kvm' })).toThrow(
+      expect.objectContaining({ code: 'EACCES', errno: -EACCES, syscall: 'open' }),
+    );
     // A device that exists but cannot be opened is an error, never a silent simulator.
     arm('open', EACCES);
     expect(() => open()).toThrow(expect.objectContaining({ code: 'EACCES' }));
@@ -136,15 +138,17 @@ describe.skipIf(reason !== null)(`fault injection${reason ? ` [skipped: ${reason
       const gm = vm.createGuestMemfd({ size: 1 << 20, mmap: true, initShared: true });
       const m = gm.map();
       arm('ioctl', ENOMEM, 'KVM_SET_USER_MEMORY_REGION2');
-      expect(() => vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: 1 << 20, guestMemfd: gm, userspace: m })).toThrow(
-        expect.objectContaining({ code: 'ENOMEM', ioctl: 'KVM_SET_USER_MEMORY_REGION2' }),
-      );
+      expect(() =>
+        vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: 1 << 20, guestMemfd: gm, userspace: m }),
+      ).toThrow(expect.objectContaining({ code: 'ENOMEM', ioctl: 'KVM_SET_USER_MEMORY_REGION2' }));
       // The slot does not exist: deleting it is the kernel's EINVAL, and the same slot can be set.
       expect(() => vm.deleteMemoryRegion(0)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
       // The failed slot must not have reserved the mapping's range: unmapping frees it at once.
       const before = new Set(gmemMaps());
       const m2 = gm.map(0, 4096);
-      const range = gmemMaps().find((l) => !before.has(l))!.split(' ')[0]!;
+      const range = gmemMaps()
+        .find((l) => !before.has(l))!
+        .split(' ')[0]!;
       arm('ioctl', ENOMEM, 'KVM_SET_USER_MEMORY_REGION2');
       expect(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: 1 << 20, size: 4096, userspace: m2 })).toThrow(
         expect.objectContaining({ code: 'ENOMEM' }),
@@ -196,6 +200,7 @@ describe.skipIf(reason !== null)(`fault injection${reason ? ` [skipped: ${reason
   it('counts the faults it injected', () => {
     expect(injected).toBeGreaterThanOrEqual(10);
     console.log(`[kvm-gmem] fault injection: ${injected} faults injected`);
-    if (process.env.KVM_GMEM_COUNTS) appendFileSync(process.env.KVM_GMEM_COUNTS, JSON.stringify({ faults: injected }) + '\n');
+    if (process.env.KVM_GMEM_COUNTS)
+      appendFileSync(process.env.KVM_GMEM_COUNTS, JSON.stringify({ faults: injected }) + '\n');
   });
 });

@@ -19,11 +19,18 @@ interface Hooks {
   clear(): void;
 }
 const hooks: Hooks | undefined = native.testHooks;
-const reason = !hooks ? 'this addon build has no fault hooks (npm run test:asan builds them)' : !kvmAvailable ? `/dev/kvm unusable: ${kvmSkipReason}` : null;
+const reason = !hooks
+  ? 'this addon build has no fault hooks (npm run test:asan builds them)'
+  : !kvmAvailable
+    ? `/dev/kvm unusable: ${kvmSkipReason}`
+    : null;
 if (reason) console.warn(`[kvm-gmem tests] skipping the fault walk: ${reason}`);
 
 const EIO = 5;
-const gmemMaps = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('kvm-gmem')).length;
+const gmemMaps = () =>
+  readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('kvm-gmem')).length;
 const totalFired = () => (['ioctl', 'mmap', 'fallocate', 'open'] as const).reduce((n, k) => n + hooks!.fired(k), 0);
 
 interface World {
@@ -62,7 +69,12 @@ const seen = new Map<string, Set<string>>();
  * Fails the k-th syscall of `kind` made by `call`, for k = 0, 1, ... until the call makes no more
  * of them. Returns the names (ioctl name, or the syscall) of the failed steps in order.
  */
-async function walk(label: string, kind: Kind, call: (w: World) => unknown, mayKeep = { fds: 0, maps: 0 }): Promise<string[]> {
+async function walk(
+  label: string,
+  kind: Kind,
+  call: (w: World) => unknown,
+  mayKeep = { fds: 0, maps: 0 },
+): Promise<string[]> {
   const names: string[] = [];
   for (let k = 0; k < 64; k++) {
     const fds0 = openFds();
@@ -97,7 +109,10 @@ async function walk(label: string, kind: Kind, call: (w: World) => unknown, mayK
     // No half-made object: nothing the call opened or mapped is left (beyond state it keeps by
     // design once made whole, such as vm.guest's helper: up to `mayKeep`).
     const extra = { fds: openFds() - fdsBefore, maps: gmemMaps() - mapsBefore };
-    expect(extra.fds >= 0 && extra.fds <= mayKeep.fds && extra.maps >= 0 && extra.maps <= mayKeep.maps, `${where}: left ${JSON.stringify(extra)} open`).toBe(true);
+    expect(
+      extra.fds >= 0 && extra.fds <= mayKeep.fds && extra.maps >= 0 && extra.maps <= mayKeep.maps,
+      `${where}: left ${JSON.stringify(extra)} open`,
+    ).toBe(true);
     // The objects are consistent: the same call now works.
     try {
       await call(w);
@@ -113,94 +128,124 @@ async function walk(label: string, kind: Kind, call: (w: World) => unknown, mayK
   return names;
 }
 
-describe.skipIf(reason !== null)(`fault walk over every syscall of every call${reason ? ` [skipped: ${reason}]` : ''}`, () => {
-  const firedAtStart = hooks ? totalFired() : 0;
-  afterEach(() => hooks!.clear());
-  afterAll(() => {
-    const n = totalFired() - firedAtStart;
-    console.log(`[kvm-gmem] fault walk: ${n} faults injected over ${seen.size} public calls`);
-    if (process.env.KVM_GMEM_COUNTS) appendFileSync(process.env.KVM_GMEM_COUNTS, JSON.stringify({ faults: n }) + '\n');
-  });
+describe.skipIf(reason !== null)(
+  `fault walk over every syscall of every call${reason ? ` [skipped: ${reason}]` : ''}`,
+  () => {
+    const firedAtStart = hooks ? totalFired() : 0;
+    afterEach(() => hooks!.clear());
+    afterAll(() => {
+      const n = totalFired() - firedAtStart;
+      console.log(`[kvm-gmem] fault walk: ${n} faults injected over ${seen.size} public calls`);
+      if (process.env.KVM_GMEM_COUNTS)
+        appendFileSync(process.env.KVM_GMEM_COUNTS, JSON.stringify({ faults: n }) + '\n');
+    });
 
-  it('opening /dev/kvm: open, then KVM_GET_API_VERSION', async () => {
-    expect(await walk('open', 'open', () => open({ backend: 'kvm' }).close())).toEqual(['open']);
-    expect(await walk('open', 'ioctl', () => open({ backend: 'kvm' }).close())).toEqual(['KVM_GET_API_VERSION']);
-  });
+    it('opening /dev/kvm: open, then KVM_GET_API_VERSION', async () => {
+      expect(await walk('open', 'open', () => open({ backend: 'kvm' }).close())).toEqual(['open']);
+      expect(await walk('open', 'ioctl', () => open({ backend: 'kvm' }).close())).toEqual(['KVM_GET_API_VERSION']);
+    });
 
-  it('Kvm and Vm queries and creation', async () => {
-    expect(await walk('kvm.checkExtension', 'ioctl', (w) => w.kvm.checkExtension('GUEST_MEMFD'))).toEqual(['KVM_CHECK_EXTENSION']);
-    expect(await walk('kvm.vmTypes', 'ioctl', (w) => w.kvm.vmTypes())).toEqual(['KVM_CHECK_EXTENSION']);
-    expect(await walk('kvm.createVm', 'ioctl', (w) => w.kvm.createVm())).toEqual(['KVM_CREATE_VM']);
-    expect(await walk('vm.checkExtension', 'ioctl', (w) => w.vm.checkExtension(1))).toEqual(['KVM_CHECK_EXTENSION']);
-    expect(await walk('vm.guestMemfdFlags', 'ioctl', (w) => w.vm.guestMemfdFlags())).toEqual(['KVM_CHECK_EXTENSION']);
-    expect(await walk('vm.createGuestMemfd', 'ioctl', (w) => w.vm.createGuestMemfd({ size: 4096 }))).toEqual(['KVM_CREATE_GUEST_MEMFD']);
-  });
+    it('Kvm and Vm queries and creation', async () => {
+      expect(await walk('kvm.checkExtension', 'ioctl', (w) => w.kvm.checkExtension('GUEST_MEMFD'))).toEqual([
+        'KVM_CHECK_EXTENSION',
+      ]);
+      expect(await walk('kvm.vmTypes', 'ioctl', (w) => w.kvm.vmTypes())).toEqual(['KVM_CHECK_EXTENSION']);
+      expect(await walk('kvm.createVm', 'ioctl', (w) => w.kvm.createVm())).toEqual(['KVM_CREATE_VM']);
+      expect(await walk('vm.checkExtension', 'ioctl', (w) => w.vm.checkExtension(1))).toEqual(['KVM_CHECK_EXTENSION']);
+      expect(await walk('vm.guestMemfdFlags', 'ioctl', (w) => w.vm.guestMemfdFlags())).toEqual(['KVM_CHECK_EXTENSION']);
+      expect(await walk('vm.createGuestMemfd', 'ioctl', (w) => w.vm.createGuestMemfd({ size: 4096 }))).toEqual([
+        'KVM_CREATE_GUEST_MEMFD',
+      ]);
+    });
 
-  it('memory slots: set and delete', async () => {
-    const set = (w: World) => w.vm.setMemoryRegion({ slot: 1, guestPhysAddr: 1 << 20, size: 4096, userspace: w.m });
-    expect(await walk('vm.setMemoryRegion', 'ioctl', set)).toEqual(['KVM_SET_USER_MEMORY_REGION2']);
-    // Without userspace memory the slot first gets an inaccessible reservation of its own.
-    const bare = (w: World) => w.vm.setMemoryRegion({ slot: 1, guestPhysAddr: 1 << 20, size: 4096 });
-    expect(await walk('vm.setMemoryRegion without userspace', 'mmap', bare)).toEqual(['mmap']);
-    expect(await walk('vm.setMemoryRegion without userspace', 'ioctl', bare)).toEqual(['KVM_SET_USER_MEMORY_REGION2']);
-    expect(await walk('vm.deleteMemoryRegion', 'ioctl', (w) => w.vm.deleteMemoryRegion(0))).toEqual(['KVM_SET_USER_MEMORY_REGION2']);
-  });
+    it('memory slots: set and delete', async () => {
+      const set = (w: World) => w.vm.setMemoryRegion({ slot: 1, guestPhysAddr: 1 << 20, size: 4096, userspace: w.m });
+      expect(await walk('vm.setMemoryRegion', 'ioctl', set)).toEqual(['KVM_SET_USER_MEMORY_REGION2']);
+      // Without userspace memory the slot first gets an inaccessible reservation of its own.
+      const bare = (w: World) => w.vm.setMemoryRegion({ slot: 1, guestPhysAddr: 1 << 20, size: 4096 });
+      expect(await walk('vm.setMemoryRegion without userspace', 'mmap', bare)).toEqual(['mmap']);
+      expect(await walk('vm.setMemoryRegion without userspace', 'ioctl', bare)).toEqual([
+        'KVM_SET_USER_MEMORY_REGION2',
+      ]);
+      expect(await walk('vm.deleteMemoryRegion', 'ioctl', (w) => w.vm.deleteMemoryRegion(0))).toEqual([
+        'KVM_SET_USER_MEMORY_REGION2',
+      ]);
+    });
 
-  it('vCPU creation: KVM_GET_VCPU_MMAP_SIZE, KVM_CREATE_VCPU, CPUID; registers', async () => {
-    // A new id each time: KVM cannot delete a vCPU, so one whose set-up failed keeps its id (below).
-    let id = 1;
-    const create = await walk('vm.createVcpu', 'ioctl', (w) => w.vm.createVcpu(id++));
-    createVcpuIoctls = create;
-    // How many KVM_GET_SUPPORTED_CPUID calls it takes depends on the host CPU: the first buffer
-    // may be too small (E2BIG), and each retry is a syscall the walk fails in turn too.
-    expect(withoutRetries(create, 'KVM_GET_SUPPORTED_CPUID')).toEqual(['KVM_GET_VCPU_MMAP_SIZE', 'KVM_CREATE_VCPU', 'KVM_GET_SUPPORTED_CPUID', 'KVM_SET_CPUID2']);
-    expect(await walk('vcpu.getRegs', 'ioctl', (w) => w.vcpu.getRegs())).toEqual(['KVM_GET_REGS']);
-    expect(await walk('vcpu.setRegs', 'ioctl', (w) => w.vcpu.setRegs({ rax: 1n }))).toEqual(['KVM_GET_REGS', 'KVM_SET_REGS']);
-    expect(await walk('vcpu.getSregs', 'ioctl', (w) => w.vcpu.getSregs())).toEqual(['KVM_GET_SREGS']);
-    expect(await walk('vcpu.setSregs', 'ioctl', (w) => w.vcpu.setSregs({ cr8: 0n }))).toEqual(['KVM_GET_SREGS', 'KVM_SET_SREGS']);
-  });
+    it('vCPU creation: KVM_GET_VCPU_MMAP_SIZE, KVM_CREATE_VCPU, CPUID; registers', async () => {
+      // A new id each time: KVM cannot delete a vCPU, so one whose set-up failed keeps its id (below).
+      let id = 1;
+      const create = await walk('vm.createVcpu', 'ioctl', (w) => w.vm.createVcpu(id++));
+      createVcpuIoctls = create;
+      // How many KVM_GET_SUPPORTED_CPUID calls it takes depends on the host CPU: the first buffer
+      // may be too small (E2BIG), and each retry is a syscall the walk fails in turn too.
+      expect(withoutRetries(create, 'KVM_GET_SUPPORTED_CPUID')).toEqual([
+        'KVM_GET_VCPU_MMAP_SIZE',
+        'KVM_CREATE_VCPU',
+        'KVM_GET_SUPPORTED_CPUID',
+        'KVM_SET_CPUID2',
+      ]);
+      expect(await walk('vcpu.getRegs', 'ioctl', (w) => w.vcpu.getRegs())).toEqual(['KVM_GET_REGS']);
+      expect(await walk('vcpu.setRegs', 'ioctl', (w) => w.vcpu.setRegs({ rax: 1n }))).toEqual([
+        'KVM_GET_REGS',
+        'KVM_SET_REGS',
+      ]);
+      expect(await walk('vcpu.getSregs', 'ioctl', (w) => w.vcpu.getSregs())).toEqual(['KVM_GET_SREGS']);
+      expect(await walk('vcpu.setSregs', 'ioctl', (w) => w.vcpu.setSregs({ cr8: 0n }))).toEqual([
+        'KVM_GET_SREGS',
+        'KVM_SET_SREGS',
+      ]);
+    });
 
-  it('a vCPU whose set-up failed after KVM_CREATE_VCPU closes its fd but keeps its id in the kernel (EEXIST)', () => {
-    const w = world();
-    const fds = openFds();
-    // The last ioctl of createVcpu is KVM_SET_CPUID2, however many CPUID queries come before it.
-    const last = createVcpuIoctls.length - 1;
-    expect(createVcpuIoctls[last]).toBe('KVM_SET_CPUID2');
-    hooks!.failNext('ioctl', EIO, 0, last);
-    expect(() => w.vm.createVcpu(5)).toThrow(expect.objectContaining({ code: 'EIO', ioctl: 'KVM_SET_CPUID2' }));
-    expect(openFds()).toBe(fds);
-    expect(() => w.vm.createVcpu(5)).toThrow(expect.objectContaining({ code: 'EEXIST', ioctl: 'KVM_CREATE_VCPU' }));
-    expect(w.vm.createVcpu(6).id).toBe(6);
-    w.kvm.close();
-  });
+    it('a vCPU whose set-up failed after KVM_CREATE_VCPU closes its fd but keeps its id in the kernel (EEXIST)', () => {
+      const w = world();
+      const fds = openFds();
+      // The last ioctl of createVcpu is KVM_SET_CPUID2, however many CPUID queries come before it.
+      const last = createVcpuIoctls.length - 1;
+      expect(createVcpuIoctls[last]).toBe('KVM_SET_CPUID2');
+      hooks!.failNext('ioctl', EIO, 0, last);
+      expect(() => w.vm.createVcpu(5)).toThrow(expect.objectContaining({ code: 'EIO', ioctl: 'KVM_SET_CPUID2' }));
+      expect(openFds()).toBe(fds);
+      expect(() => w.vm.createVcpu(5)).toThrow(expect.objectContaining({ code: 'EEXIST', ioctl: 'KVM_CREATE_VCPU' }));
+      expect(w.vm.createVcpu(6).id).toBe(6);
+      w.kvm.close();
+    });
 
-  it('a host whose first CPUID query is too small (E2BIG) still creates vCPUs: the query is retried', () => {
-    const w = world();
-    const E2BIG = 7;
-    const fired = hooks!.fired('ioctl');
-    hooks!.failNext('ioctl', E2BIG, constants.ioctls.KVM_GET_SUPPORTED_CPUID!, 0);
-    expect(w.vm.createVcpu(7).id).toBe(7);
-    expect(hooks!.fired('ioctl')).toBe(fired + 1);
-    expect(withoutRetries(['A', 'CPUID', 'CPUID', 'CPUID', 'B'], 'CPUID')).toEqual(['A', 'CPUID', 'B']);
-    w.kvm.close();
-  });
+    it('a host whose first CPUID query is too small (E2BIG) still creates vCPUs: the query is retried', () => {
+      const w = world();
+      const E2BIG = 7;
+      const fired = hooks!.fired('ioctl');
+      hooks!.failNext('ioctl', E2BIG, constants.ioctls.KVM_GET_SUPPORTED_CPUID!, 0);
+      expect(w.vm.createVcpu(7).id).toBe(7);
+      expect(hooks!.fired('ioctl')).toBe(fired + 1);
+      expect(withoutRetries(['A', 'CPUID', 'CPUID', 'CPUID', 'B'], 'CPUID')).toEqual(['A', 'CPUID', 'B']);
+      w.kvm.close();
+    });
 
-  it('mmap and fallocate', async () => {
-    expect(await walk('g.map', 'mmap', (w) => w.g.map(0, 4096))).toEqual(['mmap']);
-    expect(await walk('g.allocate', 'fallocate', (w) => w.g.allocate(0, 4096))).toEqual(['fallocate']);
-    expect(await walk('g.punchHole', 'fallocate', (w) => w.g.punchHole(0, 4096))).toEqual(['fallocate']);
-  });
+    it('mmap and fallocate', async () => {
+      expect(await walk('g.map', 'mmap', (w) => w.g.map(0, 4096))).toEqual(['mmap']);
+      expect(await walk('g.allocate', 'fallocate', (w) => w.g.allocate(0, 4096))).toEqual(['fallocate']);
+      expect(await walk('g.punchHole', 'fallocate', (w) => w.g.punchHole(0, 4096))).toEqual(['fallocate']);
+    });
 
-  it('vm.guest: every syscall of setting up and running the guest helper', async () => {
-    const rw = async (w: World) => {
-      await w.vm.guest.write(0x2000, Buffer.from('hello'));
-      expect((await w.vm.guest.read(0x2000, 5)).toString()).toBe('hello');
-    };
-    // Once made whole, the helper (its file, mapping and vCPU) stays until the VM closes.
-    const helper = { fds: 2, maps: 1 };
-    const ioctls = await walk('vm.guest', 'ioctl', rw, helper);
-    console.log(`[kvm-gmem] vm.guest write+read issue ${ioctls.length} ioctls: ${ioctls.join(' ')}`);
-    expect(ioctls).toEqual(expect.arrayContaining(['KVM_CREATE_GUEST_MEMFD', 'KVM_SET_USER_MEMORY_REGION2', 'KVM_CREATE_VCPU', 'KVM_SET_SREGS']));
-    expect(await walk('vm.guest', 'mmap', rw, helper)).toEqual(['mmap']);
-  });
-});
+    it('vm.guest: every syscall of setting up and running the guest helper', async () => {
+      const rw = async (w: World) => {
+        await w.vm.guest.write(0x2000, Buffer.from('hello'));
+        expect((await w.vm.guest.read(0x2000, 5)).toString()).toBe('hello');
+      };
+      // Once made whole, the helper (its file, mapping and vCPU) stays until the VM closes.
+      const helper = { fds: 2, maps: 1 };
+      const ioctls = await walk('vm.guest', 'ioctl', rw, helper);
+      console.log(`[kvm-gmem] vm.guest write+read issue ${ioctls.length} ioctls: ${ioctls.join(' ')}`);
+      expect(ioctls).toEqual(
+        expect.arrayContaining([
+          'KVM_CREATE_GUEST_MEMFD',
+          'KVM_SET_USER_MEMORY_REGION2',
+          'KVM_CREATE_VCPU',
+          'KVM_SET_SREGS',
+        ]),
+      );
+      expect(await walk('vm.guest', 'mmap', rw, helper)).toEqual(['mmap']);
+    });
+  },
+);

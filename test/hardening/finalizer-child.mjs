@@ -13,7 +13,9 @@ const PAGE = 4096;
 const counts = () => ({
   fds: readdirSync('/proc/self/fd').length,
   threads: readdirSync('/proc/self/task').length,
-  maps: readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('kvm-gmem')).length,
+  maps: readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('kvm-gmem')).length,
 });
 
 async function round(i) {

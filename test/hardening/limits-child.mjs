@@ -10,7 +10,14 @@ const PAGE = 4096;
 const fds = () => readdirSync('/proc/self/fd').length;
 
 function shape(e) {
-  return { class: e?.constructor?.name, typed: e instanceof KvmError, code: e?.code, errno: e?.errno, syscall: e?.syscall, ioctl: e?.ioctl };
+  return {
+    class: e?.constructor?.name,
+    typed: e instanceof KvmError,
+    code: e?.code,
+    errno: e?.errno,
+    syscall: e?.syscall,
+    ioctl: e?.ioctl,
+  };
 }
 function attempt(fn) {
   try {

@@ -22,7 +22,10 @@ function child(prefix: string[], args: string[], timeoutMs = 60_000, extraEnv: N
   const env = { ...base, ...extraEnv };
   const argv = [...prefix, process.execPath, CHILD, module, ...args];
   const r = spawnSync(argv[0]!, argv.slice(1), { env, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' });
-  const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   return { status: r.status, signal: r.signal, stderr: r.stderr, lines, error: r.error };
 }
 
@@ -31,11 +34,20 @@ describeKvm('RLIMIT_NOFILE', () => {
     // Under UBSan the child runs the normal build without the sanitizer runtimes: UBSan's vptr
     // check probes memory through a pipe(), which a full fd table refuses, and it then reports
     // every valid object it checks as having an invalid vptr (no suppression reaches that case).
-    const extra: NodeJS.ProcessEnv = sanitized ? { LD_PRELOAD: '', KVM_GMEM_ADDON: path.join(repoRoot, 'build', 'Release', 'kvm_gmem.node') } : {};
+    const extra: NodeJS.ProcessEnv = sanitized
+      ? { LD_PRELOAD: '', KVM_GMEM_ADDON: path.join(repoRoot, 'build', 'Release', 'kvm_gmem.node') }
+      : {};
     const r = child(['prlimit', '--nofile=64:64'], ['nofile'], 60_000, extra);
     expect(r.status, r.stderr).toBe(0);
     const o = r.lines[0]!;
-    const emfile = (ioctl?: string) => ({ class: 'KvmError', typed: true, code: 'EMFILE', errno: -24, syscall: ioctl ? 'ioctl' : 'open', ...(ioctl ? { ioctl } : {}) });
+    const emfile = (ioctl?: string) => ({
+      class: 'KvmError',
+      typed: true,
+      code: 'EMFILE',
+      errno: -24,
+      syscall: ioctl ? 'ioctl' : 'open',
+      ...(ioctl ? { ioctl } : {}),
+    });
     expect(o.made as number).toBeGreaterThan(10);
     expect([emfile('KVM_CREATE_VM'), emfile('KVM_CREATE_GUEST_MEMFD')]).toContainEqual(o.first);
     expect(o.after).toEqual({
@@ -58,14 +70,17 @@ const asReason = sanitized ? 'under AddressSanitizer (its shadow memory needs th
 if (asReason && kvmAvailable) console.warn(`[kvm-gmem tests] skipping the RLIMIT_AS test: ${asReason}`);
 
 describeKvm(`RLIMIT_AS${asReason ? ` [skipped: ${asReason}]` : ''}`, () => {
-  it.skipIf(asReason !== null)('a mapping larger than the address-space limit is ENOMEM from mmap; a small one still works', () => {
-    const r = child(['prlimit', `--as=${16 * 1024 * MiB}`], ['as']);
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.lines[0]).toEqual({
-      big: { class: 'KvmError', typed: true, code: 'ENOMEM', errno: -12, syscall: 'mmap' },
-      small: { ok: true },
-    });
-  });
+  it.skipIf(asReason !== null)(
+    'a mapping larger than the address-space limit is ENOMEM from mmap; a small one still works',
+    () => {
+      const r = child(['prlimit', `--as=${16 * 1024 * MiB}`], ['as']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.lines[0]).toEqual({
+        big: { class: 'KvmError', typed: true, code: 'ENOMEM', errno: -12, syscall: 'mmap' },
+        small: { ok: true },
+      });
+    },
+  );
 });
 
 // cgroup v1 memory controller (root only). Under cgroup v2 or without root the test says why it skips.
@@ -79,42 +94,45 @@ const cgReason = !kvmAvailable
       : null;
 if (cgReason) console.warn(`[kvm-gmem tests] skipping the memory cgroup test: ${cgReason}`);
 
-describe.skipIf(cgReason !== null)(`a huge populate in a 128 MiB memory cgroup${cgReason ? ` [skipped: ${cgReason}]` : ''}`, () => {
-  const cg = path.join(CG_ROOT, `kvm-gmem-test-${process.pid}`);
-  const read = (f: string) => readFileSync(path.join(cg, f), 'utf8');
-  const oomKills = () => Number(/oom_kill (\d+)/.exec(read('memory.oom_control'))?.[1] ?? 0);
-  const inCgroup = ['sh', '-c', `echo $$ > ${cg}/cgroup.procs && exec "$@"`, 'sh'];
+describe.skipIf(cgReason !== null)(
+  `a huge populate in a 128 MiB memory cgroup${cgReason ? ` [skipped: ${cgReason}]` : ''}`,
+  () => {
+    const cg = path.join(CG_ROOT, `kvm-gmem-test-${process.pid}`);
+    const read = (f: string) => readFileSync(path.join(cg, f), 'utf8');
+    const oomKills = () => Number(/oom_kill (\d+)/.exec(read('memory.oom_control'))?.[1] ?? 0);
+    const inCgroup = ['sh', '-c', `echo $$ > ${cg}/cgroup.procs && exec "$@"`, 'sh'];
 
-  beforeAll(() => {
-    mkdirSync(cg);
-    writeFileSync(path.join(cg, 'memory.limit_in_bytes'), String(128 * MiB));
-  });
-  afterAll(() => {
-    // Every task has exited by now; the group goes (its page charges with it).
-    if (existsSync(cg)) rmdirSync(cg);
-  });
+    beforeAll(() => {
+      mkdirSync(cg);
+      writeFileSync(path.join(cg, 'memory.limit_in_bytes'), String(128 * MiB));
+    });
+    afterAll(() => {
+      // Every task has exited by now; the group goes (its page charges with it).
+      if (existsSync(cg)) rmdirSync(cg);
+    });
 
-  it('an allocate that fits is charged and a punch gives it back', () => {
-    const r = child(inCgroup, ['populate', String(32 * MiB)]);
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.lines[1]).toEqual({ phase: 'done', allocate: { ok: true }, punched: { ok: true } });
-    expect(oomKills()).toBe(0);
-  });
+    it('an allocate that fits is charged and a punch gives it back', () => {
+      const r = child(inCgroup, ['populate', String(32 * MiB)]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.lines[1]).toEqual({ phase: 'done', allocate: { ok: true }, punched: { ok: true } });
+      expect(oomKills()).toBe(0);
+    });
 
-  it('allocate() of 1 GiB is not an ENOMEM: the kernel answers with the memory cgroup OOM killer (SIGKILL)', () => {
-    // guest_memfd's fallocate charges each page to the cgroup; past the limit the charge invokes the
-    // memcg OOM killer rather than failing the call (measured on 6.18), so the library never sees
-    // an errno to type. What it must not do is take anything else down or keep memory charged.
-    const r = child(inCgroup, ['populate', String(1024 * MiB)]);
-    expect(r.lines[0]).toEqual({ phase: 'allocating', bytes: 1024 * MiB });
-    expect(r.lines).toHaveLength(1);
-    expect(r.signal).toBe('SIGKILL');
-    expect(oomKills()).toBe(1);
-    expect(Number(read('memory.max_usage_in_bytes'))).toBeLessThanOrEqual(128 * MiB);
-    // The killed process's guest_memfd pages went with its fds.
-    expect(Number(read('memory.usage_in_bytes'))).toBeLessThan(32 * MiB);
-  });
-});
+    it('allocate() of 1 GiB is not an ENOMEM: the kernel answers with the memory cgroup OOM killer (SIGKILL)', () => {
+      // guest_memfd's fallocate charges each page to the cgroup; past the limit the charge invokes the
+      // memcg OOM killer rather than failing the call (measured on 6.18), so the library never sees
+      // an errno to type. What it must not do is take anything else down or keep memory charged.
+      const r = child(inCgroup, ['populate', String(1024 * MiB)]);
+      expect(r.lines[0]).toEqual({ phase: 'allocating', bytes: 1024 * MiB });
+      expect(r.lines).toHaveLength(1);
+      expect(r.signal).toBe('SIGKILL');
+      expect(oomKills()).toBe(1);
+      expect(Number(read('memory.max_usage_in_bytes'))).toBeLessThanOrEqual(128 * MiB);
+      // The killed process's guest_memfd pages went with its fds.
+      expect(Number(read('memory.usage_in_bytes'))).toBeLessThan(32 * MiB);
+    });
+  },
+);
 
 describeKvm('a slot whose userspace memory went away', () => {
   let kvm: Kvm;

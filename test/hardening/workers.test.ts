@@ -102,7 +102,12 @@ describeKvm('worker threads and teardown', () => {
   }
 
   it('four workers with runs in flight, terminated together, leave nothing behind', async () => {
-    const all = await Promise.all([scenario('run', 'terminate'), scenario('run', 'terminate'), scenario('copy', 'terminate'), scenario('guest', 'terminate')]);
+    const all = await Promise.all([
+      scenario('run', 'terminate'),
+      scenario('run', 'terminate'),
+      scenario('copy', 'terminate'),
+      scenario('guest', 'terminate'),
+    ]);
     for (const r of all) {
       expect(r.how).toBe('exited');
       expect(r.code).toBe(1);
@@ -118,7 +123,10 @@ describeKvm('worker threads and teardown', () => {
       timeout: 60_000,
     });
     expect(child.status, child.stderr).toBe(0);
-    const r = JSON.parse(child.stdout) as Record<'before' | 'during' | 'after', { fds: number; threads: number; maps: number }>;
+    const r = JSON.parse(child.stdout) as Record<
+      'before' | 'during' | 'after',
+      { fds: number; threads: number; maps: number }
+    >;
     // Each round holds /dev/kvm, a VM, two files and two vCPUs: dropped, they stay until collected.
     expect(r.during.fds).toBeGreaterThan(r.before.fds + 40);
     expect(r.during.maps).toBeGreaterThan(r.before.maps);

@@ -9,7 +9,11 @@ import { thrown } from '../helpers/thrown.js';
 const rows: Case[] = [
   ...cases,
   // Type 1 (SW_PROTECTED) is not on this host (the inplace-v8 profile offers it).
-  { name: 'kvm.createVm with an unsupported type (1)', run: (c) => c.kvm.createVm({ type: 1 }), want: kernel('EINVAL', 'ioctl', 'KVM_CREATE_VM') },
+  {
+    name: 'kvm.createVm with an unsupported type (1)',
+    run: (c) => c.kvm.createVm({ type: 1 }),
+    want: kernel('EINVAL', 'ioctl', 'KVM_CREATE_VM'),
+  },
 ];
 
 describeKvm('bad input to the real backend', () => {
@@ -20,7 +24,10 @@ describeKvm('bad input to the real backend', () => {
   afterEach(() => c.kvm.close());
 
   it.each(rows.map((x) => [x.name, x] as const))('%s', (_name, x) => {
-    expectBadInput(thrown(() => x.run(c)), x.want);
+    expectBadInput(
+      thrown(() => x.run(c)),
+      x.want,
+    );
     // The objects left open still work: no bad call broke them.
     if (!c.m.closed) expect(c.m.read(0, 1).length).toBe(1);
   });

@@ -3,15 +3,7 @@
 import { openSync } from 'node:fs';
 import os from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  ClosedError,
-  HostAccessError,
-  KvmError,
-  UnsupportedError,
-  open,
-  type Kvm,
-  type Vm,
-} from '../../lib/index.js';
+import { ClosedError, HostAccessError, KvmError, UnsupportedError, open, type Kvm, type Vm } from '../../lib/index.js';
 import { kvmError } from '../../lib/errors.js';
 import { describeKvm } from '../helpers/kvm.js';
 import { PAGE, supported, thrown } from '../fixtures/kvm-cases.js';
@@ -47,15 +39,31 @@ describeKvm('error shapes on the real backend', () => {
       'EEXIST: File exists, ioctl KVM_SET_USER_MEMORY_REGION2 (slot 1, flags 0x0, guest_phys_addr 0x1000, memory_size 4096, guest_memfd_offset 0)',
     );
     using gm = vm.createGuestMemfd({ size: 2 * PAGE, mmap: true, initShared: true });
-    expect(thrown(() => vm.setMemoryRegion({ slot: 2, guestPhysAddr: 0x100000, size: 2 * PAGE, guestMemfd: gm, guestMemfdOffset: PAGE })).message).toBe(
+    expect(
+      thrown(() =>
+        vm.setMemoryRegion({
+          slot: 2,
+          guestPhysAddr: 0x100000,
+          size: 2 * PAGE,
+          guestMemfd: gm,
+          guestMemfdOffset: PAGE,
+        }),
+      ).message,
+    ).toBe(
       'EINVAL: Invalid argument, ioctl KVM_SET_USER_MEMORY_REGION2 (slot 2, flags 0x4, guest_phys_addr 0x100000, memory_size 8192, guest_memfd_offset 4096)',
     );
-    expect(thrown(() => vm.createGuestMemfd({ size: 1000 })).message).toBe('EINVAL: Invalid argument, ioctl KVM_CREATE_GUEST_MEMFD (size 1000, flags 0x0)');
+    expect(thrown(() => vm.createGuestMemfd({ size: 1000 })).message).toBe(
+      'EINVAL: Invalid argument, ioctl KVM_CREATE_GUEST_MEMFD (size 1000, flags 0x0)',
+    );
     vm.createVcpu(0);
     expect(thrown(() => vm.createVcpu(0)).message).toBe('EEXIST: File exists, ioctl KVM_CREATE_VCPU (id 0)');
-    expect(thrown(() => vm.enableCap(9999)).message).toBe('EINVAL: Invalid argument, ioctl KVM_ENABLE_CAP (cap 9999, flags 0x0)');
+    expect(thrown(() => vm.enableCap(9999)).message).toBe(
+      'EINVAL: Invalid argument, ioctl KVM_ENABLE_CAP (cap 9999, flags 0x0)',
+    );
     const attrs = thrown(() => vm.setMemoryAttributes(0, PAGE, { private: true }));
-    expect(attrs.message).toMatch(/^E[A-Z]+: .*, ioctl KVM_SET_MEMORY_ATTRIBUTES \(address 0x0, size 4096, attributes 0x8\)$/);
+    expect(attrs.message).toMatch(
+      /^E[A-Z]+: .*, ioctl KVM_SET_MEMORY_ATTRIBUTES \(address 0x0, size 4096, attributes 0x8\)$/,
+    );
   });
 
   it('KvmError from mmap and fallocate names the syscall and no ioctl', () => {
@@ -128,7 +136,12 @@ describeKvm('conversion on a kernel without it (6.18)', () => {
     for (const priv of [true, false]) {
       const e = thrown(() => vm.setMemoryAttributes(0, PAGE, { private: priv }));
       expect(e).toBeInstanceOf(KvmError);
-      expect([e.code, e.errno, e.syscall, e.ioctl]).toEqual(['ENOTTY', -errno.ENOTTY!, 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES']);
+      expect([e.code, e.errno, e.syscall, e.ioctl]).toEqual([
+        'ENOTTY',
+        -errno.ENOTTY!,
+        'ioctl',
+        'KVM_SET_MEMORY_ATTRIBUTES',
+      ]);
     }
   });
 

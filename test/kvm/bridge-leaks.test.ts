@@ -17,7 +17,13 @@ const reservedRanges = (): [number, number][] =>
   readFileSync('/proc/self/maps', 'utf8')
     .split('\n')
     .filter((l) => / ---p 00000000 00:00 0\s*$/.test(l))
-    .map((l) => l.split(' ')[0]!.split('-').map((x) => parseInt(x, 16)) as [number, number]);
+    .map(
+      (l) =>
+        l
+          .split(' ')[0]!
+          .split('-')
+          .map((x) => parseInt(x, 16)) as [number, number],
+    );
 const isReserved = (addr: number) => reservedRanges().some(([a, b]) => a <= addr && addr < b);
 const gmemStarts = () =>
   new Set(
@@ -26,7 +32,10 @@ const gmemStarts = () =>
       .filter((l) => l.includes('kvm-gmem'))
       .map((l) => parseInt(l.split('-')[0]!, 16)),
   );
-const gmemMaps = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('kvm-gmem')).length;
+const gmemMaps = () =>
+  readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('kvm-gmem')).length;
 
 /**
  * Runs body, then checks that fds and guest_memfd mappings are back where they were. The total

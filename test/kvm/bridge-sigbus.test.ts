@@ -115,7 +115,9 @@ describeKvm('SIGBUS in worker threads and outside guarded copies', () => {
       let msg: Record<string, unknown> | undefined;
       w.on('message', (m) => (msg = m));
       w.on('error', reject);
-      w.on('exit', (code) => (code === 0 && msg ? resolve(msg) : reject(new Error(`worker exit ${code}, message ${JSON.stringify(msg)}`))));
+      w.on('exit', (code) =>
+        code === 0 && msg ? resolve(msg) : reject(new Error(`worker exit ${code}, message ${JSON.stringify(msg)}`)),
+      );
     });
   };
   const P = PAGE;
@@ -167,7 +169,11 @@ describeKvm('SIGBUS in worker threads and outside guarded copies', () => {
 
   const child = (kind: 'private' | 'shared') => {
     const { module, env } = libBundle();
-    return spawnSync(process.execPath, [fixture('sigbus-unguarded.mjs'), module, kind], { env, encoding: 'utf8', timeout: 30_000 });
+    return spawnSync(process.execPath, [fixture('sigbus-unguarded.mjs'), module, kind], {
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
   };
 
   it('a private page touched through view() outside any guarded copy kills the process by SIGBUS', () => {

@@ -64,15 +64,47 @@ describeKvm('memory slots', () => {
 
   it('overlapping an existing slot gives EEXIST', () => {
     vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: 2 * PAGE, guestMemfd: g });
-    expectKvmError(() => vm.setMemoryRegion({ slot: 2, guestPhysAddr: GPA + PAGE, size: 2 * PAGE, guestMemfd: g, guestMemfdOffset: 2 * PAGE }), 'EEXIST', 'ioctl', REGION2);
+    expectKvmError(
+      () =>
+        vm.setMemoryRegion({
+          slot: 2,
+          guestPhysAddr: GPA + PAGE,
+          size: 2 * PAGE,
+          guestMemfd: g,
+          guestMemfdOffset: 2 * PAGE,
+        }),
+      'EEXIST',
+      'ioctl',
+      REGION2,
+    );
   });
 
   it('an unaligned address, size or offset gives EINVAL', () => {
-    expectKvmError(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA + 1, size: PAGE, guestMemfd: g }), 'EINVAL', 'ioctl', REGION2);
-    expectKvmError(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: PAGE + 1, guestMemfd: g }), 'EINVAL', 'ioctl', REGION2);
-    expectKvmError(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: PAGE, guestMemfd: g, guestMemfdOffset: 1 }), 'EINVAL', 'ioctl', REGION2);
+    expectKvmError(
+      () => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA + 1, size: PAGE, guestMemfd: g }),
+      'EINVAL',
+      'ioctl',
+      REGION2,
+    );
+    expectKvmError(
+      () => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: PAGE + 1, guestMemfd: g }),
+      'EINVAL',
+      'ioctl',
+      REGION2,
+    );
+    expectKvmError(
+      () => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: PAGE, guestMemfd: g, guestMemfdOffset: 1 }),
+      'EINVAL',
+      'ioctl',
+      REGION2,
+    );
     using m = g.map();
-    expectKvmError(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: PAGE, userspace: m, userspaceOffset: 1 }), 'EINVAL', 'ioctl', REGION2);
+    expectKvmError(
+      () => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: PAGE, userspace: m, userspaceOffset: 1 }),
+      'EINVAL',
+      'ioctl',
+      REGION2,
+    );
     expect((vm as CoreVm).slots.size).toBe(0);
   });
 
@@ -81,11 +113,22 @@ describeKvm('memory slots', () => {
   });
 
   it('readonly with a guest_memfd gives EINVAL', () => {
-    expectKvmError(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: PAGE, guestMemfd: g, readonly: true }), 'EINVAL', 'ioctl', REGION2);
+    expectKvmError(
+      () => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: PAGE, guestMemfd: g, readonly: true }),
+      'EINVAL',
+      'ioctl',
+      REGION2,
+    );
   });
 
   it('a guest_memfd slot reaching past the end of the file gives EINVAL', () => {
-    expectKvmError(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: 2 * PAGE, guestMemfd: g, guestMemfdOffset: 3 * PAGE }), 'EINVAL', 'ioctl', REGION2);
+    expectKvmError(
+      () =>
+        vm.setMemoryRegion({ slot: 1, guestPhysAddr: GPA, size: 2 * PAGE, guestMemfd: g, guestMemfdOffset: 3 * PAGE }),
+      'EINVAL',
+      'ioctl',
+      REGION2,
+    );
   });
 
   it('unmapping a mapping that backs a slot leaves its range reserved (PROT_NONE) until the slot is deleted', () => {

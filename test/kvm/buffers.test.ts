@@ -21,7 +21,10 @@ for (const backend of ['kvm', 'sim'] as const) {
     beforeEach(() => {
       // linux-6.18: the simulator profile with the kernel's uAPI (rfc-v5 has the series' 6.13 flags).
       kvm = open(backend === 'sim' ? { backend, profile: 'linux-6.18' } : { backend });
-      m = kvm.createVm().createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true }).map();
+      m = kvm
+        .createVm()
+        .createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true })
+        .map();
     });
     afterEach(() => kvm.close());
 
@@ -44,7 +47,7 @@ for (const backend of ['kvm', 'sim'] as const) {
   });
 }
 
-describeKvm('a fault in the caller\'s buffer is blamed on that buffer', () => {
+describeKvm("a fault in the caller's buffer is blamed on that buffer", () => {
   let kvm: Kvm;
   let shared: Mapping;
   let priv: GuestMemfd;

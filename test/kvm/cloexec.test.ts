@@ -35,7 +35,12 @@ describeKvm('close-on-exec', () => {
       await vm.guest.read(0, 8);
       const fds = kvmFds();
       const kinds = new Set(fds.map((f) => f.target.replace(/:\d+$/, '')));
-      expect([...kinds].sort()).toEqual(['/dev/kvm', 'anon_inode:[kvm-gmem]', 'anon_inode:kvm-vcpu', 'anon_inode:kvm-vm']);
+      expect([...kinds].sort()).toEqual([
+        '/dev/kvm',
+        'anon_inode:[kvm-gmem]',
+        'anon_inode:kvm-vcpu',
+        'anon_inode:kvm-vm',
+      ]);
       expect(fds.filter((f) => !f.cloexec)).toEqual([]);
     } finally {
       kvm.close();

@@ -52,7 +52,13 @@ describeKvm('vCPU configuration on the real kernel', () => {
 
   it('an MSR the kernel refuses is a KvmError naming it and the count processed', () => {
     expect(() => vcpu.getMsrs([IA32_SYSENTER_CS, 0xdeadbeef])).toThrow(
-      expect.objectContaining({ name: 'KvmError', code: 'EINVAL', ioctl: 'KVM_GET_MSRS', index: 0xdeadbeef, processed: 1 }),
+      expect.objectContaining({
+        name: 'KvmError',
+        code: 'EINVAL',
+        ioctl: 'KVM_GET_MSRS',
+        index: 0xdeadbeef,
+        processed: 1,
+      }),
     );
     expect(() => vcpu.setMsrs([{ index: 0xdeadbeef, value: 1n }])).toThrow(
       expect.objectContaining({ code: 'EINVAL', ioctl: 'KVM_SET_MSRS', index: 0xdeadbeef, processed: 0 }),
@@ -79,7 +85,12 @@ describeKvm('vCPU configuration on the real kernel', () => {
     if (vm.checkExtension('PRE_FAULT_MEMORY') === 0) {
       expect(() => vcpu.preFaultMemory(0, 4096)).toThrow(UnsupportedError);
     } else {
-      vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: 1 << 21, userspace: vm.createGuestMemfd({ size: 1 << 21, mmap: true, initShared: true }).map() });
+      vm.setMemoryRegion({
+        slot: 0,
+        guestPhysAddr: 0,
+        size: 1 << 21,
+        userspace: vm.createGuestMemfd({ size: 1 << 21, mmap: true, initShared: true }).map(),
+      });
       vcpu.preFaultMemory(0, 1 << 21);
       expect(() => vcpu.preFaultMemory(1 << 22, 4096)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
     }

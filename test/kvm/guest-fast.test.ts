@@ -33,16 +33,33 @@ async function readIntoScenario(k: Kvm): Promise<unknown> {
   const sab = new Uint8Array(new SharedArrayBuffer(64));
   const got = await v.guest.readInto(0x100000 + PAGE - 3, sab.subarray(8, 40));
   await v.guest.write(0x100000 + 2 * PAGE, new Uint8Array(new SharedArrayBuffer(5)).fill(7));
-  const fault = await v.guest.readInto(0x100000 + 4 * PAGE - 8, new Uint8Array(16)).catch((e: unknown) => e as GuestMemoryFault);
-  const bad = await v.guest.readInto(0, 'x' as unknown as Uint8Array).catch((e: unknown) => (e as { code: string }).code);
-  const uncovered = await v.guest.readInto(0x900000, new Uint8Array(1)).catch((e: unknown) => (e as { code: string }).code);
+  const fault = await v.guest
+    .readInto(0x100000 + 4 * PAGE - 8, new Uint8Array(16))
+    .catch((e: unknown) => e as GuestMemoryFault);
+  const bad = await v.guest
+    .readInto(0, 'x' as unknown as Uint8Array)
+    .catch((e: unknown) => (e as { code: string }).code);
+  const uncovered = await v.guest
+    .readInto(0x900000, new Uint8Array(1))
+    .catch((e: unknown) => (e as { code: string }).code);
   const empty = await v.guest.readInto(0x100000, new Uint8Array(0));
   const result = {
-    got, bytes: [...sab], written: [...m.read(2 * PAGE - 1, 7)], empty, bad, uncovered,
-    fault: { cls: fault?.constructor.name, gpa: (fault as GuestMemoryFault).gpa, private: (fault as GuestMemoryFault).private },
+    got,
+    bytes: [...sab],
+    written: [...m.read(2 * PAGE - 1, 7)],
+    empty,
+    bad,
+    uncovered,
+    fault: {
+      cls: fault?.constructor.name,
+      gpa: (fault as GuestMemoryFault).gpa,
+      private: (fault as GuestMemoryFault).private,
+    },
   };
   v.close();
-  const closed = await v.guest.readInto(0x100000, new Uint8Array(1)).catch((e: unknown) => (e as { code: string }).code);
+  const closed = await v.guest
+    .readInto(0x100000, new Uint8Array(1))
+    .catch((e: unknown) => (e as { code: string }).code);
   return { ...result, closed };
 }
 
@@ -53,7 +70,11 @@ async function hostileScenario(k: Kvm): Promise<unknown> {
   const m = g.map();
   m.fill(0, 4 * PAGE, 0x77);
   v.setMemoryRegion({ slot: 0, guestPhysAddr: 0x100000, size: 4 * PAGE, guestMemfd: g, userspace: m });
-  const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string; name?: string }) => e.code ?? e.name);
+  const code = (p: Promise<unknown>) =>
+    p.then(
+      () => 'ok',
+      (e: { code?: string; name?: string }) => e.code ?? e.name,
+    );
   const proxied = new Proxy(new Uint8Array(8), {});
   const shadowed = new Uint8Array(4);
   Object.defineProperty(shadowed, 'byteLength', { value: 1 << 30 });
@@ -78,9 +99,13 @@ async function hostileScenario(k: Kvm): Promise<unknown> {
 
 /** A small deterministic generator, so a failing layout can be replayed from its seed. */
 function rng(seed: number): (n: number) => number {
-  let x = seed * 2654435761 >>> 0 || 1;
+  let x = (seed * 2654435761) >>> 0 || 1;
   return (n) => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     return x % n;
   };
 }
@@ -108,16 +133,39 @@ async function layoutScenario(k: Kvm, seed: number): Promise<unknown> {
     const kind = kinds[r(kinds.length)]!;
     const gpa = base + i * SLOT;
     const region = { slot: i, guestPhysAddr: gpa, size: SLOT };
-    if (kind === 'own') { const f = file(true, 0x10 + i); v.setMemoryRegion({ ...region, guestMemfd: f.g, userspace: f.m }); }
-    if (kind === 'other') { const a = file(true, 0x20 + i); const b = file(true, 0x30 + i); v.setMemoryRegion({ ...region, guestMemfd: a.g, userspace: b.m }); }
-    if (kind === 'none') { const f = file(true, 0x40 + i); v.setMemoryRegion({ ...region, guestMemfd: f.g }); }
-    if (kind === 'userspace') { const f = file(true, 0x50 + i); v.setMemoryRegion({ ...region, userspace: f.m }); }
-    if (kind === 'private-userspace') { const f = file(false, 0); v.setMemoryRegion({ ...region, userspace: f.m }); }
-    if (kind === 'private-own') { const f = file(false, 0); v.setMemoryRegion({ ...region, guestMemfd: f.g, userspace: f.m }); }
-    if (kind === 'readonly') { const f = file(true, 0x60 + i); v.setMemoryRegion({ ...region, userspace: f.m, readonly: true }); }
+    if (kind === 'own') {
+      const f = file(true, 0x10 + i);
+      v.setMemoryRegion({ ...region, guestMemfd: f.g, userspace: f.m });
+    }
+    if (kind === 'other') {
+      const a = file(true, 0x20 + i);
+      const b = file(true, 0x30 + i);
+      v.setMemoryRegion({ ...region, guestMemfd: a.g, userspace: b.m });
+    }
+    if (kind === 'none') {
+      const f = file(true, 0x40 + i);
+      v.setMemoryRegion({ ...region, guestMemfd: f.g });
+    }
+    if (kind === 'userspace') {
+      const f = file(true, 0x50 + i);
+      v.setMemoryRegion({ ...region, userspace: f.m });
+    }
+    if (kind === 'private-userspace') {
+      const f = file(false, 0);
+      v.setMemoryRegion({ ...region, userspace: f.m });
+    }
+    if (kind === 'private-own') {
+      const f = file(false, 0);
+      v.setMemoryRegion({ ...region, guestMemfd: f.g, userspace: f.m });
+    }
+    if (kind === 'readonly') {
+      const f = file(true, 0x60 + i);
+      v.setMemoryRegion({ ...region, userspace: f.m, readonly: true });
+    }
   }
   const out: unknown[] = [];
-  const outcome = (e: unknown) => (e instanceof GuestMemoryFault ? { fault: e.gpa, private: e.private } : { error: (e as { code?: string }).code });
+  const outcome = (e: unknown) =>
+    e instanceof GuestMemoryFault ? { fault: e.gpa, private: e.private } : { error: (e as { code?: string }).code };
   for (let i = 0; i < 30; i++) {
     const at = base + r(kinds.length * SLOT + 0x1000);
     const len = 1 + r(r(2) ? 16 : 3 * SLOT);
@@ -138,8 +186,15 @@ describe('vm.guest.readInto on the simulator', () => {
   it('refuses hostile buffers with typed errors and reads only through the real view', async () => {
     const k = open({ backend: 'sim', profile: 'linux-6.18' });
     expect(await hostileScenario(k)).toEqual({
-      proxyRead: 'ERR_INVALID_ARG_TYPE', proxyWrite: 'ERR_INVALID_ARG_TYPE', lookalike: 'ERR_INVALID_ARG_TYPE', object: 'ERR_INVALID_ARG_TYPE',
-      shadowed: 4, shadowedBytes: [0x77, 0x77, 0x77, 0x77], dataView: 3, write: 'ok', written: [1, 2, 3, 4],
+      proxyRead: 'ERR_INVALID_ARG_TYPE',
+      proxyWrite: 'ERR_INVALID_ARG_TYPE',
+      lookalike: 'ERR_INVALID_ARG_TYPE',
+      object: 'ERR_INVALID_ARG_TYPE',
+      shadowed: 4,
+      shadowedBytes: [0x77, 0x77, 0x77, 0x77],
+      dataView: 3,
+      write: 'ok',
+      written: [1, 2, 3, 4],
     });
     k.close();
   });
@@ -154,7 +209,12 @@ describe('vm.guest.readInto on the simulator', () => {
     expect(r.bytes).toEqual([...new Array(8).fill(0), ...new Array(32).fill(0x5a), ...new Array(24).fill(0)]);
     expect(r.written).toEqual([0x5a, 7, 7, 7, 7, 7, 0x5a]);
     expect(r.fault).toEqual({ cls: 'GuestMemoryFault', gpa: 0x104000, private: true });
-    expect(r).toMatchObject({ empty: 0, bad: 'ERR_INVALID_ARG_TYPE', uncovered: 'ERR_OUT_OF_RANGE', closed: 'ERR_KVM_CLOSED' });
+    expect(r).toMatchObject({
+      empty: 0,
+      bad: 'ERR_INVALID_ARG_TYPE',
+      uncovered: 'ERR_OUT_OF_RANGE',
+      closed: 'ERR_KVM_CLOSED',
+    });
   });
 });
 
@@ -169,15 +229,22 @@ async function bothBackends(scenario: (k: Kvm) => Promise<unknown>): Promise<{ g
 }
 
 const outcome = (p: Promise<Buffer>) =>
-  p.then((b) => [...b], (e: { name?: string; code?: string; gpa?: number; private?: boolean }) =>
-    e.name === 'GuestMemoryFault' ? { code: e.code, gpa: e.gpa, private: e.private } : `${e.name}: ${e.code}`);
+  p.then(
+    (b) => [...b],
+    (e: { name?: string; code?: string; gpa?: number; private?: boolean }) =>
+      e.name === 'GuestMemoryFault' ? { code: e.code, gpa: e.gpa, private: e.private } : `${e.name}: ${e.code}`,
+  );
 
 /** Bytes both backends can make alike: a fixed pseudo-random stream. */
 function stream(seed: number, n: number): Buffer {
   const b = Buffer.alloc(n);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     b[i] = x & 0xff;
   }
   return b;
@@ -198,7 +265,14 @@ async function otherFileScenario(k: Kvm): Promise<unknown> {
     const cm = c.map();
     cm.fill(0, 0x10000, 0x01);
     cm.fill(0x10000, 0x10000, 0x02);
-    v.setMemoryRegion({ slot: 1, guestPhysAddr: 0x200000, size: 0x10000, guestMemfd: c, guestMemfdOffset: 0x10000, userspace: cm });
+    v.setMemoryRegion({
+      slot: 1,
+      guestPhysAddr: 0x200000,
+      size: 0x10000,
+      guestMemfd: c,
+      guestMemfdOffset: 0x10000,
+      userspace: cm,
+    });
     return { other, offset: await outcome(v.guest.read(0x200000, 2)) };
   } finally {
     v.close();
@@ -269,7 +343,10 @@ async function unmappedScenario(k: Kvm): Promise<unknown> {
     m.fill(0, 0x10000, 0x33);
     const before = await outcome(v.guest.read(0x400000, 2));
     m.unmap();
-    const after = await v.guest.read(0x400000, 2).then((x) => [...x], (e: Error) => e.name);
+    const after = await v.guest.read(0x400000, 2).then(
+      (x) => [...x],
+      (e: Error) => e.name,
+    );
     return { before, after };
   } finally {
     v.close();
@@ -282,7 +359,7 @@ describeKvm('vm.guest fast path on the real backend', () => {
     vm = kvm.createVm();
   });
 
-  it('readInto gives what this kernel\'s simulator profile gives', async () => {
+  it("readInto gives what this kernel's simulator profile gives", async () => {
     const sim = open({ backend: 'sim', profile: hostProfile() ?? 'linux-6.18' });
     try {
       expect(await readIntoScenario(kvm)).toEqual(await readIntoScenario(sim));
@@ -306,7 +383,10 @@ describeKvm('vm.guest fast path on the real backend', () => {
     const p = vm.guest.readInto(0x1000_0000, new Uint8Array(buf));
     structuredClone(buf, { transfer: [buf] });
     await expect(p).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('detached') });
-    const rab = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(4 * 0x100000, { maxByteLength: 4 * 0x100000 });
+    const rab = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(
+      4 * 0x100000,
+      { maxByteLength: 4 * 0x100000 },
+    );
     const q = vm.guest.readInto(0x1000_0000, new Uint8Array(rab));
     rab.resize(0x1000);
     await expect(q).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
@@ -317,11 +397,14 @@ describeKvm('vm.guest fast path on the real backend', () => {
     expect((await vm.guest.read(0x1000_0000, 2)).length).toBe(2); // the helper carries on
   });
 
-  it('random layouts of every slot kind: each access gives what this kernel\'s simulator profile gives', async () => {
+  it("random layouts of every slot kind: each access gives what this kernel's simulator profile gives", async () => {
     const sim = open({ backend: 'sim', profile: hostProfile() ?? 'linux-6.18' });
     try {
       for (let seed = 1; seed <= 12; seed++) {
-        const [got, want] = (await Promise.all([layoutScenario(kvm, seed), layoutScenario(sim, seed)])) as [unknown[], unknown[]];
+        const [got, want] = (await Promise.all([layoutScenario(kvm, seed), layoutScenario(sim, seed)])) as [
+          unknown[],
+          unknown[],
+        ];
         // The first access that differs, shortened, with its seed.
         const i = got.findIndex((g, j) => JSON.stringify(g) !== JSON.stringify(want[j]));
         const short = (x: unknown) => {
@@ -342,14 +425,16 @@ describeKvm('vm.guest fast path on the real backend', () => {
   // Where PVM and mainline differ (a guest_memfd slot is gmem-only on mainline, served from its file
   // whatever its userspace memory; PVM reaches it through that memory), the answer is the host
   // profile's, and on this PVM host also the value measured here.
-  it('a guest_memfd slot whose userspace memory is another file: as this kernel\'s profile says', async () => {
+  it("a guest_memfd slot whose userspace memory is another file: as this kernel's profile says", async () => {
     const { got, want } = await bothBackends(otherFileScenario);
     expect(got).toEqual(want);
-    if (hostProfile() === 'linux-6.18-pvm') expect(got).toEqual({ other: [0xbb, 0xbb, 0xbb, 0xbb], offset: [0x01, 0x01] });
-    if (hostProfile() === 'linux-7.3' || hostProfile() === 'linux-6.18') expect(got).toEqual({ other: [0xaa, 0xaa, 0xaa, 0xaa], offset: [0x02, 0x02] });
+    if (hostProfile() === 'linux-6.18-pvm')
+      expect(got).toEqual({ other: [0xbb, 0xbb, 0xbb, 0xbb], offset: [0x01, 0x01] });
+    if (hostProfile() === 'linux-7.3' || hostProfile() === 'linux-6.18')
+      expect(got).toEqual({ other: [0xaa, 0xaa, 0xaa, 0xaa], offset: [0x02, 0x02] });
   });
 
-  it('a private page behind the slot\'s own mapping: a fault on PVM, not a silent native read; as the profile says', async () => {
+  it("a private page behind the slot's own mapping: a fault on PVM, not a silent native read; as the profile says", async () => {
     const { got, want } = await bothBackends(privateOwnMappingScenario);
     expect(got).toEqual(want);
     if (hostProfile() === 'linux-6.18-pvm') {
@@ -398,10 +483,11 @@ describeKvm('vm.guest fast path on the real backend', () => {
     expect(got).toEqual(want);
     expect(got).toMatchObject({ into: true, after: true });
     // PVM: the private file's slot faults; mainline serves it (a type-0 VM has no private pages).
-    if (hostProfile() === 'linux-6.18-pvm') expect(got).toMatchObject({ fault: { class: 'GuestMemoryFault', gpa: 0x1000_0000 + 0x810000 } });
+    if (hostProfile() === 'linux-6.18-pvm')
+      expect(got).toMatchObject({ fault: { class: 'GuestMemoryFault', gpa: 0x1000_0000 + 0x810000 } });
   });
 
-  it('an unmapped userspace mapping after fast reads of it: as this kernel\'s profile says', async () => {
+  it("an unmapped userspace mapping after fast reads of it: as this kernel's profile says", async () => {
     const { got, want } = await bothBackends(unmappedScenario);
     expect(got).toEqual(want);
     if (hostProfile() === 'linux-6.18-pvm') expect(got).toEqual({ before: [0x33, 0x33], after: 'GuestMemoryFault' });

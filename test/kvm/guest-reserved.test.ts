@@ -24,7 +24,17 @@ function flatGuest(code: number[]): Vcpu {
   const vcpu = vm.createVcpu(0);
   const seg = { base: 0n, limit: 0xffffffff, present: 1, dpl: 0, s: 1, g: 1, db: 1, l: 0, avl: 0, unusable: 0 };
   const data = { ...seg, selector: 16, type: 3 };
-  vcpu.setSregs({ cs: { ...seg, selector: 8, type: 11 }, ds: data, es: data, ss: data, fs: data, gs: data, cr0: 0x11n, cr4: 0n, efer: 0n });
+  vcpu.setSregs({
+    cs: { ...seg, selector: 8, type: 11 },
+    ds: data,
+    es: data,
+    ss: data,
+    fs: data,
+    gs: data,
+    cr0: 0x11n,
+    cr4: 0n,
+    efer: 0n,
+  });
   vcpu.setRegs({ rip: BigInt(CODE), rflags: 2n });
   return vcpu;
 }
@@ -95,7 +105,12 @@ describeKvm('vm.guest.reserved on the real backend', () => {
     a.map().write(0, slow); // gmem-only on mainline: the slot's own file is what the guest reads there
     vm.setMemoryRegion({ slot: 1, guestPhysAddr: 0x2000_0000, size: 0x40000, guestMemfd: a, userspace: bm });
     await vm.guest.read(0x1000_0000, 1);
-    for (const [i, [at, want]] of ([[0x1000_0000, data], [0x2000_0000, slow]] as const).entries()) {
+    for (const [i, [at, want]] of (
+      [
+        [0x1000_0000, data],
+        [0x2000_0000, slow],
+      ] as const
+    ).entries()) {
       const r = vm.guest.reserved!;
       const p = vm.guest.read(at, want.length);
       await new Promise((res) => setTimeout(res, 2));
@@ -108,7 +123,7 @@ describeKvm('vm.guest.reserved on the real backend', () => {
     }
   }, 60_000);
 
-  it('a user vCPU cannot set the helper\'s abort flag: it is read-only to guests, and no fault is invented', async () => {
+  it("a user vCPU cannot set the helper's abort flag: it is read-only to guests, and no fault is invented", async () => {
     const vcpu = flatGuest([0xc6, 0x07, 0x01, 0xeb, 0xfb]); // again: mov byte [edi], 1; jmp again
     // A slot only the emulated path reads (its userspace memory is another file), where the flag is used.
     const a = vm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
@@ -125,10 +140,13 @@ describeKvm('vm.guest.reserved on the real backend', () => {
     const outcomes = new Set<string>();
     // A race: with forged aborts reported as faults, 3 runs in 4 of 20 reads here showed one; 40 now.
     for (let i = 0; i < 40; i++) {
-      outcomes.add(await vm.guest.read(DATA, 0x10000).then(
-        (buf) => (buf.equals(Buffer.alloc(0x10000, 0x42)) ? 'right' : 'wrong'),
-        (e: Error) => (e instanceof GuestMemoryFault ? 'invented fault' : /abort flag/.test(e.message) ? 'refused' : e.message),
-      ));
+      outcomes.add(
+        await vm.guest.read(DATA, 0x10000).then(
+          (buf) => (buf.equals(Buffer.alloc(0x10000, 0x42)) ? 'right' : 'wrong'),
+          (e: Error) =>
+            e instanceof GuestMemoryFault ? 'invented fault' : /abort flag/.test(e.message) ? 'refused' : e.message,
+        ),
+      );
     }
     vcpu.kick();
     // The flag sits in the read-only slot: the user's first write to it is an MMIO exit there.
@@ -137,7 +155,7 @@ describeKvm('vm.guest.reserved on the real backend', () => {
     expect((await vm.guest.read(DATA, 4)).equals(Buffer.alloc(4, 0x42))).toBe(true);
   }, 60_000);
 
-  it('a user vCPU rewriting the helper\'s page tables while reads run: each read is right or refused, never wrong', async () => {
+  it("a user vCPU rewriting the helper's page tables while reads run: each read is right or refused, never wrong", async () => {
     // The tables are writable to guests (nested paging walks them as writes: guest-program.ts); the
     // host checks them around every run, puts them back, and throws away a run they changed under.
     const vcpu = flatGuest([0x89, 0x07, 0xeb, 0xfc]); // again: mov [edi], eax; jmp again
@@ -167,10 +185,12 @@ describeKvm('vm.guest.reserved on the real backend', () => {
     const outcomes = new Set<string>();
     for (let i = 0; i < 20; i++) {
       for (const at of [DATA, DATA + 0x10000]) {
-        outcomes.add(await vm.guest.read(at, 0x10000).then(
-          (buf) => (buf.equals(Buffer.alloc(0x10000, 0x42)) ? 'right' : 'wrong'),
-          (e: Error) => (/disturbed \d+ times/.test(e.message) ? 'refused' : `${e.name}: ${e.message}`),
-        ));
+        outcomes.add(
+          await vm.guest.read(at, 0x10000).then(
+            (buf) => (buf.equals(Buffer.alloc(0x10000, 0x42)) ? 'right' : 'wrong'),
+            (e: Error) => (/disturbed \d+ times/.test(e.message) ? 'refused' : `${e.name}: ${e.message}`),
+          ),
+        );
       }
     }
     stop = true;
@@ -211,12 +231,21 @@ describeKvm('vm.guest.reserved on the real backend', () => {
     expect(map.read(5, 5).toString()).toBe('after');
     // A read over the private file's slot: what this kernel's profile answers (a fault on PVM; on
     // mainline a type-0 VM's gmem-only slot serves the file).
-    const across = (v: Vm) => v.guest.read(DATA + 0xfff0, 0x20).then((b) => b.subarray(0x10), (e: unknown) => e);
+    const across = (v: Vm) =>
+      v.guest.read(DATA + 0xfff0, 0x20).then(
+        (b) => b.subarray(0x10),
+        (e: unknown) => e,
+      );
     const sim = open({ backend: 'sim', profile: hostProfile() ?? 'linux-6.18' });
     const svm = sim.createVm();
     const sg = svm.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
     svm.setMemoryRegion({ slot: 1, guestPhysAddr: DATA, size: 0x10000, guestMemfd: sg, userspace: sg.map() });
-    svm.setMemoryRegion({ slot: 2, guestPhysAddr: DATA + 0x10000, size: 0x4000, guestMemfd: svm.createGuestMemfd({ size: 0x4000, mmap: true }) });
+    svm.setMemoryRegion({
+      slot: 2,
+      guestPhysAddr: DATA + 0x10000,
+      size: 0x4000,
+      guestMemfd: svm.createGuestMemfd({ size: 0x4000, mmap: true }),
+    });
     const [got, want] = [await across(vm), await across(svm)];
     sim.close();
     if (want instanceof GuestMemoryFault) {
@@ -225,6 +254,7 @@ describeKvm('vm.guest.reserved on the real backend', () => {
     } else {
       expect(got).toEqual(want);
     }
-    if (hostProfile() === 'linux-6.18-pvm') expect(got).toMatchObject({ name: 'GuestMemoryFault', gpa: DATA + 0x10000, private: true });
+    if (hostProfile() === 'linux-6.18-pvm')
+      expect(got).toMatchObject({ name: 'GuestMemoryFault', gpa: DATA + 0x10000, private: true });
   }, 120_000);
 });

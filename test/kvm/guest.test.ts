@@ -29,12 +29,20 @@ function sharedSlot(slot: number, gpa: number, size: number): { gmem: GuestMemfd
 }
 
 describeKvm('guest and host share a guest_memfd (selftest case)', () => {
-  it('the guest reads the host\'s 0xaa and writes 0xff, which the host sees', () => {
+  it("the guest reads the host's 0xaa and writes 0xff, which the host sees", () => {
     const g = realModeGuest([
-      0xa0, 0x00, 0x30, //       mov al, [0x3000]
-      0xba, 0x10, 0x00, //       mov dx, 0x10
+      0xa0,
+      0x00,
+      0x30, //       mov al, [0x3000]
+      0xba,
+      0x10,
+      0x00, //       mov dx, 0x10
       0xee, //                   out dx, al          ; report what the guest read
-      0xc6, 0x06, 0x00, 0x30, 0xff, // mov byte [0x3000], 0xff
+      0xc6,
+      0x06,
+      0x00,
+      0x30,
+      0xff, // mov byte [0x3000], 0xff
       0xf4, //                   hlt
     ]);
     try {
@@ -72,7 +80,15 @@ describeKvm('vm.guest on the real backend', () => {
     const { map } = sharedSlot(0, 0, 2 * MiB);
     const data = randomBytes(2 * MiB);
     map.write(0, data);
-    for (const [at, len] of [[0, 1], [4095, 1], [4096, 4096], [123, 4097], [4095, 2], [MiB - 7, 70_001], [0, 2 * MiB]] as const) {
+    for (const [at, len] of [
+      [0, 1],
+      [4095, 1],
+      [4096, 4096],
+      [123, 4097],
+      [4095, 2],
+      [MiB - 7, 70_001],
+      [0, 2 * MiB],
+    ] as const) {
       expect((await vm.guest.read(at, len)).equals(data.subarray(at, at + len))).toBe(true);
     }
     await vm.guest.write(4093, Buffer.from('unaligned!'));
@@ -116,7 +132,7 @@ describeKvm('vm.guest on the real backend', () => {
 
   // PVM: a fault naming the private page, after the shared pages before it; mainline serves the
   // file (the test above). Each kernel is held to its profile's answer, and PVM to the values.
-  it('a private page: as this kernel\'s profile says (on PVM a GuestMemoryFault naming its gpa, after the shared pages)', async () => {
+  it("a private page: as this kernel's profile says (on PVM a GuestMemoryFault naming its gpa, after the shared pages)", async () => {
     const scenario = async (k: Kvm) => {
       const v = k.createVm();
       try {
@@ -128,7 +144,9 @@ describeKvm('vm.guest on the real backend', () => {
         map.fill(0, 0x4000, 0x5a);
         const shape = (e: unknown) => {
           const f = e as GuestMemoryFault;
-          return e instanceof GuestMemoryFault ? { code: f.code, gpa: f.gpa, size: f.size, private: f.private } : String(e);
+          return e instanceof GuestMemoryFault
+            ? { code: f.code, gpa: f.gpa, size: f.size, private: f.private }
+            : String(e);
         };
         const read = await v.guest.read(0x103ff0, 0x20).then((b) => [...b], shape);
         const write = await v.guest.write(0x105123, Buffer.from([1])).then(() => 'ok', shape);
@@ -158,15 +176,25 @@ describeKvm('vm.guest on the real backend', () => {
     map.fill(0, 0x10000, 0x61);
     vm.setMemoryRegion({ slot: 2, guestPhysAddr: 0x200000, size: 0x10000, userspace: map, readonly: true });
     expect(await vm.guest.read(0x200010, 2)).toEqual(Buffer.from('aa'));
-    await expect(vm.guest.write(0x200010, Buffer.from('b'))).rejects.toMatchObject({ gpa: 0x200000, private: false, code: 'KVM_EXIT_MEMORY_FAULT' });
+    await expect(vm.guest.write(0x200010, Buffer.from('b'))).rejects.toMatchObject({
+      gpa: 0x200000,
+      private: false,
+      code: 'KVM_EXIT_MEMORY_FAULT',
+    });
     expect(map.read(0x10, 1).toString()).toBe('a');
   });
 
   it('a gpa no slot covers is a RangeError naming the first uncovered gpa', async () => {
     sharedSlot(0, 0, 0x10000);
     sharedSlot(1, 0x20000, 0x10000);
-    await expect(vm.guest.read(0x30000, 1)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('0x30000') });
-    await expect(vm.guest.read(0xfff0, 0x20)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', message: expect.stringContaining('0x10000') });
+    await expect(vm.guest.read(0x30000, 1)).rejects.toMatchObject({
+      code: 'ERR_OUT_OF_RANGE',
+      message: expect.stringContaining('0x30000'),
+    });
+    await expect(vm.guest.read(0xfff0, 0x20)).rejects.toMatchObject({
+      code: 'ERR_OUT_OF_RANGE',
+      message: expect.stringContaining('0x10000'),
+    });
     await expect(vm.guest.write(0x1fff0, Buffer.alloc(0x20))).rejects.toBeInstanceOf(RangeError);
     await expect(kvm.createVm().guest.read(0, 1)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE' });
   });

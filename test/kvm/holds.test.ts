@@ -50,6 +50,8 @@ describeKvm('hold() on the kvm backend', () => {
     const fds = openFds();
     expect(() => priv.hold(0, PAGE)).toThrow(expect.objectContaining({ code: 'EFAULT', syscall: 'vmsplice' }));
     expect(openFds()).toBe(fds);
-    expect(() => priv.hold(0, (64 << 20) + 1)).toThrow(expect.objectContaining({ code: 'ERR_KVM_UNSUPPORTED', feature: 'hold' }));
+    expect(() => priv.hold(0, (64 << 20) + 1)).toThrow(
+      expect.objectContaining({ code: 'ERR_KVM_UNSUPPORTED', feature: 'hold' }),
+    );
   });
 });

@@ -33,7 +33,12 @@ describeKvm('guest_memfd selftest port', () => {
             g.close();
             accepted |= flag;
           } else {
-            expectKvmError(() => vm.createGuestMemfd({ size: PAGE, flags: flag }), 'EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD');
+            expectKvmError(
+              () => vm.createGuestMemfd({ size: PAGE, flags: flag }),
+              'EINVAL',
+              'ioctl',
+              'KVM_CREATE_GUEST_MEMFD',
+            );
           }
         }
         expect(accepted).toBe(valid);
@@ -152,9 +157,16 @@ function flagSetSuite(getVm: () => Vm, fs: FlagSet): void {
     it('ten unaligned punches give EINVAL', () => {
       using g = create();
       const cases: [number, number][] = [
-        [0, 1], [0, PAGE - 1], [0, PAGE + 1],
-        [1, 1], [1, PAGE - 1], [1, PAGE], [1, PAGE + 1],
-        [PAGE, 1], [PAGE, PAGE - 1], [PAGE, PAGE + 1],
+        [0, 1],
+        [0, PAGE - 1],
+        [0, PAGE + 1],
+        [1, 1],
+        [1, PAGE - 1],
+        [1, PAGE],
+        [1, PAGE + 1],
+        [PAGE, 1],
+        [PAGE, PAGE - 1],
+        [PAGE, PAGE + 1],
       ];
       for (const [off, len] of cases) expectKvmError(() => g.punchHole(off, len), 'EINVAL', 'fallocate');
     });

@@ -17,7 +17,9 @@ const GPA = 0x1000_0000;
 
 /** The lowest address of node's executable in this process (0x400000 for a non-PIE node). */
 function nodeBase(): bigint {
-  const line = readFileSync('/proc/self/maps', 'utf8').split('\n').find((l) => l.endsWith(process.execPath));
+  const line = readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .find((l) => l.endsWith(process.execPath));
   return BigInt('0x' + line!.split('-')[0]);
 }
 
@@ -51,10 +53,16 @@ describeKvm('a slot reaches only memory the library mapped for it', () => {
   it('the native call itself refuses a slot longer than the rest of its mapping', () => {
     const native = ((vm as CoreVm).port as KvmVmPort).native;
     const nm = (m as CoreMapping).port as NativeMapping;
-    expect(() => native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: BIG, userspace: nm })).toThrow(RangeError);
+    expect(() => native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: BIG, userspace: nm })).toThrow(
+      RangeError,
+    );
     // One page past the mapping's last page, and the mapping's whole page from an offset.
-    expect(() => native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: 2 * PAGE, userspace: nm })).toThrow(RangeError);
-    expect(() => native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: PAGE, userspace: nm, userspaceOffset: PAGE })).toThrow(RangeError);
+    expect(() => native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: 2 * PAGE, userspace: nm })).toThrow(
+      RangeError,
+    );
+    expect(() =>
+      native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: PAGE, userspace: nm, userspaceOffset: PAGE }),
+    ).toThrow(RangeError);
     // Exactly the mapping works.
     native.setUserMemoryRegion2({ slot: 1, guestPhysAddr: GPA, size: PAGE, userspace: nm });
   });

@@ -27,7 +27,11 @@ export function realModeGuest(code: number[], opts: { kvm?: Kvm; memSize?: numbe
   vcpu.setSregs({ cs: { base: 0n, selector: 0 } });
   vcpu.setRegs({ rip: BigInt(CODE_GPA), rflags: 2n });
   return {
-    kvm, vm, gmem, map, vcpu,
+    kvm,
+    vm,
+    gmem,
+    map,
+    vcpu,
     close() {
       if (opts.kvm) vm.close();
       else kvm.close();

@@ -21,7 +21,8 @@ describeKvm('vcpu sregs', () => {
     SEGMENTS.forEach((name, i) => {
       Object.assign(want[name], { base: BigInt(0x10000 * (i + 1)), limit: 0xffff + i + 1, selector: 0x10 * (i + 1) });
     });
-    for (const name of ['ds', 'es', 'fs', 'gs'] as const) Object.assign(want[name], { type: 1, dpl: 1, db: 1, g: 1, avl: 1 });
+    for (const name of ['ds', 'es', 'fs', 'gs'] as const)
+      Object.assign(want[name], { type: 1, dpl: 1, db: 1, g: 1, avl: 1 });
     Object.assign(want, {
       gdt: { base: 0x5000n, limit: 0x7f },
       idt: { base: 0x6000n, limit: 0xfff },

@@ -7,19 +7,28 @@ import { describeKvm } from '../helpers/kvm.js';
 import { CODE_GPA, realModeGuest, type RealModeGuest } from './vcpu-fixture.js';
 
 const OUT_IN_HLT = [
-  0xba, 0xf8, 0x03, // mov dx, 0x3f8
-  0xb0, 0x41, //       mov al, 'A'
+  0xba,
+  0xf8,
+  0x03, // mov dx, 0x3f8
+  0xb0,
+  0x41, //       mov al, 'A'
   0xee, //             out dx, al
   0xec, //             in al, dx
-  0xa2, 0x00, 0x20, // mov [0x2000], al
+  0xa2,
+  0x00,
+  0x20, // mov [0x2000], al
   0xf4, //             hlt
 ];
 const SPIN = [0xeb, 0xfe]; // jmp $
 const OUT_LOOP = [
-  0xba, 0x10, 0x00, // mov dx, 0x10
+  0xba,
+  0x10,
+  0x00, // mov dx, 0x10
   0xee, //             l: out dx, al
-  0xfe, 0xc0, //       inc al
-  0xeb, 0xfb, //       jmp l
+  0xfe,
+  0xc0, //       inc al
+  0xeb,
+  0xfb, //       jmp l
 ];
 
 let guests: RealModeGuest[] = [];
@@ -60,10 +69,17 @@ describeKvm('vcpu exits', () => {
 
   it('rep outsb hands out every byte in order, each exit carrying size * count bytes', () => {
     const g = guest([
-      0xbe, 0x00, 0x20, // mov si, 0x2000
-      0xb9, 0x04, 0x00, // mov cx, 4
-      0xba, 0x10, 0x00, // mov dx, 0x10
-      0xf3, 0x6e, //       rep outsb
+      0xbe,
+      0x00,
+      0x20, // mov si, 0x2000
+      0xb9,
+      0x04,
+      0x00, // mov cx, 4
+      0xba,
+      0x10,
+      0x00, // mov dx, 0x10
+      0xf3,
+      0x6e, //       rep outsb
       0xf4, //             hlt
     ]);
     g.map.write(0x2000, Buffer.from([1, 2, 3, 4]));
@@ -85,16 +101,35 @@ describeKvm('vcpu exits', () => {
 
   it('an access to an unmapped gpa exits as mmio: writes carry data, reads take the reply', async () => {
     const g = guest([
-      0xb8, 0x00, 0x80, //             mov ax, 0x8000
-      0x8e, 0xd8, //                   mov ds, ax          ; ds base 0x80000: no slot there
-      0xc6, 0x06, 0x10, 0x00, 0x99, // mov byte [0x10], 0x99
-      0xa0, 0x20, 0x00, //             mov al, [0x20]
-      0x31, 0xdb, //                   xor bx, bx
-      0x8e, 0xdb, //                   mov ds, bx
-      0xa2, 0x00, 0x20, //             mov [0x2000], al
+      0xb8,
+      0x00,
+      0x80, //             mov ax, 0x8000
+      0x8e,
+      0xd8, //                   mov ds, ax          ; ds base 0x80000: no slot there
+      0xc6,
+      0x06,
+      0x10,
+      0x00,
+      0x99, // mov byte [0x10], 0x99
+      0xa0,
+      0x20,
+      0x00, //             mov al, [0x20]
+      0x31,
+      0xdb, //                   xor bx, bx
+      0x8e,
+      0xdb, //                   mov ds, bx
+      0xa2,
+      0x00,
+      0x20, //             mov [0x2000], al
       0xf4, //                         hlt
     ]);
-    expect(await g.vcpu.run()).toEqual({ reason: 'mmio', address: 0x80010, length: 1, isWrite: true, data: Buffer.from([0x99]) });
+    expect(await g.vcpu.run()).toEqual({
+      reason: 'mmio',
+      address: 0x80010,
+      length: 1,
+      isWrite: true,
+      data: Buffer.from([0x99]),
+    });
     const read = g.vcpu.runSync();
     expect(read).toMatchObject({ reason: 'mmio', address: 0x80020, length: 1, isWrite: false });
     if (read.reason !== 'mmio') throw new Error('unreachable');
@@ -110,7 +145,9 @@ describeKvm('vcpu exits', () => {
     g.vcpu.setSregs({
       cr0: g.vcpu.getSregs().cr0 | 1n, // PE
       cs: { ...flat, selector: 0x08, type: 11 },
-      ds: data, es: data, ss: data,
+      ds: data,
+      es: data,
+      ss: data,
       idt: { base: 0n, limit: 0 }, // #UD -> #GP -> #DF -> triple fault
     });
     expect(g.vcpu.runSync()).toEqual({ reason: 'shutdown' });
@@ -127,7 +164,24 @@ describeKvm('vcpu exits', () => {
 });
 
 describeKvm('vcpu registers', () => {
-  const names = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'] as const;
+  const names = [
+    'rax',
+    'rbx',
+    'rcx',
+    'rdx',
+    'rsi',
+    'rdi',
+    'rsp',
+    'rbp',
+    'r8',
+    'r9',
+    'r10',
+    'r11',
+    'r12',
+    'r13',
+    'r14',
+    'r15',
+  ] as const;
 
   it('setRegs then getRegs round-trips every general register as bigints', () => {
     const g = guest([0xf4]);
@@ -160,7 +214,11 @@ describeKvm('vcpu registers', () => {
     const before = g.vcpu.getSregs();
     expect(before.cs).toMatchObject({ base: 0n, selector: 0, present: 1 });
     expect(typeof before.cr0).toBe('bigint');
-    g.vcpu.setSregs({ ds: { base: 0x12340n, selector: 0x1234, limit: 0xffff }, gdt: { base: 0x5000n, limit: 0x27 }, cr8: 3n });
+    g.vcpu.setSregs({
+      ds: { base: 0x12340n, selector: 0x1234, limit: 0xffff },
+      gdt: { base: 0x5000n, limit: 0x27 },
+      cr8: 3n,
+    });
     const after = g.vcpu.getSregs();
     expect(after.ds).toMatchObject({ base: 0x12340n, selector: 0x1234, limit: 0xffff, type: before.ds.type });
     expect(after.gdt).toEqual({ base: 0x5000n, limit: 0x27 });
@@ -275,7 +333,9 @@ describeKvm('vcpu bad input and lifetime', () => {
     const g = guest([0xf4]);
     expect(() => g.vm.createVcpu(-1)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(() => g.vm.createVcpu(1.5)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
-    expect(() => g.vm.createVcpu('1' as unknown as number)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+    expect(() => g.vm.createVcpu('1' as unknown as number)).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+    );
     expect(() => g.vm.createVcpu(0)).toThrow(KvmError);
     expect(() => g.vm.createVcpu(0)).toThrow(expect.objectContaining({ code: 'EEXIST', ioctl: 'KVM_CREATE_VCPU' }));
   });

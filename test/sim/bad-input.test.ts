@@ -9,7 +9,11 @@ import { PAGE, sim, thrown } from './helpers.js';
 
 const rows: Case[] = [
   ...cases,
-  { name: 'kvm.createVm with type 7', run: (c) => c.kvm.createVm({ type: 7 }), want: kernel('EINVAL', 'ioctl', 'KVM_CREATE_VM') },
+  {
+    name: 'kvm.createVm with type 7',
+    run: (c) => c.kvm.createVm({ type: 7 }),
+    want: kernel('EINVAL', 'ioctl', 'KVM_CREATE_VM'),
+  },
 ];
 
 describe.each<Profile>(['linux-6.18', 'rfc-v5', 'inplace-v8'])('%s: bad input', (profile) => {
@@ -22,14 +26,23 @@ describe.each<Profile>(['linux-6.18', 'rfc-v5', 'inplace-v8'])('%s: bad input', 
   // RFC v5 maps every guest_memfd (kvm_gmem_mmap has no flag check): no file lacks MMAP there.
   const mine = rows.filter((x) => profile !== 'rfc-v5' || x.name !== 'gm.map of a file without MMAP');
   it.each(mine.map((x) => [x.name, x] as const))('%s', (_name, x) => {
-    expectBadInput(thrown(() => x.run(c)), x.want);
+    expectBadInput(
+      thrown(() => x.run(c)),
+      x.want,
+    );
     // A bad call leaves what is open working.
     if (!c.m.closed) expect(c.m.read(0, 1).length).toBe(1);
   });
 
   it('close() and [Symbol.dispose] twice are harmless; closing a Vm closes its children, not the Kvm', () => {
     c.vm.close();
-    expect([c.vm.closed, c.gm.closed, c.plain.closed, c.m.closed, c.kvm.closed]).toEqual([true, true, true, true, false]);
+    expect([c.vm.closed, c.gm.closed, c.plain.closed, c.m.closed, c.kvm.closed]).toEqual([
+      true,
+      true,
+      true,
+      true,
+      false,
+    ]);
     for (const o of [c.m, c.gm, c.plain, c.vm, c.kvm]) {
       o.close();
       o[Symbol.dispose]();

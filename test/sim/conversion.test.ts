@@ -78,7 +78,11 @@ describe.each<Profile>(['rfc-v5', 'inplace-v8'])('%s: conversions', (profile) =>
   });
 
   it('unaligned or empty conversions are EINVAL (KVM_SET_MEMORY_ATTRIBUTES2); past EOF is a RangeError', () => {
-    for (const [o, l] of [[100, PAGE], [0, 100], [0, 0]] as const) {
+    for (const [o, l] of [
+      [100, PAGE],
+      [0, 100],
+      [0, 0],
+    ] as const) {
       expectKvmError(() => g.share(o, l), 'EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES2');
       expectKvmError(() => g.unshare(o, l), 'EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES2');
     }
@@ -165,12 +169,19 @@ describe('inplace-v8: elevated references', () => {
     expect(kvm.createVm().checkExtension(250)).toBe(0);
     expect(kvm.checkExtension('GUEST_MEMFD_MAPPABLE')).toBe(0);
     // v8-10: no VM-level attributes while in-place conversion is on.
-    expect([kvm.checkExtension('MEMORY_ATTRIBUTES'), kvm.createVm({ type: 1 }).checkExtension('MEMORY_ATTRIBUTES')]).toEqual([0, 0]);
+    expect([
+      kvm.checkExtension('MEMORY_ATTRIBUTES'),
+      kvm.createVm({ type: 1 }).checkExtension('MEMORY_ATTRIBUTES'),
+    ]).toEqual([0, 0]);
   });
 
   it('a VM without private memory refuses every conversion with EINVAL, before the range rules (v8-13)', () => {
     const t0 = kvm.createVm().createGuestMemfd({ size: SIZE, mmap: true, initShared: true });
-    for (const [o, l] of [[0, PAGE], [100, PAGE], [0, 0]] as const) {
+    for (const [o, l] of [
+      [0, PAGE],
+      [100, PAGE],
+      [0, 0],
+    ] as const) {
       expectKvmError(() => t0.share(o, l), 'EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES2');
       expectKvmError(() => t0.unshare(o, l), 'EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES2');
     }
@@ -202,7 +213,7 @@ describe('inplace-v8: elevated references', () => {
   });
 });
 
-describe('rfc-v5: the series\' uAPI and initial state', () => {
+describe("rfc-v5: the series' uAPI and initial state", () => {
   let kvm: Kvm;
   beforeEach(() => {
     kvm = sim('rfc-v5');
@@ -218,14 +229,19 @@ describe('rfc-v5: the series\' uAPI and initial state', () => {
     expect(kvm.createVm({ type: 1 }).guestMemfdFlags()).toEqual({ mmap: false, initShared: false });
   });
 
-  it('INIT_MAPPABLE is bit 0 and the only flag: bit 1 (6.18\'s INIT_SHARED) and up are EINVAL', () => {
+  it("INIT_MAPPABLE is bit 0 and the only flag: bit 1 (6.18's INIT_SHARED) and up are EINVAL", () => {
     const vm = kvm.createVm({ type: 1 });
     expect(vm.createGuestMemfd({ size: PAGE, flags: 1 }).flags).toEqual({ mmap: true, initShared: true });
     expect(vm.createGuestMemfd({ size: PAGE }).flags).toEqual({ mmap: true, initShared: false });
     for (const flags of [2, 3, 4, 1n << 63n]) {
       expectKvmError(() => vm.createGuestMemfd({ size: PAGE, flags }), 'EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD');
     }
-    expectKvmError(() => vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true }), 'EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD');
+    expectKvmError(
+      () => vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true }),
+      'EINVAL',
+      'ioctl',
+      'KVM_CREATE_GUEST_MEMFD',
+    );
   });
 
   it('every file starts host-mappable (an empty xarray reads ALL), with or without INIT_MAPPABLE, and may be mapped', () => {
@@ -304,7 +320,7 @@ describe('rfc-v5: unshare with the host still holding the page', () => {
     expect(g.map().read(PAGE, 1)[0]).toBe(1);
   });
 
-  it('a slot with a userspace address takes the hva path: the host\'s rules through that mapping', async () => {
+  it("a slot with a userspace address takes the hva path: the host's rules through that mapping", async () => {
     const u = g.map();
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: SIZE, guestMemfd: g, userspace: u });
     await vm.guest.write(0, Buffer.from([0x22]));

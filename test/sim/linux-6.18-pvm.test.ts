@@ -35,21 +35,38 @@ describe('linux-6.18-pvm: system and VM', () => {
 
   it('has only VM type 0; types 1..5 and beyond give EINVAL from KVM_CREATE_VM', () => {
     expect(kvm.vmTypes()).toEqual([0]);
-    for (const type of [1, 2, 3, 4, 5, 6, 0xffffffff]) expectKvmError(() => kvm.createVm({ type }), 'EINVAL', 'ioctl', 'KVM_CREATE_VM');
+    for (const type of [1, 2, 3, 4, 5, 6, 0xffffffff])
+      expectKvmError(() => kvm.createVm({ type }), 'EINVAL', 'ioctl', 'KVM_CREATE_VM');
     expect(kvm.createVm({ type: 0 }).type).toBe(0);
   });
 
   it('has no vCPUs and no VM-level memory attributes', () => {
     expect(expectCode(() => vm.createVcpu(0), 'UnsupportedError', 'ERR_KVM_UNSUPPORTED').feature).toBe('vcpu');
-    expectKvmError(() => vm.setMemoryAttributes(0, PAGE, { private: true }), 'ENOTTY', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
-    expectKvmError(() => vm.setMemoryAttributes(0, 0, { private: false }), 'ENOTTY', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
+    expectKvmError(
+      () => vm.setMemoryAttributes(0, PAGE, { private: true }),
+      'ENOTTY',
+      'ioctl',
+      'KVM_SET_MEMORY_ATTRIBUTES',
+    );
+    expectKvmError(
+      () => vm.setMemoryAttributes(0, 0, { private: false }),
+      'ENOTTY',
+      'ioctl',
+      'KVM_SET_MEMORY_ATTRIBUTES',
+    );
   });
 });
 
 describe('linux-6.18-pvm: KVM_CREATE_GUEST_MEMFD', () => {
   it('accepts flag bits 0 and 1 and refuses every other bit with EINVAL', () => {
     for (const flags of [0n, 1n, 2n, 3n]) expect(vm.createGuestMemfd({ size: PAGE, flags }).rawFlags).toBe(flags);
-    for (let b = 2n; b < 64n; b++) expectKvmError(() => vm.createGuestMemfd({ size: PAGE, flags: 1n << b }), 'EINVAL', 'ioctl', 'KVM_CREATE_GUEST_MEMFD');
+    for (let b = 2n; b < 64n; b++)
+      expectKvmError(
+        () => vm.createGuestMemfd({ size: PAGE, flags: 1n << b }),
+        'EINVAL',
+        'ioctl',
+        'KVM_CREATE_GUEST_MEMFD',
+      );
   });
 
   it('refuses sizes 0, unaligned and >= 2^63 with EINVAL; accepts 1 TiB and 2^63 - 4096', () => {
@@ -74,7 +91,10 @@ describe('linux-6.18-pvm: KVM_CREATE_GUEST_MEMFD', () => {
 
 describe('linux-6.18-pvm: mmap', () => {
   it('gives ENODEV without the MMAP flag (also with INIT_SHARED alone or MAP_PRIVATE)', () => {
-    for (const g of [vm.createGuestMemfd({ size: 4 * PAGE }), vm.createGuestMemfd({ size: 4 * PAGE, initShared: true })]) {
+    for (const g of [
+      vm.createGuestMemfd({ size: 4 * PAGE }),
+      vm.createGuestMemfd({ size: 4 * PAGE, initShared: true }),
+    ]) {
       expectKvmError(() => g.map(), 'ENODEV', 'mmap');
       expectKvmError(() => g.map(0, PAGE, { private: true }), 'ENODEV', 'mmap');
     }
@@ -148,10 +168,23 @@ describe('linux-6.18-pvm: fallocate', () => {
   });
 
   it('EINVAL for unaligned or empty ranges, and for allocating at, after or across EOF', () => {
-    for (const [o, l] of [[100, PAGE], [0, 100], [0, 0], [16 * PAGE, PAGE], [32 * PAGE, PAGE], [15 * PAGE, 2 * PAGE], [0, 2n ** 62n]] as const) {
+    for (const [o, l] of [
+      [100, PAGE],
+      [0, 100],
+      [0, 0],
+      [16 * PAGE, PAGE],
+      [32 * PAGE, PAGE],
+      [15 * PAGE, 2 * PAGE],
+      [0, 2n ** 62n],
+    ] as const) {
       expectKvmError(() => g.allocate(o, l), 'EINVAL', 'fallocate');
     }
-    for (const [o, l] of [[100, PAGE], [0, 100], [0, 0], [64 * PAGE + 1, PAGE]] as const) {
+    for (const [o, l] of [
+      [100, PAGE],
+      [0, 100],
+      [0, 0],
+      [64 * PAGE + 1, PAGE],
+    ] as const) {
       expectKvmError(() => g.punchHole(o, l), 'EINVAL', 'fallocate');
     }
     for (let i = 0; i < 10; i++) expectKvmError(() => g.punchHole(i * 513 + 1, PAGE - 7 * i), 'EINVAL', 'fallocate');
@@ -167,12 +200,22 @@ describe('linux-6.18-pvm: fallocate', () => {
 describe('linux-6.18-pvm: no conversion', () => {
   it('share/unshare are UnsupportedError (in-place conversion); hold takes shared pages, as vmsplice does', () => {
     const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
-    expect(expectCode(() => g.share(0, PAGE), 'UnsupportedError', 'ERR_KVM_UNSUPPORTED').feature).toBe('in-place conversion');
-    expect(expectCode(() => g.unshare(0, PAGE), 'UnsupportedError', 'ERR_KVM_UNSUPPORTED').feature).toBe('in-place conversion');
+    expect(expectCode(() => g.share(0, PAGE), 'UnsupportedError', 'ERR_KVM_UNSUPPORTED').feature).toBe(
+      'in-place conversion',
+    );
+    expect(expectCode(() => g.unshare(0, PAGE), 'UnsupportedError', 'ERR_KVM_UNSUPPORTED').feature).toBe(
+      'in-place conversion',
+    );
     g.hold(0, PAGE).release();
-    expect(expectCode(() => vm.createGuestMemfd({ size: PAGE, mmap: true }).hold(0, PAGE), 'KvmError', 'EFAULT').syscall).toBe('vmsplice');
-    expect(expectCode(() => vm.createGuestMemfd({ size: PAGE }).hold(0, PAGE), 'KvmError', 'ENODEV').syscall).toBe('mmap');
+    expect(
+      expectCode(() => vm.createGuestMemfd({ size: PAGE, mmap: true }).hold(0, PAGE), 'KvmError', 'EFAULT').syscall,
+    ).toBe('vmsplice');
+    expect(expectCode(() => vm.createGuestMemfd({ size: PAGE }).hold(0, PAGE), 'KvmError', 'ENODEV').syscall).toBe(
+      'mmap',
+    );
     expect(g.states()).toEqual([{ offset: 0, length: 4 * PAGE, state: 'shared' }]);
-    expect(vm.createGuestMemfd({ size: PAGE, mmap: true }).states()).toEqual([{ offset: 0, length: PAGE, state: 'private' }]);
+    expect(vm.createGuestMemfd({ size: PAGE, mmap: true }).states()).toEqual([
+      { offset: 0, length: PAGE, state: 'private' },
+    ]);
   });
 });

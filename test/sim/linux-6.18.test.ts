@@ -37,9 +37,24 @@ describe.each(MAINLINE)('%s: caps a stock kvm_amd host reports', (p) => {
 
   it('KVM_SET_MEMORY_ATTRIBUTES exists: shared is accepted, PRIVATE is EINVAL (not supported on type 0)', () => {
     vm.setMemoryAttributes(GPA, PAGE, { private: false });
-    expectKvmError(() => vm.setMemoryAttributes(GPA, PAGE, { private: true }), 'EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
-    expectKvmError(() => vm.setMemoryAttributes(GPA, 0, { private: false }), 'EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
-    expectKvmError(() => vm.setMemoryAttributes(GPA + 1, PAGE, { private: false }), 'EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
+    expectKvmError(
+      () => vm.setMemoryAttributes(GPA, PAGE, { private: true }),
+      'EINVAL',
+      'ioctl',
+      'KVM_SET_MEMORY_ATTRIBUTES',
+    );
+    expectKvmError(
+      () => vm.setMemoryAttributes(GPA, 0, { private: false }),
+      'EINVAL',
+      'ioctl',
+      'KVM_SET_MEMORY_ATTRIBUTES',
+    );
+    expectKvmError(
+      () => vm.setMemoryAttributes(GPA + 1, PAGE, { private: false }),
+      'EINVAL',
+      'ioctl',
+      'KVM_SET_MEMORY_ATTRIBUTES',
+    );
   });
 });
 
@@ -69,7 +84,14 @@ describe.each(MAINLINE)('%s: gmem-only slots (KVM_MEMSLOT_GMEM_ONLY)', (p) => {
     const other = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
     g.map().fill(2 * PAGE, PAGE, 0x21);
     other.map().fill(0, 4 * PAGE, 0x3c);
-    vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 2 * PAGE, guestMemfd: g, guestMemfdOffset: 2 * PAGE, userspace: other.map() });
+    vm.setMemoryRegion({
+      slot: 0,
+      guestPhysAddr: GPA,
+      size: 2 * PAGE,
+      guestMemfd: g,
+      guestMemfdOffset: 2 * PAGE,
+      userspace: other.map(),
+    });
     expect((await vm.guest.read(GPA, 2)).toString('hex')).toBe('2121');
   });
 
@@ -88,12 +110,22 @@ describe.each(MAINLINE)('%s: gmem-only slots (KVM_MEMSLOT_GMEM_ONLY)', (p) => {
     backing.map().fill(0, 2 * PAGE, 0x5a);
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 2 * PAGE, guestMemfd: g, userspace: backing.map() });
     expect((await vm.guest.read(GPA, 2)).toString('hex')).toBe('5a5a');
-    vm.setMemoryRegion({ slot: 1, guestPhysAddr: 2 * GPA, size: 2 * PAGE, guestMemfd: vm.createGuestMemfd({ size: 2 * PAGE }) });
+    vm.setMemoryRegion({
+      slot: 1,
+      guestPhysAddr: 2 * GPA,
+      size: 2 * PAGE,
+      guestMemfd: vm.createGuestMemfd({ size: 2 * PAGE }),
+    });
     expect((await rejected(vm.guest.read(2 * GPA, 1))).code).toBe('EFAULT');
   });
 
   it('an access the userspace memory cannot serve fails KVM_RUN with EFAULT (no memory-fault exit)', async () => {
-    vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 2 * PAGE, guestMemfd: vm.createGuestMemfd({ size: 2 * PAGE }) });
+    vm.setMemoryRegion({
+      slot: 0,
+      guestPhysAddr: GPA,
+      size: 2 * PAGE,
+      guestMemfd: vm.createGuestMemfd({ size: 2 * PAGE }),
+    });
     const e = await rejected(vm.guest.read(GPA + PAGE, 4));
     expect([e.name, e.code, e.syscall, e.ioctl]).toEqual(['KvmError', 'EFAULT', 'ioctl', 'KVM_RUN']);
     const priv = vm.createGuestMemfd({ size: 2 * PAGE, mmap: true });
@@ -105,8 +137,18 @@ describe.each(MAINLINE)('%s: gmem-only slots (KVM_MEMSLOT_GMEM_ONLY)', (p) => {
     const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 2 * PAGE, userspace: g.map() });
     vm.setMemoryRegion({ slot: 0x10000, guestPhysAddr: GPA, size: 2 * PAGE, userspace: g.map() });
-    expectKvmError(() => vm.setMemoryRegion({ slot: 0x10001, guestPhysAddr: GPA, size: PAGE, userspace: g.map() }), 'EEXIST', 'ioctl', 'KVM_SET_USER_MEMORY_REGION2');
-    expectKvmError(() => vm.setMemoryRegion({ slot: 0x20000, guestPhysAddr: 4 * GPA, size: PAGE, userspace: g.map() }), 'EINVAL', 'ioctl', 'KVM_SET_USER_MEMORY_REGION2');
+    expectKvmError(
+      () => vm.setMemoryRegion({ slot: 0x10001, guestPhysAddr: GPA, size: PAGE, userspace: g.map() }),
+      'EEXIST',
+      'ioctl',
+      'KVM_SET_USER_MEMORY_REGION2',
+    );
+    expectKvmError(
+      () => vm.setMemoryRegion({ slot: 0x20000, guestPhysAddr: 4 * GPA, size: PAGE, userspace: g.map() }),
+      'EINVAL',
+      'ioctl',
+      'KVM_SET_USER_MEMORY_REGION2',
+    );
   });
 
   it('a gpa only an address-space-1 slot covers is no memory to the guest (MMIO exit, not private)', async () => {
@@ -118,18 +160,33 @@ describe.each(MAINLINE)('%s: gmem-only slots (KVM_MEMSLOT_GMEM_ONLY)', (p) => {
   it('a slot must end within the host MAXPHYADDR (kvm_mmu_max_gfn with TDP)', () => {
     const g = vm.createGuestMemfd({ size: 2 * PAGE, mmap: true, initShared: true });
     const limit = guestPhysLimit();
-    expectKvmError(() => vm.setMemoryRegion({ slot: 0, guestPhysAddr: limit - BigInt(PAGE), size: 2 * PAGE, userspace: g.map() }), 'EINVAL', 'ioctl', 'KVM_SET_USER_MEMORY_REGION2');
+    expectKvmError(
+      () => vm.setMemoryRegion({ slot: 0, guestPhysAddr: limit - BigInt(PAGE), size: 2 * PAGE, userspace: g.map() }),
+      'EINVAL',
+      'ioctl',
+      'KVM_SET_USER_MEMORY_REGION2',
+    );
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: limit - 2n * BigInt(PAGE), size: 2 * PAGE, userspace: g.map() });
   });
 });
 
 describe('6.18 and 7.3 part where the binding code changed', () => {
   it('the same file range bound twice: EINVAL on 6.18 (kvm_gmem_bind), EEXIST on 7.3 (kvm_gmem_commit_memory_region)', () => {
-    for (const [p, code] of [['linux-6.18', 'EINVAL'], ['linux-7.3', 'EEXIST'], ['linux-6.18-pvm', 'EINVAL']] as const) {
+    for (const [p, code] of [
+      ['linux-6.18', 'EINVAL'],
+      ['linux-7.3', 'EEXIST'],
+      ['linux-6.18-pvm', 'EINVAL'],
+    ] as const) {
       openVm(p);
       const g = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true, initShared: true });
       vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: 2 * PAGE, guestMemfd: g });
-      expectKvmError(() => vm.setMemoryRegion({ slot: 1, guestPhysAddr: 2 * GPA, size: PAGE, guestMemfd: g, guestMemfdOffset: PAGE }), code, 'ioctl', 'KVM_SET_USER_MEMORY_REGION2');
+      expectKvmError(
+        () =>
+          vm.setMemoryRegion({ slot: 1, guestPhysAddr: 2 * GPA, size: PAGE, guestMemfd: g, guestMemfdOffset: PAGE }),
+        code,
+        'ioctl',
+        'KVM_SET_USER_MEMORY_REGION2',
+      );
       vm.setMemoryRegion({ slot: 1, guestPhysAddr: 2 * GPA, size: PAGE, guestMemfd: g, guestMemfdOffset: 2 * PAGE });
       kvm.close();
     }
@@ -137,10 +194,20 @@ describe('6.18 and 7.3 part where the binding code changed', () => {
 
   it('an offset whose sum with the size reaches 2^63 passes on 6.18 (loff_t wraps), not on 7.3 (uoff_t)', () => {
     const top = 1n << 63n;
-    for (const [p, passes] of [['linux-6.18', true], ['linux-7.3', false]] as const) {
+    for (const [p, passes] of [
+      ['linux-6.18', true],
+      ['linux-7.3', false],
+    ] as const) {
       openVm(p);
       const g = vm.createGuestMemfd({ size: PAGE });
-      const set = () => vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: PAGE, guestMemfd: g, guestMemfdOffset: top - BigInt(PAGE) });
+      const set = () =>
+        vm.setMemoryRegion({
+          slot: 0,
+          guestPhysAddr: GPA,
+          size: PAGE,
+          guestMemfd: g,
+          guestMemfdOffset: top - BigInt(PAGE),
+        });
       if (passes) set();
       else expectKvmError(set, 'EINVAL', 'ioctl', 'KVM_SET_USER_MEMORY_REGION2');
       kvm.close();
@@ -152,11 +219,21 @@ describe('the PVM profile stays what this host measured', () => {
   it('linux-6.18-pvm: no attributes ioctl, no pre-fault, and a gmem slot without userspace memory faults', async () => {
     openVm('linux-6.18-pvm');
     expect([kvm.checkExtension('MEMORY_ATTRIBUTES'), kvm.checkExtension('PRE_FAULT_MEMORY')]).toEqual([0, 0]);
-    expectKvmError(() => vm.setMemoryAttributes(GPA, PAGE, { private: false }), 'ENOTTY', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
+    expectKvmError(
+      () => vm.setMemoryAttributes(GPA, PAGE, { private: false }),
+      'ENOTTY',
+      'ioctl',
+      'KVM_SET_MEMORY_ATTRIBUTES',
+    );
     const g = vm.createGuestMemfd({ size: PAGE, mmap: true, initShared: true });
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: GPA, size: PAGE, guestMemfd: g });
     expect((await rejected(vm.guest.read(GPA, 1))).name).toBe('GuestMemoryFault');
-    expectKvmError(() => vm.setMemoryRegion({ slot: 0x10000, guestPhysAddr: 2 * GPA, size: PAGE, userspace: g.map() }), 'EINVAL', 'ioctl', 'KVM_SET_USER_MEMORY_REGION2');
+    expectKvmError(
+      () => vm.setMemoryRegion({ slot: 0x10000, guestPhysAddr: 2 * GPA, size: PAGE, userspace: g.map() }),
+      'EINVAL',
+      'ioctl',
+      'KVM_SET_USER_MEMORY_REGION2',
+    );
   });
 
   it('host-dependent caps are named: vCPU count, nesting, paging mode, vendor quirks', () => {

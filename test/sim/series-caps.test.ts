@@ -7,8 +7,14 @@ import { sim } from './helpers.js';
 
 describe('series capability names', () => {
   it('checkExtension takes the series names and the mainline names of the same numbers', () => {
-    expect([capNumber('GUEST_MEMFD_MAPPABLE'), capNumber('ARM_WRITABLE_IMP_ID_REGS'), capNumber('KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES')]).toEqual([239, 239, 250]);
-    expect([capNumber('ARM_EL2'), capNumber('ARM_EL2_E2H0'), capNumber('RISCV_MP_STATE_RESET')]).toEqual([240, 241, 242]);
+    expect([
+      capNumber('GUEST_MEMFD_MAPPABLE'),
+      capNumber('ARM_WRITABLE_IMP_ID_REGS'),
+      capNumber('KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES'),
+    ]).toEqual([239, 239, 250]);
+    expect([capNumber('ARM_EL2'), capNumber('ARM_EL2_E2H0'), capNumber('RISCV_MP_STATE_RESET')]).toEqual([
+      240, 241, 242,
+    ]);
     using kvm = sim('inplace-v8');
     expect(kvm.checkExtension('GUEST_MEMFD_MEMORY_ATTRIBUTES')).toBe(8);
   });

@@ -30,7 +30,8 @@ describe('memory slots (linux-6.18-pvm rules)', () => {
 
   it('slot ids: 0..32763 in address space 0; 32764 and any other address space are EINVAL', () => {
     vm.setMemoryRegion({ slot: 32763, guestPhysAddr: 0, size: PAGE, userspace: m });
-    for (const slot of [32764, 65535, 0x10000, 0x20000]) einval({ slot, guestPhysAddr: 0x100000, size: PAGE, userspace: m });
+    for (const slot of [32764, 65535, 0x10000, 0x20000])
+      einval({ slot, guestPhysAddr: 0x100000, size: PAGE, userspace: m });
   });
 
   it('READONLY or LOG_DIRTY_PAGES with a guest_memfd are EINVAL', () => {
@@ -101,7 +102,15 @@ describe('memory slots (linux-6.18-pvm rules)', () => {
 describe('vm.guest through the slots', () => {
   it('a shared guest_memfd slot: the guest reads the host bytes and the host sees guest writes', async () => {
     const hm = g.map();
-    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0x100000, size: 4 * PAGE, guestMemfd: g, guestMemfdOffset: 2 * PAGE, userspace: hm, userspaceOffset: 2 * PAGE });
+    vm.setMemoryRegion({
+      slot: 0,
+      guestPhysAddr: 0x100000,
+      size: 4 * PAGE,
+      guestMemfd: g,
+      guestMemfdOffset: 2 * PAGE,
+      userspace: hm,
+      userspaceOffset: 2 * PAGE,
+    });
     hm.fill(2 * PAGE, PAGE, 0xaa);
     expect(await vm.guest.read(0x100000, 4)).toEqual(Buffer.from([0xaa, 0xaa, 0xaa, 0xaa]));
     await vm.guest.write(0x100000 + 8, Buffer.alloc(24, 0xff));
@@ -119,12 +128,25 @@ describe('vm.guest through the slots', () => {
     const p = vm.createGuestMemfd({ size: 4 * PAGE, mmap: true });
     vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0x40000000, size: 4 * PAGE, guestMemfd: p, userspace: p.map() });
     const e = await rejected(vm.guest.read(0x40000000 + 8, 8));
-    expect([e.name, e.code, e.gpa, e.size, e.private]).toEqual(['GuestMemoryFault', 'KVM_EXIT_MEMORY_FAULT', 0x40000000, 4096, true]);
+    expect([e.name, e.code, e.gpa, e.size, e.private]).toEqual([
+      'GuestMemoryFault',
+      'KVM_EXIT_MEMORY_FAULT',
+      0x40000000,
+      4096,
+      true,
+    ]);
   });
 
   it('a guest_memfd without MMAP: the guest uses the slot userspace memory, not the file', async () => {
     const n = vm.createGuestMemfd({ size: 4 * PAGE });
-    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: 2 * PAGE, guestMemfd: n, userspace: m, userspaceOffset: 8 * PAGE });
+    vm.setMemoryRegion({
+      slot: 0,
+      guestPhysAddr: 0,
+      size: 2 * PAGE,
+      guestMemfd: n,
+      userspace: m,
+      userspaceOffset: 8 * PAGE,
+    });
     m.fill(8 * PAGE, 2 * PAGE, 0x31);
     expect([...(await vm.guest.read(PAGE, 2))]).toEqual([0x31, 0x31]);
     await vm.guest.write(0, Buffer.from([7]));

@@ -60,7 +60,9 @@ describe.each(['rfc-v5', 'inplace-v8'] as const)('%s: a 1 TiB guest_memfd', (pro
       expect(g.unshare(0, TIB)).toEqual({ pending: [] });
       expect(g.states()).toEqual([{ offset: 0, length: TIB, state: 'private' }]);
     } else {
-      expect(() => g.unshare(TIB - PAGE, PAGE)).toThrow(expect.objectContaining({ code: 'EAGAIN', errorOffset: TIB - PAGE }));
+      expect(() => g.unshare(TIB - PAGE, PAGE)).toThrow(
+        expect.objectContaining({ code: 'EAGAIN', errorOffset: TIB - PAGE }),
+      );
       h.release();
       expect(g.unshare(0, TIB)).toEqual({ pending: [] });
     }
@@ -89,7 +91,9 @@ describe('sparse storage and views', () => {
   it('view of an unaligned-length mapping, or of pages another live view covers, is UnsupportedError', () => {
     const kvm = sim('linux-6.18');
     const g = kvm.createVm().createGuestMemfd({ size: 8 * PAGE, mmap: true, initShared: true });
-    expect(() => g.map(0, 100).view()).toThrow(expect.objectContaining({ code: 'ERR_KVM_UNSUPPORTED', feature: 'Mapping.view' }));
+    expect(() => g.map(0, 100).view()).toThrow(
+      expect.objectContaining({ code: 'ERR_KVM_UNSUPPORTED', feature: 'Mapping.view' }),
+    );
     g.map(0, 2 * PAGE).view();
     expect(() => g.map(PAGE, PAGE).view()).toThrow(expect.objectContaining({ code: 'ERR_KVM_UNSUPPORTED' }));
     kvm.close();

@@ -4,8 +4,17 @@
 // guest_memfd (profile 'inplace-v8') or on a fake VM recording KVM_SET_MEMORY_ATTRIBUTES.
 import { describe, expect, it } from 'vitest';
 import {
-  ConversionBusyError, ConversionLoop, UnsupportedError, conversionMechanism, createGuest, open, probe,
-  type GuestMemfd, type Kvm, type VcpuExit, type Vm,
+  ConversionBusyError,
+  ConversionLoop,
+  UnsupportedError,
+  conversionMechanism,
+  createGuest,
+  open,
+  probe,
+  type GuestMemfd,
+  type Kvm,
+  type VcpuExit,
+  type Vm,
 } from '../../lib/index.js';
 import { describeKvm } from '../helpers/kvm.js';
 
@@ -17,11 +26,21 @@ const U64 = (n: number) => BigInt.asUintN(64, BigInt(n));
 function mapGpaRange(gpa: number, pages: number, priv: boolean): VcpuExit {
   const attributes = priv ? 0x10 : 0;
   return {
-    reason: 'hypercall', nr: 12, args: [BigInt(gpa), BigInt(pages), BigInt(attributes), 0n, 0n, 0n], longMode: true, ret: 0n,
+    reason: 'hypercall',
+    nr: 12,
+    args: [BigInt(gpa), BigInt(pages), BigInt(attributes), 0n, 0n, 0n],
+    longMode: true,
+    ret: 0n,
     mapGpaRange: { gpa, pages, size: pages * P, private: priv, pageSize: 4096, attributes },
   };
 }
-const fault = (gpa: number, size: number, priv: boolean): VcpuExit => ({ reason: 'memory_fault', gpa, size, private: priv, flags: priv ? 8 : 0 });
+const fault = (gpa: number, size: number, priv: boolean): VcpuExit => ({
+  reason: 'memory_fault',
+  gpa,
+  size,
+  private: priv,
+  flags: priv ? 8 : 0,
+});
 const fakeVcpu = (exits: VcpuExit[]) => ({ run: async () => exits.shift() ?? { reason: 'hlt' as const } });
 
 function simSetup(): { kvm: Kvm; vm: Vm; gm: GuestMemfd; states: () => string } {
@@ -29,7 +48,11 @@ function simSetup(): { kvm: Kvm; vm: Vm; gm: GuestMemfd; states: () => string } 
   const vm = kvm.createVm({ type: 1 }); // v8 converts only on a VM with private memory (kvm_arch_has_private_mem)
   const gm = vm.createGuestMemfd({ size: 16 * P, mmap: true, initShared: true });
   vm.setMemoryRegion({ slot: 1, guestPhysAddr: DATA, size: 16 * P, guestMemfd: gm, guestMemfdOffset: 0 });
-  const states = () => gm.states().map((e) => `${e.offset / P}+${e.length / P}:${e.state}`).join(' ');
+  const states = () =>
+    gm
+      .states()
+      .map((e) => `${e.offset / P}+${e.length / P}:${e.state}`)
+      .join(' ');
   return { kvm, vm, gm, states };
 }
 const regionsOf = (gm: GuestMemfd) => [{ guestPhysAddr: DATA, size: 16 * P, guestMemfd: gm }];
@@ -48,13 +71,20 @@ describe('ConversionLoop (port-level fake vCPU, simulated guest_memfd)', () => {
     expect(await loop.run(fakeVcpu([{ reason: 'intr' }]))).toEqual({ reason: 'intr' }); // a kick is the caller's
     expect(await loop.run(fakeVcpu(exits))).toEqual({ reason: 'hlt' });
     expect(states()).toBe('0+2:shared 2+1:private 3+1:shared 4+1:private 5+11:shared');
-    expect(loop.log.map((r) => [r.source, r.outcome, r.private])).toEqual([['hypercall', 'converted', true], ['hypercall', 'converted', false]]);
+    expect(loop.log.map((r) => [r.source, r.outcome, r.private])).toEqual([
+      ['hypercall', 'converted', true],
+      ['hypercall', 'converted', false],
+    ]);
   });
 
   it('a memory fault converts its range to the state the guest wanted and the vCPU runs on', async () => {
     const { kvm, vm, gm, states } = simSetup();
     const seen: unknown[] = [];
-    const loop = new ConversionLoop(kvm, vm, { regions: regionsOf(gm), enableHypercallExit: false, onConverted: (r) => seen.push([r.gpa, r.outcome]) });
+    const loop = new ConversionLoop(kvm, vm, {
+      regions: regionsOf(gm),
+      enableHypercallExit: false,
+      onConverted: (r) => seen.push([r.gpa, r.outcome]),
+    });
     expect(await loop.handle(fault(DATA + P, P, true))).toBe(true);
     expect(states()).toBe('0+1:shared 1+1:private 2+14:shared');
     expect(seen).toEqual([[DATA + P, 'converted']]);
@@ -63,7 +93,11 @@ describe('ConversionLoop (port-level fake vCPU, simulated guest_memfd)', () => {
   it('the hook refuses: the hypercall gets -EPERM, the fault is handed back, nothing converts', async () => {
     const { kvm, vm, gm, states } = simSetup();
     const asked: unknown[] = [];
-    const loop = new ConversionLoop(kvm, vm, { regions: regionsOf(gm), enableHypercallExit: false, onRequest: (r) => (asked.push(r.source), false) });
+    const loop = new ConversionLoop(kvm, vm, {
+      regions: regionsOf(gm),
+      enableHypercallExit: false,
+      onRequest: (r) => (asked.push(r.source), false),
+    });
     const hc = mapGpaRange(DATA, 1, true);
     expect(await loop.handle(hc)).toBe(true);
     expect(hc).toMatchObject({ ret: U64(-1) });
@@ -95,23 +129,34 @@ describe('ConversionLoop (port-level fake vCPU, simulated guest_memfd)', () => {
       type: 1,
       checkExtension: (cap: number) => (cap === 233 ? 8 : cap === 201 ? 1 << 12 : 0),
       enableCap: (cap: number, args: bigint[]) => (calls.push(['enableCap', cap, args]), 0),
-      setMemoryAttributes: (gpa: number, size: number, a: { private: boolean }) => calls.push(['attributes', gpa, size, a.private]),
+      setMemoryAttributes: (gpa: number, size: number, a: { private: boolean }) =>
+        calls.push(['attributes', gpa, size, a.private]),
     } as unknown as Vm;
     const loop = new ConversionLoop({ profile: 'vm-attributes', backend: 'kvm' } as Kvm, vm);
     expect(loop.mechanism).toBe('vm-attributes');
     await loop.run(fakeVcpu([mapGpaRange(0x2000, 2, true), fault(0x2000, P, false)]));
-    expect(calls).toEqual([['enableCap', 201, [4096n]], ['attributes', 0x2000, 2 * P, true], ['attributes', 0x2000, P, false]]);
+    expect(calls).toEqual([
+      ['enableCap', 201, [4096n]],
+      ['attributes', 0x2000, 2 * P, true],
+      ['attributes', 0x2000, P, false],
+    ]);
   });
 
   it('no mechanism, a VM without the private attribute, bad options: typed errors', () => {
     using pvm = open({ backend: 'sim', profile: 'linux-6.18-pvm' });
-    expect(() => new ConversionLoop(pvm, pvm.createVm())).toThrow(expect.objectContaining({ name: 'UnsupportedError', feature: 'conversion' }));
+    expect(() => new ConversionLoop(pvm, pvm.createVm())).toThrow(
+      expect.objectContaining({ name: 'UnsupportedError', feature: 'conversion' }),
+    );
     const type0 = { type: 0, checkExtension: () => 0 } as unknown as Vm;
-    expect(() => new ConversionLoop({ profile: 'vm-attributes', backend: 'kvm' } as Kvm, type0)).toThrow(UnsupportedError);
+    expect(() => new ConversionLoop({ profile: 'vm-attributes', backend: 'kvm' } as Kvm, type0)).toThrow(
+      UnsupportedError,
+    );
     const { kvm, vm, gm } = simSetup();
     expect(() => new ConversionLoop(kvm, vm, { enableHypercallExit: false })).toThrow(TypeError); // no regions
     expect(() => new ConversionLoop(kvm, vm, { regions: regionsOf(gm), bogus: 1 } as never)).toThrow(TypeError);
-    expect(() => new ConversionLoop(kvm, vm, { regions: regionsOf(gm), mechanism: 'vm-attributes' })).toThrow(UnsupportedError);
+    expect(() => new ConversionLoop(kvm, vm, { regions: regionsOf(gm), mechanism: 'vm-attributes' })).toThrow(
+      UnsupportedError,
+    );
     // The simulator has no KVM_ENABLE_CAP: asking for the hypercall exit there is UnsupportedError.
     expect(() => new ConversionLoop(kvm, vm, { regions: regionsOf(gm) })).toThrow(UnsupportedError);
   });
@@ -124,10 +169,14 @@ describeKvm('conversions on this kernel', () => {
     const m = conversionMechanism(kvm, vm);
     if (probe().profile === 'linux-6.18-pvm') expect(m).toBeNull();
     if (m === null) {
-      expect(() => new ConversionLoop(kvm, vm)).toThrow(expect.objectContaining({ name: 'UnsupportedError', feature: 'conversion' }));
+      expect(() => new ConversionLoop(kvm, vm)).toThrow(
+        expect.objectContaining({ name: 'UnsupportedError', feature: 'conversion' }),
+      );
     } else {
       const gm = vm.createGuestMemfd({ size: P, mmap: true });
-      expect(new ConversionLoop(kvm, vm, { regions: [{ guestPhysAddr: 0, size: P, guestMemfd: gm }] }).mechanism).toBe(m);
+      expect(new ConversionLoop(kvm, vm, { regions: [{ guestPhysAddr: 0, size: P, guestMemfd: gm }] }).mechanism).toBe(
+        m,
+      );
     }
   });
 
@@ -135,7 +184,8 @@ describeKvm('conversions on this kernel', () => {
     using kvm = open({ backend: 'kvm' });
     using vm = kvm.createVm();
     vm.enableCap('EXIT_HYPERCALL', [1n << 12n]);
-    const src = '#include <kvm-gmem-guest.h>\nvoid guest_main(void) { GUEST_SYNC(kvm_map_gpa_range(0x100000, 4096, true)); }';
+    const src =
+      '#include <kvm-gmem-guest.h>\nvoid guest_main(void) { GUEST_SYNC(kvm_map_gpa_range(0x100000, 4096, true)); }';
     using g = await createGuest(vm, { slot: 1, cpl: 3, program: { c: src } });
     expect(await g.run()).toMatchObject({ kind: 'sync', value: U64(-1) });
   });

@@ -36,7 +36,13 @@ describe('toolkit parts', () => {
     s.writeBigUInt64LE(0x2000n, 24);
     [4n, 5n, 1n].forEach((v, i) => s.writeBigUInt64LE(v, 32 + 8 * i));
     const strings = async (a: bigint) => (a === 0x1000n ? 'g.c' : 'a == b');
-    expect(await decodeUcall(s, strings)).toEqual({ kind: 'assert', file: 'g.c', line: 17, expr: 'a == b', values: [4n, 5n] });
+    expect(await decodeUcall(s, strings)).toEqual({
+      kind: 'assert',
+      file: 'g.c',
+      line: 17,
+      expr: 'a == b',
+      values: [4n, 5n],
+    });
     s.writeBigUInt64LE(1n, 0);
     expect(await decodeUcall(s, strings)).toEqual({ kind: 'sync', value: 4n, args: [4n, 5n, 1n, 0n] });
     s.writeBigUInt64LE(9n, 0);
@@ -56,21 +62,30 @@ describe('toolkit parts', () => {
 
   it('compileGuest: no compiler is UnsupportedError; bad options are typed errors', async () => {
     const opts = { loadAddress: 0x100000n, limit: 0x200000n };
-    await expect(compileGuest('void guest_main(void) {}', { ...opts, cc: '/nonexistent/cc' })).rejects.toBeInstanceOf(UnsupportedError);
+    await expect(compileGuest('void guest_main(void) {}', { ...opts, cc: '/nonexistent/cc' })).rejects.toBeInstanceOf(
+      UnsupportedError,
+    );
     await expect(compileGuest(42 as never, opts)).rejects.toThrow(TypeError);
     await expect(compileGuest('x', { loadAddress: 0x200000n, limit: 0x100000n })).rejects.toThrow(RangeError);
     await expect(compileGuest('x', { ...opts, filename: '../x.c' })).rejects.toThrow(TypeError);
   });
 
-  it.skipIf(!hasCc)('(needs cc on PATH) compileGuest: an ELF linked at the load address; a failure carries the diagnostics; too big is refused', async () => {
-    const src = '#include <kvm-gmem-guest.h>\nvoid guest_main(void) { GUEST_SYNC(1); }';
-    const img = parseElf(await compileGuest(src, { loadAddress: 0x100000n, limit: 0x200000n }));
-    expect(img.entry).toBe(0x100000n);
-    expect(img.segments.every((s) => s.addr >= 0x100000n && s.addr + s.memSize <= 0x200000n)).toBe(true);
-    const err = await compileGuest('int guest_main(void) { return nope; }', { loadAddress: 0x100000n, limit: 0x200000n }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(GuestCompileError);
-    expect((err as GuestCompileError).diagnostics).toMatch(/nope/);
-    const big = '#include <kvm-gmem-guest.h>\nstatic char b[0x200000];\nvoid guest_main(void) { GUEST_SYNC((uint64_t)b); }';
-    await expect(compileGuest(big, { loadAddress: 0x100000n, limit: 0x200000n })).rejects.toThrow(/does not fit/);
-  });
+  it.skipIf(!hasCc)(
+    '(needs cc on PATH) compileGuest: an ELF linked at the load address; a failure carries the diagnostics; too big is refused',
+    async () => {
+      const src = '#include <kvm-gmem-guest.h>\nvoid guest_main(void) { GUEST_SYNC(1); }';
+      const img = parseElf(await compileGuest(src, { loadAddress: 0x100000n, limit: 0x200000n }));
+      expect(img.entry).toBe(0x100000n);
+      expect(img.segments.every((s) => s.addr >= 0x100000n && s.addr + s.memSize <= 0x200000n)).toBe(true);
+      const err = await compileGuest('int guest_main(void) { return nope; }', {
+        loadAddress: 0x100000n,
+        limit: 0x200000n,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GuestCompileError);
+      expect((err as GuestCompileError).diagnostics).toMatch(/nope/);
+      const big =
+        '#include <kvm-gmem-guest.h>\nstatic char b[0x200000];\nvoid guest_main(void) { GUEST_SYNC((uint64_t)b); }';
+      await expect(compileGuest(big, { loadAddress: 0x100000n, limit: 0x200000n })).rejects.toThrow(/does not fit/);
+    },
+  );
 });

@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import * as report from '../../bench/lib/report.mjs';
 
-const { applyRatios, applyValueGoals, formatTable, formatValue, meetsGoal, median, missingIds, requiredIds, scaleLinear, skipped } = report;
+const {
+  applyRatios,
+  applyValueGoals,
+  formatTable,
+  formatValue,
+  meetsGoal,
+  median,
+  missingIds,
+  requiredIds,
+  scaleLinear,
+  skipped,
+} = report;
 
 describe('bench report: scaling sampled runs', () => {
   it('scales a sampled time linearly in pages', () => {
@@ -111,7 +122,7 @@ describe('bench report: ids and table', () => {
 });
 
 describe('bench report: order', () => {
-  it('puts each size\'s three designs together and unknown ids last', () => {
+  it("puts each size's three designs together and unknown ids last", () => {
     const { sortForReport } = report;
     const ids = sortForReport([
       { id: 'zzz.extra' },
@@ -120,6 +131,12 @@ describe('bench report: order', () => {
       { id: 'convert.per-page.1gib' },
       { id: 'convert.extent-map.4kib' },
     ]).map((r: { id: string }) => r.id);
-    expect(ids).toEqual(['convert.extent-map.4kib', 'convert.extent-map.1gib', 'convert.per-page.1gib', 'convert.per-page-floor.1gib', 'zzz.extra']);
+    expect(ids).toEqual([
+      'convert.extent-map.4kib',
+      'convert.extent-map.1gib',
+      'convert.per-page.1gib',
+      'convert.per-page-floor.1gib',
+      'zzz.extra',
+    ]);
   });
 });

@@ -4,8 +4,29 @@ import * as svg from '../../bench/lib/svg.mjs';
 
 const { STRUCTURES, WORKLOADS, extentMapGoals, formatStructureTables, structureIds, structureResults } = st;
 
-type Line = { workload: string; structure: string; unit: string; value: number | null; min?: number; max?: number; rounds?: number; scale?: number; skipped?: string };
-type Result = { id: string; value: number | null; unit: string; ratio?: number; ratioTo?: Record<string, number>; goals?: { against: string; goal: string; met: boolean | null }[]; goalMet?: boolean; skipped?: string; scaledFrom?: { factor: number }; spread?: { min: number; max: number } };
+type Line = {
+  workload: string;
+  structure: string;
+  unit: string;
+  value: number | null;
+  min?: number;
+  max?: number;
+  rounds?: number;
+  scale?: number;
+  skipped?: string;
+};
+type Result = {
+  id: string;
+  value: number | null;
+  unit: string;
+  ratio?: number;
+  ratioTo?: Record<string, number>;
+  goals?: { against: string; goal: string; met: boolean | null }[];
+  goalMet?: boolean;
+  skipped?: string;
+  scaledFrom?: { factor: number };
+  spread?: { min: number; max: number };
+};
 
 function line(workload: string, structure: string, value: number, extra: Partial<Line> = {}): Line {
   const unit = workload.startsWith('bytes-') ? 'B' : 'ns';
@@ -19,7 +40,17 @@ function byId(results: Result[]): Map<string, Result> {
 describe('bench structures: ids', () => {
   it('names every workload and structure of issue 14', () => {
     expect(WORKLOADS.map((w: { key: string }) => w.key)).toEqual([
-      'whole-4kib', 'whole-2mib', 'whole-1gib', 'whole-64gib', 'whole-1tib', 'random-page', 'ascending-build', 'op-2mib-among', 'rfc-loop', 'bytes-random', 'bytes-ascending',
+      'whole-4kib',
+      'whole-2mib',
+      'whole-1gib',
+      'whole-64gib',
+      'whole-1tib',
+      'random-page',
+      'ascending-build',
+      'op-2mib-among',
+      'rfc-loop',
+      'bytes-random',
+      'bytes-ascending',
     ]);
     expect(STRUCTURES).toEqual(['extent-map', 'maple', 'maple-merge', 'xarray', 'xarray-multi', 'interval-tree']);
     expect(structureIds()).toHaveLength(66);
@@ -36,14 +67,22 @@ describe('bench structures: ids', () => {
   });
 
   it('keeps the reason a structure gives for a workload it cannot run', () => {
-    const out = byId(structureResults([{ workload: 'whole-1tib', structure: 'xarray', unit: 'ns', value: null, skipped: 'too big' }]));
+    const out = byId(
+      structureResults([{ workload: 'whole-1tib', structure: 'xarray', unit: 'ns', value: null, skipped: 'too big' }]),
+    );
     expect(out.get('structures.whole-1tib.xarray')).toMatchObject({ value: null, skipped: 'too big' });
   });
 });
 
 describe('bench structures: ratios and goals', () => {
   it('divides by the maple tree and by the per-page xarray of the same run', () => {
-    const out = byId(structureResults([line('random-page', 'extent-map', 100), line('random-page', 'maple', 400), line('random-page', 'xarray', 50)]));
+    const out = byId(
+      structureResults([
+        line('random-page', 'extent-map', 100),
+        line('random-page', 'maple', 400),
+        line('random-page', 'xarray', 50),
+      ]),
+    );
     const em = out.get('structures.random-page.extent-map')!;
     expect(em.ratio).toBe(0.25);
     expect(em.ratioTo).toEqual({ maple: 0.25, xarray: 2 });
@@ -52,7 +91,13 @@ describe('bench structures: ratios and goals', () => {
   });
 
   it('checks both random-page goals: met against maple, missed against the xarray', () => {
-    const out = byId(structureResults([line('random-page', 'extent-map', 100), line('random-page', 'maple', 400), line('random-page', 'xarray', 50)]));
+    const out = byId(
+      structureResults([
+        line('random-page', 'extent-map', 100),
+        line('random-page', 'maple', 400),
+        line('random-page', 'xarray', 50),
+      ]),
+    );
     const em = out.get('structures.random-page.extent-map')!;
     expect(em.goals).toEqual([
       { against: 'maple', goal: '<= 0.5', met: true },
@@ -62,7 +107,13 @@ describe('bench structures: ratios and goals', () => {
   });
 
   it('checks the memory goal on the value itself, and a goal without its baseline is not met', () => {
-    const out = byId(structureResults([line('bytes-random', 'extent-map', 15), line('bytes-ascending', 'extent-map', 17), line('whole-1tib', 'extent-map', 10)]));
+    const out = byId(
+      structureResults([
+        line('bytes-random', 'extent-map', 15),
+        line('bytes-ascending', 'extent-map', 17),
+        line('whole-1tib', 'extent-map', 10),
+      ]),
+    );
     expect(out.get('structures.bytes-random.extent-map')!.goalMet).toBe(true);
     expect(out.get('structures.bytes-ascending.extent-map')!.goalMet).toBe(false);
     const whole = out.get('structures.whole-1tib.extent-map')!;
@@ -84,7 +135,9 @@ describe('bench structures: ratios and goals', () => {
 });
 
 describe('bench structures: tables and plot', () => {
-  const lines = WORKLOADS.flatMap((w: { key: string }) => STRUCTURES.map((s: string, i: number) => line(w.key, s, 10 * (i + 1))));
+  const lines = WORKLOADS.flatMap((w: { key: string }) =>
+    STRUCTURES.map((s: string, i: number) => line(w.key, s, 10 * (i + 1))),
+  );
   const results = structureResults(lines);
 
   it('prints one table per workload with every structure and the goal verdicts', () => {

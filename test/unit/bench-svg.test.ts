@@ -8,7 +8,13 @@ function fullResults() {
   const rs: Record<string, unknown>[] = [];
   sizes.forEach((k, i) => {
     rs.push({ id: `convert.extent-map.${k}`, value: 1000, unit: 'ns' });
-    rs.push({ id: `convert.per-page.${k}`, value: 10 * 10 ** (2 * i), unit: 'ns', baseline: `convert.extent-map.${k}`, ...(i >= 3 ? { scaledFrom: { pages: 262144 } } : {}) });
+    rs.push({
+      id: `convert.per-page.${k}`,
+      value: 10 * 10 ** (2 * i),
+      unit: 'ns',
+      baseline: `convert.extent-map.${k}`,
+      ...(i >= 3 ? { scaledFrom: { pages: 262144 } } : {}),
+    });
     rs.push({ id: `convert.per-page-floor.${k}`, value: 5 * 10 ** i, unit: 'ns', baseline: `convert.extent-map.${k}` });
   });
   return applyRatios(rs);

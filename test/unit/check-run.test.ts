@@ -12,7 +12,9 @@ describeKvm('kvm-gmem check on this host', () => {
   it(`reports that this kernel matches '${expected}' with zero differences, in under a minute`, async () => {
     const r = await check();
     expect(r.host.profile).toBe(expected);
-    const diffs = r.verdict.differences[expected]!.map((d) => `${d.id} at ${d.where.join(',')}: kernel ${JSON.stringify(d.kernel)} vs ${JSON.stringify(d.profile)}`);
+    const diffs = r.verdict.differences[expected]!.map(
+      (d) => `${d.id} at ${d.where.join(',')}: kernel ${JSON.stringify(d.kernel)} vs ${JSON.stringify(d.profile)}`,
+    );
     expect(diffs).toEqual([]);
     expect(r.verdict.verdict).toBe(expected);
     expect(r.verdict.matches).toEqual([expected]);
@@ -45,7 +47,9 @@ describeKvm('kvm-gmem check on this host', () => {
   });
 
   it('the built command prints the same verdict as JSON (node dist/cli.js check --json)', () => {
-    const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { encoding: 'utf8' });
+    const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], {
+      encoding: 'utf8',
+    });
     expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
     const run = spawnSync(process.execPath, ['dist/cli.js', 'check', '--json'], { encoding: 'utf8', timeout: 60_000 });
     expect(run.status, run.stderr).toBe(0);
@@ -54,6 +58,8 @@ describeKvm('kvm-gmem check on this host', () => {
     expect(report.verdict.differences[expected]).toEqual([]);
     expect(report.rows.length).toBeGreaterThanOrEqual(40);
     // The kernel's states() are this process's mirror (docs/api.md): the report says so.
-    expect(report.notes).toEqual([expect.stringMatching(/^the kernel's states\(\) are a mirror: no ioctl reads conversion states back/)]);
+    expect(report.notes).toEqual([
+      expect.stringMatching(/^the kernel's states\(\) are a mirror: no ioctl reads conversion states back/),
+    ]);
   });
 });

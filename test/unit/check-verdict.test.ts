@@ -1,6 +1,14 @@
 // The matrix and verdict of `kvm-gmem check`, from fabricated results (no kernel, no simulator).
 import { describe, expect, it } from 'vitest';
-import { computeMatrix, computeVerdict, differingPaths, formatReport, type CaseResult, type Group, type Json } from '../../lib/conformance/index.js';
+import {
+  computeMatrix,
+  computeVerdict,
+  differingPaths,
+  formatReport,
+  type CaseResult,
+  type Group,
+  type Json,
+} from '../../lib/conformance/index.js';
 import { GROUP_IDS, exitStatus, parseCheckArgs } from '../../lib/check.js';
 import { cases, pathKey } from '../../lib/conformance/index.js';
 
@@ -13,8 +21,12 @@ function ns(id: string, group: Group, reason: string): CaseResult {
   return { id, group, title: `the ${id} behaviour`, status: 'n/s', reason, ms: 0 };
 }
 
-const EINVAL = { error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_CREATE_GUEST_MEMFD' } };
-const UNSUPPORTED = { error: { class: 'UnsupportedError', code: 'ERR_KVM_UNSUPPORTED', feature: 'in-place conversion' } };
+const EINVAL = {
+  error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_CREATE_GUEST_MEMFD' },
+};
+const UNSUPPORTED = {
+  error: { class: 'UnsupportedError', code: 'ERR_KVM_UNSUPPORTED', feature: 'in-place conversion' },
+};
 const PENDING = { ok: { pending: [{ offset: 8192, length: 4096, state: 'pending' }] } };
 const BUSY = { error: { class: 'ConversionBusyError', code: 'EAGAIN', errorOffset: 8192 } };
 
@@ -104,7 +116,14 @@ describe('check verdict', () => {
   it('a case that crashed or hung on the kernel counts against every profile', () => {
     const kernel: CaseResult[] = [
       ran('create.size', 'creation and flags', EINVAL),
-      { id: 'conv.available', group: 'conversion', title: 't', status: 'timeout', reason: 'no result after 5000 ms', ms: 5000 },
+      {
+        id: 'conv.available',
+        group: 'conversion',
+        title: 't',
+        status: 'timeout',
+        reason: 'no result after 5000 ms',
+        ms: 5000,
+      },
     ];
     const v = computeVerdict(computeMatrix(kernel, profiles), PROFILES);
     expect(v.matches).toEqual([]);
@@ -139,7 +158,9 @@ describe('check verdict', () => {
 
   it('a path step keyed by an outcome reads as its values, not as escaped JSON', () => {
     const key = JSON.stringify({ error: { class: 'KvmError', code: 'EINVAL', errno: -22 } });
-    expect(differingPaths({ create: { [key]: [1, 2] } }, { create: { [key]: [2] } })).toEqual(['.create[error: KvmError EINVAL -22]']);
+    expect(differingPaths({ create: { [key]: [1, 2] } }, { create: { [key]: [2] } })).toEqual([
+      '.create[error: KvmError EINVAL -22]',
+    ]);
     expect(pathKey('{"ok":null}')).toBe('[ok: null]');
     expect(pathKey('two words')).toBe('["two words"]');
     expect(pathKey('VM_TYPES')).toBe('.VM_TYPES');
@@ -148,8 +169,15 @@ describe('check verdict', () => {
 
 describe('check arguments', () => {
   it('--only takes known groups, one or comma-separated', () => {
-    expect(parseCheckArgs(['--only', 'fallocate', '--json'])).toEqual({ json: true, only: ['fallocate'], cases: [], path: '/dev/kvm' });
-    expect(parseCheckArgs(['--only', 'memory slots,conversion'])).toMatchObject({ only: ['memory slots', 'conversion'] });
+    expect(parseCheckArgs(['--only', 'fallocate', '--json'])).toEqual({
+      json: true,
+      only: ['fallocate'],
+      cases: [],
+      path: '/dev/kvm',
+    });
+    expect(parseCheckArgs(['--only', 'memory slots,conversion'])).toMatchObject({
+      only: ['memory slots', 'conversion'],
+    });
   });
 
   it('an unknown group is an error that lists the groups', () => {
@@ -161,11 +189,15 @@ describe('check arguments', () => {
 
   it('short group ids are the prefixes of their case ids, and --only takes them', () => {
     for (const c of cases) expect(GROUP_IDS[c.id.split('.')[0]!], c.id).toBe(c.group);
-    expect(parseCheckArgs(['--only', 'create', '--only', 'conv,pins'])).toMatchObject({ only: ['creation and flags', 'conversion', 'references/pins'] });
+    expect(parseCheckArgs(['--only', 'create', '--only', 'conv,pins'])).toMatchObject({
+      only: ['creation and flags', 'conversion', 'references/pins'],
+    });
   });
 
   it('--case takes known case ids and names the near ones of an unknown id', () => {
-    expect(parseCheckArgs(['--case', 'falloc.aligned,create.flags-none'])).toMatchObject({ cases: ['falloc.aligned', 'create.flags-none'] });
+    expect(parseCheckArgs(['--case', 'falloc.aligned,create.flags-none'])).toMatchObject({
+      cases: ['falloc.aligned', 'create.flags-none'],
+    });
     expect(parseCheckArgs(['--case', 'falloc.alined'])).toMatch(/unknown case 'falloc.alined'; did you mean falloc\./);
   });
 

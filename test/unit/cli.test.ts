@@ -13,7 +13,10 @@ function run(...args: string[]): { status: number | null; stdout: string; stderr
   return runEnv({}, ...args);
 }
 
-function runEnv(env: Record<string, string | undefined>, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+function runEnv(
+  env: Record<string, string | undefined>,
+  ...args: string[]
+): { status: number | null; stdout: string; stderr: string } {
   const merged = { ...process.env, ...env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete merged[k];
   // No FORCE_COLOR from the test runner unless a test sets it.
@@ -26,7 +29,11 @@ function runEnv(env: Record<string, string | undefined>, ...args: string[]): { s
 const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
 function runTty(env: string, args: string): string {
   // A plain terminal: Node reads CI (set in CI runs) and TERM when it decides whether a TTY has colours.
-  const r = spawnSync('script', ['-qec', `env -u FORCE_COLOR -u CI TERM=xterm-256color ${env} ${process.execPath} ${cli} ${args}`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(
+    'script',
+    ['-qec', `env -u FORCE_COLOR -u CI TERM=xterm-256color ${env} ${process.execPath} ${cli} ${args}`, '/dev/null'],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   return r.stdout;
 }
 const ESC = '\x1b[';
@@ -34,7 +41,11 @@ const ESC = '\x1b[';
 describe('kvm-gmem command', () => {
   beforeAll(() => {
     // dist/ is what `npm install` builds (prepare); compile it so the tests see this checkout's lib/.
-    const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: root, encoding: 'utf8' });
+    const tsc = spawnSync(
+      process.execPath,
+      [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'],
+      { cwd: root, encoding: 'utf8' },
+    );
     expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
     expect(existsSync(cli)).toBe(true);
   });
@@ -59,7 +70,12 @@ describe('kvm-gmem command', () => {
     const top = run('--bogus');
     expect(top.status).toBe(2);
     expect(top.stderr).toContain("unknown option '--bogus'");
-    for (const [cmd, typo] of [['probe', '--jsno'], ['demo', '--bogus'], ['check', '--fast'], ['bench', '--quik']] as const) {
+    for (const [cmd, typo] of [
+      ['probe', '--jsno'],
+      ['demo', '--bogus'],
+      ['check', '--fast'],
+      ['bench', '--quik'],
+    ] as const) {
       const r = run(cmd, typo);
       expect(r.status, `${cmd} ${typo}`).toBe(2);
       expect(r.stderr).toBe(`kvm-gmem ${cmd}: unknown option '${typo}' (kvm-gmem ${cmd} --help)\n`);
@@ -91,7 +107,8 @@ describe('kvm-gmem command', () => {
   it('check --help lists the groups by short id and the --path and --case options', () => {
     const r = run('check', '--help');
     expect(r.status).toBe(0);
-    for (const id of ['create', 'map', 'falloc', 'slot', 'guest', 'conv', 'pins']) expect(r.stdout).toMatch(new RegExp(`^  ${id} +\\S`, 'm'));
+    for (const id of ['create', 'map', 'falloc', 'slot', 'guest', 'conv', 'pins'])
+      expect(r.stdout).toMatch(new RegExp(`^  ${id} +\\S`, 'm'));
     expect(r.stdout).toContain('--path FILE');
     expect(r.stdout).toContain('--case ID');
   });
@@ -111,7 +128,10 @@ describe('kvm-gmem command', () => {
     try {
       cpSync(path.join(root, 'dist'), path.join(dir, 'dist'), { recursive: true });
       cpSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
-      const r = spawnSync(process.execPath, [path.join(dir, 'dist', 'cli.js'), 'bench'], { encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync(process.execPath, [path.join(dir, 'dist', 'cli.js'), 'bench'], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(r.status).toBe(2);
       expect(r.stderr).toContain('a development command');
       expect(r.stderr).not.toMatch(/at .*\(/);
@@ -159,54 +179,69 @@ describe('kvm-gmem command', () => {
     expect(r.stdout).toMatch(/████████░░░░▒▒░░/);
   });
 
-  it.skipIf(!kvmAvailable)(`demo on real KVM: the guest's message is read by the host and the SIGBUS is caught${kvmAvailable ? '' : ` [skipped: ${kvmSkipReason}]`}`, () => {
-    const r = run('demo');
-    expect(r.status).toBe(0);
-    expect(r.stdout).toContain('vCPU exit: io (port 0x10, out)');
-    expect(r.stdout).toContain('host reads gpa 0x2000 through its mapping: "Hello from the guest!"');
-    expect(r.stdout).toContain('caught HostAccessError (SIGBUS) at guest_memfd offset 0x1234');
-  });
+  it.skipIf(!kvmAvailable)(
+    `demo on real KVM: the guest's message is read by the host and the SIGBUS is caught${kvmAvailable ? '' : ` [skipped: ${kvmSkipReason}]`}`,
+    () => {
+      const r = run('demo');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain('vCPU exit: io (port 0x10, out)');
+      expect(r.stdout).toContain('host reads gpa 0x2000 through its mapping: "Hello from the guest!"');
+      expect(r.stdout).toContain('caught HostAccessError (SIGBUS) at guest_memfd offset 0x1234');
+    },
+  );
 
-  it.skipIf(!kvmAvailable)(`check on this kernel: short ids, --case, colour only on a terminal, no \\r${kvmAvailable ? '' : ` [skipped: ${kvmSkipReason}]`}`, () => {
-    const only = run('check', '--only', 'falloc');
-    expect(only.status).toBe(0);
-    expect(only.stdout).toContain('[fallocate]');
-    expect(only.stdout).not.toContain('[creation and flags]');
-    const one = run('check', '--case', 'create.flags-none', '--case', 'falloc.aligned');
-    expect(one.stdout.match(/^(create|falloc)\.\S+/gm)).toEqual(['create.flags-none', 'falloc.aligned']);
-    const all = run('check');
-    expect(all.stdout).not.toContain(ESC);
-    expect(all.stdout + all.stderr).not.toContain('\r');
-    // Each n/s reason once, however many cases it applies to.
-    const nsRows = all.stdout.split('\n').filter((l) => /\bn\/s\s+n\/s\s+n\/s\s+\[\d+\]$/.test(l));
-    const notes = all.stdout.match(/^ {2}\[\d+\] .*/gm) ?? [];
-    expect(nsRows.length).toBeGreaterThan(notes.length);
-    expect(new Set(notes).size).toBe(notes.length);
-    for (const n of notes) expect(all.stdout.split(n.slice(n.indexOf('] ') + 2)).length - 1).toBe(1);
-    const forced = runEnv({ FORCE_COLOR: '1' }, 'check', '--only', 'falloc');
-    expect(forced.stdout).toContain(`${ESC}32m✓`);
-  });
+  it.skipIf(!kvmAvailable)(
+    `check on this kernel: short ids, --case, colour only on a terminal, no \\r${kvmAvailable ? '' : ` [skipped: ${kvmSkipReason}]`}`,
+    () => {
+      const only = run('check', '--only', 'falloc');
+      expect(only.status).toBe(0);
+      expect(only.stdout).toContain('[fallocate]');
+      expect(only.stdout).not.toContain('[creation and flags]');
+      const one = run('check', '--case', 'create.flags-none', '--case', 'falloc.aligned');
+      expect(one.stdout.match(/^(create|falloc)\.\S+/gm)).toEqual(['create.flags-none', 'falloc.aligned']);
+      const all = run('check');
+      expect(all.stdout).not.toContain(ESC);
+      expect(all.stdout + all.stderr).not.toContain('\r');
+      // Each n/s reason once, however many cases it applies to.
+      const nsRows = all.stdout.split('\n').filter((l) => /\bn\/s\s+n\/s\s+n\/s\s+\[\d+\]$/.test(l));
+      const notes = all.stdout.match(/^ {2}\[\d+\] .*/gm) ?? [];
+      expect(nsRows.length).toBeGreaterThan(notes.length);
+      expect(new Set(notes).size).toBe(notes.length);
+      for (const n of notes) expect(all.stdout.split(n.slice(n.indexOf('] ') + 2)).length - 1).toBe(1);
+      const forced = runEnv({ FORCE_COLOR: '1' }, 'check', '--only', 'falloc');
+      expect(forced.stdout).toContain(`${ESC}32m✓`);
+    },
+  );
 
-  it.skipIf(!kvmAvailable || !hasScript)(`check colours a terminal's output and NO_COLOR turns it off${kvmAvailable && hasScript ? '' : ' [skipped: needs /dev/kvm and script(1)]'}`, () => {
-    expect(runTty('', 'check --only falloc')).toContain(`${ESC}32m✓`);
-    const off = runTty('NO_COLOR=1', 'check --only falloc');
-    expect(off).toContain('✓');
-    expect(off).not.toContain(ESC);
-  });
+  it.skipIf(!kvmAvailable || !hasScript)(
+    `check colours a terminal's output and NO_COLOR turns it off${kvmAvailable && hasScript ? '' : ' [skipped: needs /dev/kvm and script(1)]'}`,
+    () => {
+      expect(runTty('', 'check --only falloc')).toContain(`${ESC}32m✓`);
+      const off = runTty('NO_COLOR=1', 'check --only falloc');
+      expect(off).toContain('✓');
+      expect(off).not.toContain(ESC);
+    },
+  );
 
-  it.skipIf(!kvmAvailable)(`check --json gives each kernel outcome once and the profiles' values only where they differ${kvmAvailable ? '' : ` [skipped: ${kvmSkipReason}]`}`, () => {
-    const r = run('check', '--json');
-    expect(r.status).toBe(0);
-    const report = JSON.parse(r.stdout);
-    // 313 KB before: the whole kernel result repeated in every cell and every difference.
-    // 124 KB with the selftest mirrors (97 cases); each kernel outcome once keeps it well below that.
-    expect(r.stdout.length).toBeLessThan(160_000);
-    for (const row of report.rows) for (const mark of Object.values(row.cells)) expect(['match', 'differ', 'n/s', 'error']).toContain(mark);
-    const reasons = report.verdict.notSupported.map((x: { reason: string }) => x.reason);
-    expect(new Set(reasons).size).toBe(reasons.length);
-    expect(report.verdict.notSupported.flatMap((x: { cases: string[] }) => x.cases).length).toBe(report.rows.filter((x: { kernel: { status: string } }) => x.kernel.status === 'n/s').length);
-    const d = report.verdict.differences['rfc-v5'].find((x: { details?: unknown }) => x.details);
-    expect(d.details[0]).toHaveProperty('path');
-    expect(d).not.toHaveProperty('kernel');
-  });
+  it.skipIf(!kvmAvailable)(
+    `check --json gives each kernel outcome once and the profiles' values only where they differ${kvmAvailable ? '' : ` [skipped: ${kvmSkipReason}]`}`,
+    () => {
+      const r = run('check', '--json');
+      expect(r.status).toBe(0);
+      const report = JSON.parse(r.stdout);
+      // 313 KB before: the whole kernel result repeated in every cell and every difference.
+      // 124 KB with the selftest mirrors (97 cases); each kernel outcome once keeps it well below that.
+      expect(r.stdout.length).toBeLessThan(160_000);
+      for (const row of report.rows)
+        for (const mark of Object.values(row.cells)) expect(['match', 'differ', 'n/s', 'error']).toContain(mark);
+      const reasons = report.verdict.notSupported.map((x: { reason: string }) => x.reason);
+      expect(new Set(reasons).size).toBe(reasons.length);
+      expect(report.verdict.notSupported.flatMap((x: { cases: string[] }) => x.cases).length).toBe(
+        report.rows.filter((x: { kernel: { status: string } }) => x.kernel.status === 'n/s').length,
+      );
+      const d = report.verdict.differences['rfc-v5'].find((x: { details?: unknown }) => x.details);
+      expect(d.details[0]).toHaveProperty('path');
+      expect(d).not.toHaveProperty('kernel');
+    },
+  );
 });

@@ -8,7 +8,10 @@ import { hostMappable } from '../../lib/conformance/features.js';
 
 const PAGE = 4096;
 const targets: [string, () => Kvm][] = [
-  ...(['rfc-v5', 'inplace-v8', 'linux-6.18'] as const).map((p): [string, () => Kvm] => [`sim ${p}`, () => open({ backend: 'sim', profile: p })]),
+  ...(['rfc-v5', 'inplace-v8', 'linux-6.18'] as const).map((p): [string, () => Kvm] => [
+    `sim ${p}`,
+    () => open({ backend: 'sim', profile: p }),
+  ]),
   ...(kvmAvailable ? [['kvm', () => open({ backend: 'kvm' })] as [string, () => Kvm]] : []),
 ];
 
@@ -21,6 +24,8 @@ describe.each(targets)('%s: hold() arguments', (_name, make) => {
     using kvm = make();
     const vm = kvm.createVm();
     const g = vm.createGuestMemfd({ size: 2 * PAGE, ...hostMappable(vm) });
-    expect(() => g.hold(offset, length)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }));
+    expect(() => g.hold(offset, length)).toThrow(
+      expect.objectContaining({ name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }),
+    );
   });
 });

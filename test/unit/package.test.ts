@@ -34,13 +34,29 @@ describe('the tarball (npm pack)', () => {
   });
 
   it('ships the library, its sources for the source maps, the addon sources, LICENSE and docs/api.md', () => {
-    for (const f of ['LICENSE', 'README.md', 'docs/api.md', 'package.json', 'binding.gyp', 'tools/build-addon.mjs', 'dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'native/addon.cc', 'lib/index.ts']) {
+    for (const f of [
+      'LICENSE',
+      'README.md',
+      'docs/api.md',
+      'package.json',
+      'binding.gyp',
+      'tools/build-addon.mjs',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/cli.js',
+      'native/addon.cc',
+      'lib/index.ts',
+    ]) {
       expect(files, f).toContain(f);
     }
   });
 
   it('leaves out the benchmarks, the fuzz and sanitizer tools, the tests and the cmake build', () => {
-    const unwanted = files.filter((f) => /^(bench|test)\//.test(f) || ['tools/fuzz.mjs', 'tools/test-asan.sh', 'CMakeLists.txt', 'vitest.config.ts'].includes(f));
+    const unwanted = files.filter(
+      (f) =>
+        /^(bench|test)\//.test(f) ||
+        ['tools/fuzz.mjs', 'tools/test-asan.sh', 'CMakeLists.txt', 'vitest.config.ts'].includes(f),
+    );
     expect(unwanted).toEqual([]);
   });
 
@@ -74,12 +90,22 @@ describe('a consumer project with the packed tarball', () => {
   let pkgDir = '';
   let tarball = '';
   const node = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-    spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', env: { ...process.env, KVM_GMEM_ADDON: '', ...env } });
+    spawnSync(process.execPath, args, {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...process.env, KVM_GMEM_ADDON: '', ...env },
+    });
 
   beforeAll(async () => {
     expect((await tsc(['-p', 'tsconfig.json'])).status).toBe(0);
     dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-gmem-consumer-'));
-    const tgz = execFileSync(npm, ['pack', '--ignore-scripts', '--pack-destination', dir, '--silent'], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop()!;
+    const tgz = execFileSync(npm, ['pack', '--ignore-scripts', '--pack-destination', dir, '--silent'], {
+      cwd: root,
+      encoding: 'utf8',
+    })
+      .trim()
+      .split('\n')
+      .pop()!;
     tarball = path.join(dir, tgz);
     // npm install --ignore-scripts of the tarball, without the registry: unpack it where npm would.
     pkgDir = path.join(dir, 'node_modules', 'kvm-gmem');
@@ -102,13 +128,24 @@ describe('a consumer project with the packed tarball', () => {
     const r = node(['scenario.mjs', 'kvm-gmem']);
     expect(r.stderr).toBe('');
     const out = JSON.parse(r.stdout);
-    expect(out).toMatchObject({ privateRead: 'SIGBUS', text: 'hello', held: { pending: [{ offset: 0, length: 4096, state: 'pending' }] } });
+    expect(out).toMatchObject({
+      privateRead: 'SIGBUS',
+      text: 'hello',
+      held: { pending: [{ offset: 0, length: 4096, state: 'pending' }] },
+    });
     expect(out.kvm.unsupported).toBe(true);
     expect(out.kvm.message).toContain('npm rebuild kvm-gmem');
     expect(out.kvm.message).not.toContain('npm run build:native');
     // require() too, and open() with the defaults says why it gave the simulator or throws: never silently.
-    const c = node(['-e', "const k = require('kvm-gmem'); try { const s = k.open(); console.log(s.backend, s.fallbackReason); } catch (e) { console.log(e.name, e.feature); }"]);
-    expect(c.stdout.trim()).toBe(existsSync('/dev/kvm') ? 'UnsupportedError native addon' : "sim the native addon is not loaded and there is no /dev/kvm (the simulator's 'rfc-v5' profile instead)");
+    const c = node([
+      '-e',
+      "const k = require('kvm-gmem'); try { const s = k.open(); console.log(s.backend, s.fallbackReason); } catch (e) { console.log(e.name, e.feature); }",
+    ]);
+    expect(c.stdout.trim()).toBe(
+      existsSync('/dev/kvm')
+        ? 'UnsupportedError native addon'
+        : "sim the native addon is not loaded and there is no /dev/kvm (the simulator's 'rfc-v5' profile instead)",
+    );
   });
 
   it("'kvm-gmem/conformance' exports the case API: a consumer's own case runs next to the shipped ones (ESM and CJS)", () => {
@@ -125,8 +162,18 @@ console.log(JSON.stringify({ groups: GROUPS.length, shipped: cases.length > 50, 
     );
     const r = node(['own-case.mjs']);
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({ groups: 7, shipped: true, status: 'ran', outcome: { error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_CREATE_GUEST_MEMFD' } } });
-    const c = node(['-e', "const c = require('kvm-gmem/conformance'); console.log(typeof c.runCases, c.cases === require('kvm-gmem/conformance').cases)"]);
+    expect(JSON.parse(r.stdout)).toEqual({
+      groups: 7,
+      shipped: true,
+      status: 'ran',
+      outcome: {
+        error: { class: 'KvmError', code: 'EINVAL', errno: -22, syscall: 'ioctl', ioctl: 'KVM_CREATE_GUEST_MEMFD' },
+      },
+    });
+    const c = node([
+      '-e',
+      "const c = require('kvm-gmem/conformance'); console.log(typeof c.runCases, c.cases === require('kvm-gmem/conformance').cases)",
+    ]);
     expect(c.stdout.trim()).toBe('function true');
   });
 
@@ -141,23 +188,41 @@ console.log(JSON.stringify({ groups: GROUPS.length, shipped: cases.length > 50, 
   }
   // The install script as npm runs it there, on a machine with no compiler, make or python3 on PATH.
   const install = (at: string) =>
-    spawnSync(process.execPath, [path.join(at, 'tools', 'install.mjs')], { cwd: at, encoding: 'utf8', env: { ...process.env, PATH: '/nonexistent', KVM_GMEM_ADDON: '' } });
-
-  it.skipIf(!existsSync(addon))('with no compiler the install uses the prebuilt addon, and the package then loads and runs', () => {
-    const at = unpack('prebuilt');
-    const r = spawnSync(process.execPath, [path.join(root, 'tools', 'prebuild.mjs'), '--from', addon, '--out', path.join(at, 'prebuilds')], { encoding: 'utf8' });
-    expect(r.status, r.stderr).toBe(0);
-    expect(existsSync(path.join(at, 'prebuilds', 'linux-x64', 'kvm_gmem.glibc.node'))).toBe(true);
-    const i = install(at);
-    expect([i.status, i.stderr]).toEqual([0, '']);
-    expect(existsSync(path.join(at, 'build'))).toBe(false);
-    const use = spawnSync(process.execPath, ['-e', "const { open } = require('kvm-gmem'); const k = open({ backend: 'sim' }); console.log(k.createVm().createGuestMemfd({ size: 4096 }).size);"], {
-      cwd: path.dirname(path.dirname(at)),
+    spawnSync(process.execPath, [path.join(at, 'tools', 'install.mjs')], {
+      cwd: at,
       encoding: 'utf8',
-      env: { ...process.env, KVM_GMEM_ADDON: '' },
+      env: { ...process.env, PATH: '/nonexistent', KVM_GMEM_ADDON: '' },
     });
-    expect(use.stdout.trim(), use.stderr).toBe('4096');
-  });
+
+  it.skipIf(!existsSync(addon))(
+    'with no compiler the install uses the prebuilt addon, and the package then loads and runs',
+    () => {
+      const at = unpack('prebuilt');
+      const r = spawnSync(
+        process.execPath,
+        [path.join(root, 'tools', 'prebuild.mjs'), '--from', addon, '--out', path.join(at, 'prebuilds')],
+        { encoding: 'utf8' },
+      );
+      expect(r.status, r.stderr).toBe(0);
+      expect(existsSync(path.join(at, 'prebuilds', 'linux-x64', 'kvm_gmem.glibc.node'))).toBe(true);
+      const i = install(at);
+      expect([i.status, i.stderr]).toEqual([0, '']);
+      expect(existsSync(path.join(at, 'build'))).toBe(false);
+      const use = spawnSync(
+        process.execPath,
+        [
+          '-e',
+          "const { open } = require('kvm-gmem'); const k = open({ backend: 'sim' }); console.log(k.createVm().createGuestMemfd({ size: 4096 }).size);",
+        ],
+        {
+          cwd: path.dirname(path.dirname(at)),
+          encoding: 'utf8',
+          env: { ...process.env, KVM_GMEM_ADDON: '' },
+        },
+      );
+      expect(use.stdout.trim(), use.stderr).toBe('4096');
+    },
+  );
 
   it('with no prebuilt addon and no compiler the install succeeds with one line naming what is missing for the real backend', () => {
     const at = unpack('nothing');
@@ -181,22 +246,41 @@ console.log(JSON.stringify({ groups: GROUPS.length, shipped: cases.length > 50, 
 
   it('on macOS (or any platform but Linux x64) the install builds nothing and says the simulator works', () => {
     const at = unpack('darwin');
-    for (const [platform, arch] of [['darwin', 'arm64'], ['linux', 'arm64']]) {
+    for (const [platform, arch] of [
+      ['darwin', 'arm64'],
+      ['linux', 'arm64'],
+    ]) {
       const fake = `data:text/javascript,Object.defineProperty(process,'platform',{value:'${platform}'});Object.defineProperty(process,'arch',{value:'${arch}'})`;
-      const i = spawnSync(process.execPath, ['--import', fake, path.join(at, 'tools', 'install.mjs')], { cwd: at, encoding: 'utf8', env: { ...process.env, KVM_GMEM_ADDON: '' } });
-      expect([i.status, i.stderr.trim()]).toEqual([0, `kvm-gmem: no native addon for ${platform}-${arch} (the real backend is Linux x64 only); the simulator works here.`]);
+      const i = spawnSync(process.execPath, ['--import', fake, path.join(at, 'tools', 'install.mjs')], {
+        cwd: at,
+        encoding: 'utf8',
+        env: { ...process.env, KVM_GMEM_ADDON: '' },
+      });
+      expect([i.status, i.stderr.trim()]).toEqual([
+        0,
+        `kvm-gmem: no native addon for ${platform}-${arch} (the real backend is Linux x64 only); the simulator works here.`,
+      ]);
       expect(existsSync(path.join(at, 'build'))).toBe(false);
     }
   });
 
   it('in a checkout of the repository missing build tools still fail the install (its tests need the addon)', () => {
-    const r = spawnSync(process.execPath, [path.join(root, 'tools', 'build-addon.mjs')], { cwd: root, encoding: 'utf8', env: { ...process.env, PATH: '/nonexistent' } });
+    const r = spawnSync(process.execPath, [path.join(root, 'tools', 'build-addon.mjs')], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, PATH: '/nonexistent' },
+    });
     expect(r.status).toBe(3);
     const co = mkdtempSync(path.join(os.tmpdir(), 'kvm-gmem-checkout-'));
     try {
       mkdirSync(path.join(co, 'tools'));
-      for (const f of ['install.mjs', 'build-addon.mjs', 'addon-target.mjs']) copyFileSync(path.join(root, 'tools', f), path.join(co, 'tools', f));
-      const i = spawnSync(process.execPath, [path.join(co, 'tools', 'install.mjs')], { cwd: co, encoding: 'utf8', env: { ...process.env, PATH: '/nonexistent' } });
+      for (const f of ['install.mjs', 'build-addon.mjs', 'addon-target.mjs'])
+        copyFileSync(path.join(root, 'tools', f), path.join(co, 'tools', f));
+      const i = spawnSync(process.execPath, [path.join(co, 'tools', 'install.mjs')], {
+        cwd: co,
+        encoding: 'utf8',
+        env: { ...process.env, PATH: '/nonexistent' },
+      });
       expect(i.status).toBe(3);
       expect(i.stderr).toContain('missing make');
     } finally {
@@ -222,11 +306,18 @@ kvm.close();
       );
       const r = node(['consumer.cjs']);
       expect(r.stderr).toBe('');
-      expect(JSON.parse(r.stdout)).toEqual({ backend: 'sim', states: [{ offset: 0, length: 4096, state: 'shared' }], busyIsKvm: true });
+      expect(JSON.parse(r.stdout)).toEqual({
+        backend: 'sim',
+        states: [{ offset: 0, length: 4096, state: 'shared' }],
+        busyIsKvm: true,
+      });
     });
 
     it('import works in a .mjs file', () => {
-      writeFileSync(path.join(dir, 'consumer.mjs'), "import { open } from 'kvm-gmem';\nconst k = open({ backend: 'sim' });\nconsole.log(k.profile);\nk.close();\n");
+      writeFileSync(
+        path.join(dir, 'consumer.mjs'),
+        "import { open } from 'kvm-gmem';\nconst k = open({ backend: 'sim' });\nconsole.log(k.profile);\nk.close();\n",
+      );
       const r = node(['consumer.mjs']);
       expect(r.stdout.trim()).toBe('linux-6.18');
     });
@@ -247,20 +338,33 @@ export = { size, reason, results };
       writeFileSync(
         path.join(dir, 'tsconfig.json'),
         JSON.stringify({
-          compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, types: ['node'], typeRoots: [path.join(root, 'node_modules/@types')] },
+          compilerOptions: {
+            module: 'nodenext',
+            moduleResolution: 'nodenext',
+            target: 'es2022',
+            strict: true,
+            noEmit: true,
+            types: ['node'],
+            typeRoots: [path.join(root, 'node_modules/@types')],
+          },
           files: ['consumer.cts'],
         }),
       );
       const ok = await tsc(['-p', path.join(dir, 'tsconfig.json')]);
       expect(ok.status, ok.out).toBe(0);
       // And it does check: a wrong option is a type error.
-      writeFileSync(path.join(dir, 'consumer.cts'), "import kg = require('kvm-gmem');\nkg.open({ backend: 'bogus' });\n");
+      writeFileSync(
+        path.join(dir, 'consumer.cts'),
+        "import kg = require('kvm-gmem');\nkg.open({ backend: 'bogus' });\n",
+      );
       expect((await tsc(['-p', path.join(dir, 'tsconfig.json')])).status).not.toBe(0);
     });
 
     it('the command: --version works, and bench says it is a development command (exit 2)', () => {
       const cli = path.join(pkgDir, 'dist', 'cli.js');
-      expect(node([cli, '--version']).stdout.trim()).toBe(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version);
+      expect(node([cli, '--version']).stdout.trim()).toBe(
+        JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version,
+      );
       const b = node([cli, 'bench']);
       expect(b.status).toBe(2);
       expect(b.stderr).toContain('development command');
@@ -269,21 +373,26 @@ export = { size, reason, results };
 });
 
 describe('binding.gyp', () => {
-  const nodeGyp = [process.env.npm_config_node_gyp, path.resolve(process.execPath, '../../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js')].find(
-    (p): p is string => !!p && existsSync(p),
-  );
+  const nodeGyp = [
+    process.env.npm_config_node_gyp,
+    path.resolve(process.execPath, '../../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js'),
+  ].find((p): p is string => !!p && existsSync(p));
 
   it.skipIf(!nodeGyp)('-Werror only when KVM_GMEM_WERROR=1 (the repository CI), never in a consumer build', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-gmem-gyp-'));
     try {
       copyFileSync(path.join(root, 'binding.gyp'), path.join(dir, 'binding.gyp'));
       const flags = (env: NodeJS.ProcessEnv) => {
-        const r = spawnSync(process.execPath, [nodeGyp!, 'configure', `--nodedir=${path.resolve(process.execPath, '../..')}`], {
-          cwd: dir,
-          encoding: 'utf8',
-          // node-addon-api's include dir is looked up from here.
-          env: { ...process.env, NODE_PATH: path.join(root, 'node_modules'), ...env },
-        });
+        const r = spawnSync(
+          process.execPath,
+          [nodeGyp!, 'configure', `--nodedir=${path.resolve(process.execPath, '../..')}`],
+          {
+            cwd: dir,
+            encoding: 'utf8',
+            // node-addon-api's include dir is looked up from here.
+            env: { ...process.env, NODE_PATH: path.join(root, 'node_modules'), ...env },
+          },
+        );
         expect(r.status, r.stderr).toBe(0);
         return readFileSync(path.join(dir, 'build', 'kvm_gmem.target.mk'), 'utf8');
       };

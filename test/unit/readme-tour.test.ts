@@ -14,9 +14,7 @@ it("the README's API tour runs on the simulator open() falls back to", () => {
   expect(code).toContain('open()');
   const entry = pathToFileURL(path.resolve('dist/index.js')).href;
   // The fallback's simulator, as on a machine without /dev/kvm: open() with no backend named.
-  const script = code
-    .replace("from 'kvm-gmem'", `from '${entry}'`)
-    .replace('open()', "open({ backend: 'sim' })");
+  const script = code.replace("from 'kvm-gmem'", `from '${entry}'`).replace('open()', "open({ backend: 'sim' })");
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'kvm-gmem-tour-')), 'tour.mjs');
   writeFileSync(file, script);
   const r = spawnSync(process.execPath, [file], { encoding: 'utf8' });

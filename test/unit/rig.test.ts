@@ -5,14 +5,34 @@ import { describe, expect, it } from 'vitest';
 import * as rig from '../../tools/rig/lib.mjs';
 
 const {
-  CUSTOM_OPTIONS, KERNELS, RigUsageError, commandScript, companionPackages, compareVersions, configHash, enableSymbols,
-  guestEnv, initScript, missingOptions, moduleLoadOrder, parseArgs, pickNewest, qemuArgs, rigSources, shellQuote,
+  CUSTOM_OPTIONS,
+  KERNELS,
+  RigUsageError,
+  commandScript,
+  companionPackages,
+  compareVersions,
+  configHash,
+  enableSymbols,
+  guestEnv,
+  initScript,
+  missingOptions,
+  moduleLoadOrder,
+  parseArgs,
+  pickNewest,
+  qemuArgs,
+  rigSources,
+  shellQuote,
 } = rig;
 
 describe('rig: arguments', () => {
   it('takes options, then the kernel, then the command verbatim (its own options included)', () => {
     const o = parseArgs(['--timeout', '60', '--mem', '2G', 'debian-7.3', 'npx', 'kvm-gmem', 'check', '--json']);
-    expect([o.timeout, o.mem, o.kernel, o.command]).toEqual([60, '2G', 'debian-7.3', ['npx', 'kvm-gmem', 'check', '--json']]);
+    expect([o.timeout, o.mem, o.kernel, o.command]).toEqual([
+      60,
+      '2G',
+      'debian-7.3',
+      ['npx', 'kvm-gmem', 'check', '--json'],
+    ]);
     expect(parseArgs(['custom', '--timeout', '5']).command).toEqual(['--timeout', '5']);
     expect(parseArgs(['--', 'debian-6.12', 'true']).kernel).toBe('debian-6.12');
     expect(parseArgs(['--env', 'A=b c', '--env', 'E=', 'custom', 'x']).env).toEqual({ A: 'b c', E: '' });
@@ -47,20 +67,38 @@ describe('rig: kernel packages', () => {
   it('orders versions numerically and picks the newest image of a series', () => {
     expect(compareVersions('6.12.9', '6.12.10')).toBe(-1);
     expect(compareVersions('7.3.4+deb13', '7.3.4+deb13')).toBe(0);
-    const names = ['linux-image-6.12.9+deb12-amd64', 'linux-image-6.12.117+deb12-amd64', 'linux-image-6.12.117+deb12-amd64-dbg', 'linux-image-6.12-amd64', 'linux-image-6.12.115+deb12-cloud-amd64'];
+    const names = [
+      'linux-image-6.12.9+deb12-amd64',
+      'linux-image-6.12.117+deb12-amd64',
+      'linux-image-6.12.117+deb12-amd64-dbg',
+      'linux-image-6.12-amd64',
+      'linux-image-6.12.115+deb12-cloud-amd64',
+    ];
     expect(pickNewest(names, KERNELS['debian-6.12'].image)).toBe('linux-image-6.12.117+deb12-amd64');
-    expect(pickNewest(['linux-image-7.3.4+deb13-amd64', 'linux-image-7.3.4+deb13-rt-amd64'], KERNELS['debian-7.3'].image)).toBe('linux-image-7.3.4+deb13-amd64');
+    expect(
+      pickNewest(['linux-image-7.3.4+deb13-amd64', 'linux-image-7.3.4+deb13-rt-amd64'], KERNELS['debian-7.3'].image),
+    ).toBe('linux-image-7.3.4+deb13-amd64');
     expect(pickNewest(names, KERNELS['debian-7.3'].image)).toBeNull();
   });
 
   it('fetches the binary and modules packages of the same ABI with a 7.x image', () => {
-    const dep = 'dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, linux-base-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), linux-binary-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), linux-modules-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1)';
-    expect(companionPackages('linux-image-7.3.4+deb13-amd64', dep)).toEqual(['linux-binary-7.3.4+deb13-amd64', 'linux-modules-7.3.4+deb13-amd64']);
-    expect(companionPackages('linux-image-6.12.117+deb12-amd64', 'kmod, initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool')).toEqual([]);
+    const dep =
+      'dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, linux-base-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), linux-binary-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), linux-modules-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1)';
+    expect(companionPackages('linux-image-7.3.4+deb13-amd64', dep)).toEqual([
+      'linux-binary-7.3.4+deb13-amd64',
+      'linux-modules-7.3.4+deb13-amd64',
+    ]);
+    expect(
+      companionPackages(
+        'linux-image-6.12.117+deb12-amd64',
+        'kmod, initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool',
+      ),
+    ).toEqual([]);
   });
 
   it('adds trixie-backports and sid with the URI of the host Debian sources, one-line or deb822', () => {
-    const deb822 = 'Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n\nTypes: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n';
+    const deb822 =
+      'Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n\nTypes: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n';
     expect(rigSources(deb822).split('\n').filter(Boolean)).toEqual([
       'deb http://mirror.example/debian bookworm main',
       'deb http://mirror.example/debian bookworm-updates main',
@@ -68,8 +106,12 @@ describe('rig: kernel packages', () => {
       'deb http://mirror.example/debian trixie-backports main',
       'deb http://mirror.example/debian sid main',
     ]);
-    expect(rigSources('deb [arch=amd64] http://m/debian bookworm main contrib\n')).toContain('deb http://m/debian sid main');
-    expect(() => rigSources('deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n')).toThrow(/no Debian archive URI/);
+    expect(rigSources('deb [arch=amd64] http://m/debian bookworm main contrib\n')).toContain(
+      'deb http://m/debian sid main',
+    );
+    expect(() => rigSources('deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n')).toThrow(
+      /no Debian archive URI/,
+    );
   });
 });
 
@@ -87,9 +129,23 @@ describe('rig: modules', () => {
   ].join('\n');
 
   it('loads dependencies first, each once, skipping built-ins', () => {
-    const order = moduleLoadOrder(dep, 'kernel/drivers/virtio/virtio_pci.ko\n', ['kvm_amd', 'virtio_pci', '9pnet_virtio', '9p', 'overlay']);
+    const order = moduleLoadOrder(dep, 'kernel/drivers/virtio/virtio_pci.ko\n', [
+      'kvm_amd',
+      'virtio_pci',
+      '9pnet_virtio',
+      '9p',
+      'overlay',
+    ]);
     expect(order.map((p: string) => p.replace(/^.*\//, ''))).toEqual([
-      'irqbypass.ko.xz', 'kvm.ko.xz', 'ccp.ko.xz', 'kvm-amd.ko.xz', '9pnet.ko.xz', '9pnet_virtio.ko.xz', 'netfs.ko.xz', '9p.ko.xz', 'overlay.ko.xz',
+      'irqbypass.ko.xz',
+      'kvm.ko.xz',
+      'ccp.ko.xz',
+      'kvm-amd.ko.xz',
+      '9pnet.ko.xz',
+      '9pnet_virtio.ko.xz',
+      'netfs.ko.xz',
+      '9p.ko.xz',
+      'overlay.ko.xz',
     ]);
   });
 
@@ -103,16 +159,26 @@ describe('rig: the custom kernel config', () => {
   it('hashes the source version and the option sets, not their order', () => {
     const a = configHash({ sourceVersion: 'linux-source-7.3=7.3.4-1~bpo13+1' });
     expect(a).toMatch(/^[0-9a-f]{16}$/);
-    expect(configHash({ sourceVersion: 'linux-source-7.3=7.3.4-1~bpo13+1', enable: [...CUSTOM_OPTIONS].reverse() })).toBe(a);
+    expect(
+      configHash({ sourceVersion: 'linux-source-7.3=7.3.4-1~bpo13+1', enable: [...CUSTOM_OPTIONS].reverse() }),
+    ).toBe(a);
     expect(configHash({ sourceVersion: 'linux-source-7.3=7.3.4-2~bpo13+1' })).not.toBe(a);
-    expect(configHash({ sourceVersion: 'linux-source-7.3=7.3.4-1~bpo13+1', enable: CUSTOM_OPTIONS.filter((o: string) => o !== 'KVM_SW_PROTECTED_VM') })).not.toBe(a);
+    expect(
+      configHash({
+        sourceVersion: 'linux-source-7.3=7.3.4-1~bpo13+1',
+        enable: CUSTOM_OPTIONS.filter((o: string) => o !== 'KVM_SW_PROTECTED_VM'),
+      }),
+    ).not.toBe(a);
     expect(configHash({ sourceVersion: 'linux-source-7.3=7.3.4-1~bpo13+1', disable: [] })).not.toBe(a);
   });
 
   it('asks for VM type 1 and finds options olddefconfig dropped, either name of a renamed one counting', () => {
     expect(CUSTOM_OPTIONS).toContain('KVM_SW_PROTECTED_VM');
     expect(enableSymbols()).toEqual(expect.arrayContaining(['PROC_SYSCTL', 'SYSCTL']));
-    const config = CUSTOM_OPTIONS.filter((o: string) => o !== 'KVM_SW_PROTECTED_VM' && !o.includes('|')).map((o: string) => `CONFIG_${o}=y`).join('\n') + '\nCONFIG_SYSCTL=y\n# CONFIG_KVM_SW_PROTECTED_VM is not set\nCONFIG_KVM_AMD=m\n';
+    const config =
+      CUSTOM_OPTIONS.filter((o: string) => o !== 'KVM_SW_PROTECTED_VM' && !o.includes('|'))
+        .map((o: string) => `CONFIG_${o}=y`)
+        .join('\n') + '\nCONFIG_SYSCTL=y\n# CONFIG_KVM_SW_PROTECTED_VM is not set\nCONFIG_KVM_AMD=m\n';
     expect(missingOptions(config)).toEqual(['KVM_SW_PROTECTED_VM']);
     expect(missingOptions('CONFIG_KVM_AMD=m\n', ['KVM_AMD'])).toEqual(['KVM_AMD']);
   });
@@ -130,7 +196,11 @@ describe('rig: quoting and the guest scripts', () => {
   });
 
   it('the command script sets the environment, enters the checkout and execs the command', () => {
-    const s = commandScript({ cwd: '/work/wt/my rig', argv: ['node', '-e', 'console.log(process.env.X, process.cwd())'], env: { X: "a'b" } });
+    const s = commandScript({
+      cwd: '/work/wt/my rig',
+      argv: ['node', '-e', 'console.log(process.env.X, process.cwd())'],
+      env: { X: "a'b" },
+    });
     expect(s).toContain("cd '/work/wt/my rig' || exit 126");
     const r = spawnSync('sh', ['-c', s.replace("cd '/work/wt/my rig'", 'cd /')], { encoding: 'utf8' });
     expect(r.stdout).toBe("a'b /\n");

@@ -70,8 +70,15 @@ suite('u64', () => {
   it('round-trips every safe integer and every bigint in range (property)', () => {
     fc.assert(fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (n) => u64('x', n) === BigInt(n)));
     fc.assert(fc.property(fc.bigInt({ min: 0n, max: U64_MAX }), (b) => u64('x', b) === b));
-    fc.assert(fc.property(fc.bigInt({ min: -(1n << 70n), max: -1n }), (b) => err(() => u64('x', b)) instanceof RangeError));
-    fc.assert(fc.property(fc.bigInt({ min: U64_MAX + 1n, max: 1n << 80n }), (b) => err(() => u64('x', b)) instanceof RangeError));
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(1n << 70n), max: -1n }), (b) => err(() => u64('x', b)) instanceof RangeError),
+    );
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: U64_MAX + 1n, max: 1n << 80n }),
+        (b) => err(() => u64('x', b)) instanceof RangeError,
+      ),
+    );
   });
 });
 

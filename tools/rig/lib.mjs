@@ -18,7 +18,16 @@ export class RigUsageError extends Error {}
 
 /** Splits `[options] <kernel> <command...>`; options stop at the kernel's name or at `--`. */
 export function parseArgs(argv) {
-  const o = { timeout: 900, mem: '3G', install: true, verbose: false, buildOnly: false, env: {}, kernel: null, command: [] };
+  const o = {
+    timeout: 900,
+    mem: '3G',
+    install: true,
+    verbose: false,
+    buildOnly: false,
+    env: {},
+    kernel: null,
+    command: [],
+  };
   let i = 0;
   const value = (name) => {
     if (i + 1 >= argv.length) throw new RigUsageError(`${name} needs a value`);
@@ -26,11 +35,15 @@ export function parseArgs(argv) {
   };
   for (; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--') { i++; break; }
+    if (a === '--') {
+      i++;
+      break;
+    }
     if (!a.startsWith('-')) break;
     if (a === '--timeout') {
       const s = value(a);
-      if (!/^[0-9]+$/.test(s) || Number(s) < 1 || Number(s) > 86400) throw new RigUsageError(`--timeout: a whole number of seconds in 1..86400, not '${s}'`);
+      if (!/^[0-9]+$/.test(s) || Number(s) < 1 || Number(s) > 86400)
+        throw new RigUsageError(`--timeout: a whole number of seconds in 1..86400, not '${s}'`);
       o.timeout = Number(s);
     } else if (a === '--mem') {
       const s = value(a);
@@ -44,12 +57,15 @@ export function parseArgs(argv) {
     } else if (a === '--no-install') o.install = false;
     else if (a === '--verbose') o.verbose = true;
     else if (a === '--build-only') o.buildOnly = true;
-    else if (a === '--help' || a === '-h') { o.help = true; return o; }
-    else throw new RigUsageError(`unknown option '${a}'`);
+    else if (a === '--help' || a === '-h') {
+      o.help = true;
+      return o;
+    } else throw new RigUsageError(`unknown option '${a}'`);
   }
   if (i >= argv.length) throw new RigUsageError('no kernel named');
   o.kernel = argv[i++];
-  if (!(o.kernel in KERNELS)) throw new RigUsageError(`unknown kernel '${o.kernel}' (known: ${Object.keys(KERNELS).join(', ')})`);
+  if (!(o.kernel in KERNELS))
+    throw new RigUsageError(`unknown kernel '${o.kernel}' (known: ${Object.keys(KERNELS).join(', ')})`);
   o.command = argv.slice(i);
   if (o.command.length === 0 && !o.buildOnly) throw new RigUsageError(`no command to run inside ${o.kernel}`);
   if (o.buildOnly && o.kernel !== 'custom') throw new RigUsageError('--build-only is for the custom kernel');
@@ -85,10 +101,13 @@ export const KERNELS = {
 
 /** Compares dotted version strings numerically, part by part ('6.12.9' < '6.12.10'). */
 export function compareVersions(a, b) {
-  const pa = a.split(/[.+~-]/), pb = b.split(/[.+~-]/);
+  const pa = a.split(/[.+~-]/),
+    pb = b.split(/[.+~-]/);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const x = pa[i] ?? '', y = pb[i] ?? '';
-    const nx = /^[0-9]+$/.test(x), ny = /^[0-9]+$/.test(y);
+    const x = pa[i] ?? '',
+      y = pb[i] ?? '';
+    const nx = /^[0-9]+$/.test(x),
+      ny = /^[0-9]+$/.test(y);
     const c = nx && ny ? Number(x) - Number(y) : x < y ? -1 : x > y ? 1 : 0;
     if (c !== 0) return Math.sign(c);
   }
@@ -108,7 +127,8 @@ export function companionPackages(image, depends) {
   const out = [];
   for (const alt of depends.split(',')) {
     const name = alt.trim().split(/\s|\|/)[0];
-    if (new RegExp(`^linux-(binary|modules|image-unsigned)-${abi.replace(/[.+]/g, '\\$&')}$`).test(name)) out.push(name);
+    if (new RegExp(`^linux-(binary|modules|image-unsigned)-${abi.replace(/[.+]/g, '\\$&')}$`).test(name))
+      out.push(name);
   }
   return out;
 }
@@ -119,20 +139,28 @@ export function companionPackages(image, depends) {
  * Throws naming a wanted module that is neither a module nor built in.
  */
 export function moduleLoadOrder(depText, builtinText, wanted) {
-  const key = (p) => p.replace(/^.*\//, '').replace(/\.ko(\.[a-z]+)?$/, '').replace(/-/g, '_');
+  const key = (p) =>
+    p
+      .replace(/^.*\//, '')
+      .replace(/\.ko(\.[a-z]+)?$/, '')
+      .replace(/-/g, '_');
   const deps = new Map();
   for (const line of depText.split('\n')) {
     const m = /^([^:]+):\s*(.*)$/.exec(line.trim());
     if (m) deps.set(key(m[1]), { path: m[1], deps: m[2].split(/\s+/).filter(Boolean).map(key) });
   }
   const builtin = new Set(builtinText.split('\n').filter(Boolean).map(key));
-  const order = [], seen = new Set();
+  const order = [],
+    seen = new Set();
   const visit = (name, chain) => {
     if (seen.has(name)) return;
     if (chain.includes(name)) throw new Error(`module dependency cycle: ${[...chain, name].join(' -> ')}`);
     const d = deps.get(name);
     if (!d) {
-      if (builtin.has(name)) { seen.add(name); return; }
+      if (builtin.has(name)) {
+        seen.add(name);
+        return;
+      }
       throw new Error(`module '${name}' is neither in modules.dep nor built in`);
     }
     for (const x of d.deps) visit(x, [...chain, name]);
@@ -147,19 +175,74 @@ export function moduleLoadOrder(depText, builtinText, wanted) {
 // the writable root). 'A|B': either symbol (7.x renamed PROC_SYSCTL to SYSCTL). Changing the list
 // changes the config hash, which rebuilds the kernel.
 export const CUSTOM_OPTIONS = [
-  '64BIT', 'SMP', 'PRINTK', 'BUG', 'MULTIUSER', 'FUTEX', 'EPOLL', 'SIGNALFD', 'TIMERFD', 'EVENTFD', 'SHMEM', 'AIO',
-  'IO_URING', 'ADVISE_SYSCALLS', 'MEMBARRIER', 'FILE_LOCKING', 'POSIX_TIMERS', 'HIGH_RES_TIMERS', 'TTY', 'SERIAL_8250',
-  'SERIAL_8250_CONSOLE', 'BLK_DEV_INITRD', 'RD_GZIP', 'BINFMT_ELF', 'BINFMT_SCRIPT', 'DEVTMPFS', 'PROC_FS',
-  'PROC_SYSCTL|SYSCTL', 'SYSFS', 'TMPFS', 'UNIX98_PTYS', 'NET', 'UNIX', 'INET', 'PCI', 'VIRTIO_MENU', 'VIRTIO', 'VIRTIO_PCI',
-  'NET_9P', 'NET_9P_VIRTIO', 'NETWORK_FILESYSTEMS', '9P_FS', 'OVERLAY_FS', 'CPU_SUP_AMD', 'CPU_SUP_INTEL',
-  'X86_MPPARSE', 'HYPERVISOR_GUEST', 'PARAVIRT', 'KVM_GUEST', 'EXPERT', 'VIRTUALIZATION', 'KVM', 'KVM_AMD',
-  'KVM_INTEL', 'KVM_SW_PROTECTED_VM', 'TRANSPARENT_HUGEPAGE', 'DEBUG_INFO_NONE',
+  '64BIT',
+  'SMP',
+  'PRINTK',
+  'BUG',
+  'MULTIUSER',
+  'FUTEX',
+  'EPOLL',
+  'SIGNALFD',
+  'TIMERFD',
+  'EVENTFD',
+  'SHMEM',
+  'AIO',
+  'IO_URING',
+  'ADVISE_SYSCALLS',
+  'MEMBARRIER',
+  'FILE_LOCKING',
+  'POSIX_TIMERS',
+  'HIGH_RES_TIMERS',
+  'TTY',
+  'SERIAL_8250',
+  'SERIAL_8250_CONSOLE',
+  'BLK_DEV_INITRD',
+  'RD_GZIP',
+  'BINFMT_ELF',
+  'BINFMT_SCRIPT',
+  'DEVTMPFS',
+  'PROC_FS',
+  'PROC_SYSCTL|SYSCTL',
+  'SYSFS',
+  'TMPFS',
+  'UNIX98_PTYS',
+  'NET',
+  'UNIX',
+  'INET',
+  'PCI',
+  'VIRTIO_MENU',
+  'VIRTIO',
+  'VIRTIO_PCI',
+  'NET_9P',
+  'NET_9P_VIRTIO',
+  'NETWORK_FILESYSTEMS',
+  '9P_FS',
+  'OVERLAY_FS',
+  'CPU_SUP_AMD',
+  'CPU_SUP_INTEL',
+  'X86_MPPARSE',
+  'HYPERVISOR_GUEST',
+  'PARAVIRT',
+  'KVM_GUEST',
+  'EXPERT',
+  'VIRTUALIZATION',
+  'KVM',
+  'KVM_AMD',
+  'KVM_INTEL',
+  'KVM_SW_PROTECTED_VM',
+  'TRANSPARENT_HUGEPAGE',
+  'DEBUG_INFO_NONE',
 ];
 export const CUSTOM_DISABLED = ['MODULES'];
 
 /** What decides the custom kernel's contents: the source package's version and the option lists. */
 export function configHash({ sourceVersion, enable = CUSTOM_OPTIONS, disable = CUSTOM_DISABLED }) {
-  const text = JSON.stringify({ v: 1, sourceVersion, enable: [...new Set(enable)].sort(), disable: [...new Set(disable)].sort() });
+  const text = JSON.stringify({
+    v: 1,
+    sourceVersion,
+    enable: [...new Set(enable)].sort(),
+    disable: [...new Set(disable)].sort(),
+  });
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 
@@ -257,18 +340,38 @@ reboot -f
 /** QEMU's arguments: TCG with an emulated AMD CPU that has SVM, one vCPU (kernel-rig.md: -smp 2 oopsed). */
 export function qemuArgs({ kernel, initrd, mem, job, append = '' }) {
   return [
-    '-accel', 'tcg,thread=single', '-cpu', 'EPYC,+svm', '-smp', '1', '-m', mem,
-    '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
-    '-kernel', kernel, '-initrd', initrd,
-    '-append', `console=ttyS0 panic=-1 quiet loglevel=4 ${append}`.trim(),
-    '-virtfs', 'local,path=/,mount_tag=host0,security_model=none,readonly=on,multidevs=remap',
-    '-virtfs', `local,path=${job},mount_tag=job,security_model=none,multidevs=remap`,
+    '-accel',
+    'tcg,thread=single',
+    '-cpu',
+    'EPYC,+svm',
+    '-smp',
+    '1',
+    '-m',
+    mem,
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    '-kernel',
+    kernel,
+    '-initrd',
+    initrd,
+    '-append',
+    `console=ttyS0 panic=-1 quiet loglevel=4 ${append}`.trim(),
+    '-virtfs',
+    'local,path=/,mount_tag=host0,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs',
+    `local,path=${job},mount_tag=job,security_model=none,multidevs=remap`,
   ];
 }
 
 /** The apt sources the rig adds: every Debian URI of the host's, with trixie-backports and sid. */
 export function rigSources(hostSourcesText) {
-  const uris = new Set(), lines = [];
+  const uris = new Set(),
+    lines = [];
   const add = (uri, suite, comps) => {
     const l = `deb ${uri} ${suite} ${comps}`;
     if (!lines.includes(l)) lines.push(l);
@@ -276,7 +379,10 @@ export function rigSources(hostSourcesText) {
   // One-line format.
   for (const line of hostSourcesText.split('\n')) {
     const m = /^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s+(.+)$/.exec(line);
-    if (m && /debian/.test(m[1])) { add(m[1], m[2], 'main'); if (/^(bookworm|trixie|sid)/.test(m[2]) && !/security/.test(m[1])) uris.add(m[1]); }
+    if (m && /debian/.test(m[1])) {
+      add(m[1], m[2], 'main');
+      if (/^(bookworm|trixie|sid)/.test(m[2]) && !/security/.test(m[1])) uris.add(m[1]);
+    }
   }
   // deb822 format: stanzas separated by blank lines.
   for (const stanza of hostSourcesText.split(/\n\s*\n/)) {

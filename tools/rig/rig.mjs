@@ -10,8 +10,23 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  CUSTOM_DISABLED, GUEST_MODULES, KERNELS, RigUsageError, USAGE, commandScript, companionPackages,
-  configHash, enableSymbols, guestEnv, initScript, missingOptions, moduleLoadOrder, parseArgs, pickNewest, qemuArgs, rigSources,
+  CUSTOM_DISABLED,
+  GUEST_MODULES,
+  KERNELS,
+  RigUsageError,
+  USAGE,
+  commandScript,
+  companionPackages,
+  configHash,
+  enableSymbols,
+  guestEnv,
+  initScript,
+  missingOptions,
+  moduleLoadOrder,
+  parseArgs,
+  pickNewest,
+  qemuArgs,
+  rigSources,
 } from './lib.mjs';
 
 class RigError extends Error {}
@@ -33,18 +48,45 @@ function cacheRoot() {
 // Every host command is bounded too (apt on a dead mirror, a wedged build): 15 min, builds 75.
 function run(cmd, args, { quiet = true, env, cwd, nice = false, timeoutS = 900 } = {}) {
   const argv = nice ? ['nice', ['-n', '10', cmd, ...args]] : [cmd, args];
-  const r = spawnSync(argv[0], argv[1], { encoding: 'utf8', maxBuffer: 256 << 20, env: env ?? process.env, cwd, stdio: quiet ? 'pipe' : 'inherit', timeout: timeoutS * 1000, killSignal: 'SIGKILL' });
-  if (r.error?.code === 'ETIMEDOUT') throw new RigError(`${cmd} ${args.slice(0, 3).join(' ')}... did not finish in ${timeoutS} s; killed`);
+  const r = spawnSync(argv[0], argv[1], {
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+    env: env ?? process.env,
+    cwd,
+    stdio: quiet ? 'pipe' : 'inherit',
+    timeout: timeoutS * 1000,
+    killSignal: 'SIGKILL',
+  });
+  if (r.error?.code === 'ETIMEDOUT')
+    throw new RigError(`${cmd} ${args.slice(0, 3).join(' ')}... did not finish in ${timeoutS} s; killed`);
   if (r.error) throw new RigError(`${cmd}: ${r.error.message}`);
-  if (r.status !== 0) throw new RigError(`${cmd} ${args.join(' ')} failed (status ${r.status})${quiet ? `:\n${(r.stderr || r.stdout || '').trim().split('\n').slice(-15).join('\n')}` : ''}`);
+  if (r.status !== 0)
+    throw new RigError(
+      `${cmd} ${args.join(' ')} failed (status ${r.status})${quiet ? `:\n${(r.stderr || r.stdout || '').trim().split('\n').slice(-15).join('\n')}` : ''}`,
+    );
   return r.stdout ?? '';
 }
 const have = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
 
 // Host tools: binary -> Debian package.
-const TOOLS = { 'qemu-system-x86_64': 'qemu-system-x86', cpio: 'cpio', xz: 'xz-utils', zstd: 'zstd', depmod: 'kmod', 'apt-get': 'apt', 'dpkg-deb': 'dpkg' };
+const TOOLS = {
+  'qemu-system-x86_64': 'qemu-system-x86',
+  cpio: 'cpio',
+  xz: 'xz-utils',
+  zstd: 'zstd',
+  depmod: 'kmod',
+  'apt-get': 'apt',
+  'dpkg-deb': 'dpkg',
+};
 const BUSYBOX = '/bin/busybox';
-const BUILD_TOOLS = { gcc: 'build-essential', make: 'build-essential', bc: 'bc', bison: 'bison', flex: 'flex', 'pkg-config': 'pkg-config' };
+const BUILD_TOOLS = {
+  gcc: 'build-essential',
+  make: 'build-essential',
+  bc: 'bc',
+  bison: 'bison',
+  flex: 'flex',
+  'pkg-config': 'pkg-config',
+};
 const BUILD_FILES = { '/usr/include/libelf.h': 'libelf-dev', '/usr/include/openssl/ssl.h': 'libssl-dev' };
 
 function ensurePackages(o, custom) {
@@ -59,7 +101,10 @@ function ensurePackages(o, custom) {
   }
   if (missing.size === 0) return;
   const list = [...missing].sort();
-  if (!o.install) throw new RigError(`missing packages: ${list.join(' ')} (install them: apt-get install ${list.join(' ')}, or drop --no-install)`);
+  if (!o.install)
+    throw new RigError(
+      `missing packages: ${list.join(' ')} (install them: apt-get install ${list.join(' ')}, or drop --no-install)`,
+    );
   log(`installing ${list.join(' ')} with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   try {
@@ -74,9 +119,13 @@ function ensurePackages(o, custom) {
 // with lists and caches under the rig's cache, so the host's apt state is never changed.
 function aptPrivate(cache) {
   const dir = path.join(cache, 'apt');
-  for (const d of ['lists/partial', 'archives/partial', 'cache', 'etc']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  for (const d of ['lists/partial', 'archives/partial', 'cache', 'etc'])
+    fs.mkdirSync(path.join(dir, d), { recursive: true });
   let host = '';
-  for (const f of ['/etc/apt/sources.list', ...listDir('/etc/apt/sources.list.d').map((f) => path.join('/etc/apt/sources.list.d', f))]) {
+  for (const f of [
+    '/etc/apt/sources.list',
+    ...listDir('/etc/apt/sources.list.d').map((f) => path.join('/etc/apt/sources.list.d', f)),
+  ]) {
     if (/\.(list|sources)$/.test(f) || f === '/etc/apt/sources.list') host += (safeRead(f) ?? '') + '\n\n';
   }
   const sources = rigSources(host);
@@ -86,9 +135,20 @@ function aptPrivate(cache) {
     fs.rmSync(path.join(dir, 'stamp'), { force: true });
   }
   const opts = [
-    '-o', `Dir::Etc::SourceList=${srcFile}`, '-o', 'Dir::Etc::SourceParts=/nonexistent', '-o', `Dir::State::Lists=${dir}/lists`,
-    '-o', `Dir::Cache=${dir}/cache`, '-o', `Dir::Cache::Archives=${dir}/archives`, '-o', 'APT::Get::List-Cleanup=0',
-    '-o', 'Acquire::Languages=none',
+    '-o',
+    `Dir::Etc::SourceList=${srcFile}`,
+    '-o',
+    'Dir::Etc::SourceParts=/nonexistent',
+    '-o',
+    `Dir::State::Lists=${dir}/lists`,
+    '-o',
+    `Dir::Cache=${dir}/cache`,
+    '-o',
+    `Dir::Cache::Archives=${dir}/archives`,
+    '-o',
+    'APT::Get::List-Cleanup=0',
+    '-o',
+    'Acquire::Languages=none',
   ];
   const stamp = path.join(dir, 'stamp');
   const age = fs.existsSync(stamp) ? Date.now() - fs.statSync(stamp).mtimeMs : Infinity;
@@ -102,17 +162,28 @@ function aptPrivate(cache) {
   return {
     opts,
     update,
-    names: () => run('apt-cache', [...opts, 'pkgnames', 'linux-']).split('\n').filter(Boolean),
+    names: () =>
+      run('apt-cache', [...opts, 'pkgnames', 'linux-'])
+        .split('\n')
+        .filter(Boolean),
     show: (pkg) => run('apt-cache', [...opts, 'show', '--no-all-versions', pkg]),
     download: (pkgs, into) => run('apt-get', [...opts, 'download', ...pkgs], { cwd: into }),
   };
 }
 
 function listDir(d) {
-  try { return fs.readdirSync(d); } catch { return []; }
+  try {
+    return fs.readdirSync(d);
+  } catch {
+    return [];
+  }
 }
 function safeRead(f) {
-  try { return fs.readFileSync(f, 'utf8'); } catch { return null; }
+  try {
+    return fs.readFileSync(f, 'utf8');
+  } catch {
+    return null;
+  }
 }
 const field = (stanza, name) => (new RegExp(`^${name}: (.*)$`, 'm').exec(stanza) ?? [])[1] ?? '';
 
@@ -137,7 +208,10 @@ function resolveImage(apt, spec) {
     apt.update();
     image = pickNewest(apt.names(), spec.image);
   }
-  if (!image) throw new RigError(`no package matching ${spec.image} in the rig's apt sources (${path.join(apt.opts[1].split('=')[1])})`);
+  if (!image)
+    throw new RigError(
+      `no package matching ${spec.image} in the rig's apt sources (${path.join(apt.opts[1].split('=')[1])})`,
+    );
   return [image, ...companionPackages(image, field(apt.show(image), 'Depends'))];
 }
 
@@ -148,12 +222,16 @@ function debianKernel(cache, apt, name) {
   fetchUnpack(apt, pkgs, path.join(dir, 'root'));
   const root = path.join(dir, 'root');
   // 6.x images keep boot/vmlinuz-REL and /lib/modules; 7.x ones usr/lib/modules/REL/vmlinuz.
-  let kernel = null, release = null;
+  let kernel = null,
+    release = null;
   const boot = listDir(path.join(root, 'boot')).find((f) => f.startsWith('vmlinuz-'));
   if (boot) [kernel, release] = [path.join(root, 'boot', boot), boot.slice('vmlinuz-'.length)];
-  const modBase = fs.existsSync(path.join(root, 'lib', 'modules')) ? path.join(root, 'lib', 'modules') : path.join(root, 'usr', 'lib', 'modules');
+  const modBase = fs.existsSync(path.join(root, 'lib', 'modules'))
+    ? path.join(root, 'lib', 'modules')
+    : path.join(root, 'usr', 'lib', 'modules');
   for (const rel of listDir(path.join(root, 'usr', 'lib', 'modules'))) {
-    if (!kernel && fs.existsSync(path.join(root, 'usr', 'lib', 'modules', rel, 'vmlinuz'))) [kernel, release] = [path.join(root, 'usr', 'lib', 'modules', rel, 'vmlinuz'), rel];
+    if (!kernel && fs.existsSync(path.join(root, 'usr', 'lib', 'modules', rel, 'vmlinuz')))
+      [kernel, release] = [path.join(root, 'usr', 'lib', 'modules', rel, 'vmlinuz'), rel];
   }
   if (!kernel) throw new RigError(`${pkgs.join(' ')} hold no vmlinuz (looked in boot/ and usr/lib/modules/*/)`);
   const modDir = path.join(modBase, release);
@@ -165,7 +243,8 @@ function debianKernel(cache, apt, name) {
   const dep = safeRead(path.join(modDir, 'modules.dep'));
   if (dep === null) throw new RigError(`no modules.dep for ${release} in ${modDir} after depmod`);
   const builtin = safeRead(path.join(modDir, 'modules.builtin'));
-  if (builtin === null) log(`${release} ships no modules.builtin: a wanted module outside modules.dep is taken as built in`);
+  if (builtin === null)
+    log(`${release} ships no modules.builtin: a wanted module outside modules.dep is taken as built in`);
   const order = moduleLoadOrder(dep, builtin ?? GUEST_MODULES.join('\n'), GUEST_MODULES);
   return { kernel, release, modules: order.map((m) => path.join(modDir, m)), label: pkgs[0] };
 }
@@ -179,12 +258,15 @@ function customKernel(cache, apt, o) {
   const hash = configHash({ sourceVersion: `${spec.source}=${version}` });
   const out = path.join(cache, 'custom', hash);
   const image = path.join(out, 'bzImage');
-  if (fs.existsSync(image)) return { kernel: image, modules: [], label: `custom ${spec.source} ${version} config ${hash}` };
+  if (fs.existsSync(image))
+    return { kernel: image, modules: [], label: `custom ${spec.source} ${version} config ${hash}` };
   const srcRoot = path.join(cache, 'src', `${spec.source}_${version}`);
   fetchUnpack(apt, [spec.source], path.join(srcRoot, 'pkg'));
   const tree = path.join(srcRoot, 'tree');
   if (!fs.existsSync(path.join(tree, 'Makefile'))) {
-    const tarball = listDir(path.join(srcRoot, 'pkg', 'usr', 'src')).find((f) => /^linux-source-.*\.tar\.(xz|gz|bz2|zst)$/.test(f));
+    const tarball = listDir(path.join(srcRoot, 'pkg', 'usr', 'src')).find((f) =>
+      /^linux-source-.*\.tar\.(xz|gz|bz2|zst)$/.test(f),
+    );
     if (!tarball) throw new RigError(`${spec.source} holds no usr/src/linux-source-*.tar.*`);
     const t = Date.now();
     fs.rmSync(tree, { recursive: true, force: true });
@@ -196,11 +278,18 @@ function customKernel(cache, apt, o) {
   log(`building the custom kernel (config ${hash}) in ${tree}: about 11 minutes with make -j2 when nothing is cached`);
   const jobs = String(Math.max(1, Math.min(os.cpus().length, 2)));
   run('make', ['-C', tree, 'tinyconfig'], { nice: true });
-  run(path.join(tree, 'scripts', 'config'), ['--file', path.join(tree, '.config'),
-    ...enableSymbols().flatMap((x) => ['--enable', x]), ...CUSTOM_DISABLED.flatMap((x) => ['--disable', x])]);
+  run(path.join(tree, 'scripts', 'config'), [
+    '--file',
+    path.join(tree, '.config'),
+    ...enableSymbols().flatMap((x) => ['--enable', x]),
+    ...CUSTOM_DISABLED.flatMap((x) => ['--disable', x]),
+  ]);
   run('make', ['-C', tree, 'olddefconfig'], { nice: true });
   const miss = missingOptions(fs.readFileSync(path.join(tree, '.config'), 'utf8'));
-  if (miss.length) throw new RigError(`the custom config lacks ${miss.map((m) => 'CONFIG_' + m).join(' ')} after olddefconfig (a dependency is off)`);
+  if (miss.length)
+    throw new RigError(
+      `the custom config lacks ${miss.map((m) => 'CONFIG_' + m).join(' ')} after olddefconfig (a dependency is off)`,
+    );
   run('make', ['-C', tree, `-j${jobs}`, 'bzImage'], { nice: true, quiet: !o.verbose, timeoutS: 4500 });
   fs.mkdirSync(out, { recursive: true });
   fs.copyFileSync(path.join(tree, 'arch', 'x86', 'boot', 'bzImage'), image + '.tmp');
@@ -219,7 +308,8 @@ function initramfs(cache, k) {
   if (fs.existsSync(file)) return file;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kvm-gmem-rig-initrd-'));
   try {
-    for (const d of ['bin', 'proc', 'sys', 'dev', 'lib/modules', 'run', 'tmp']) fs.mkdirSync(path.join(work, d), { recursive: true });
+    for (const d of ['bin', 'proc', 'sys', 'dev', 'lib/modules', 'run', 'tmp'])
+      fs.mkdirSync(path.join(work, d), { recursive: true });
     fs.copyFileSync(BUSYBOX, path.join(work, 'bin', 'busybox'));
     fs.chmodSync(path.join(work, 'bin', 'busybox'), 0o755);
     fs.writeFileSync(path.join(work, 'init'), init, { mode: 0o755 });
@@ -235,7 +325,10 @@ function initramfs(cache, k) {
       if (fs.statSync(dst).size === 0) throw new RigError(`decompressing ${m} gave nothing`);
     }
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    const r = spawnSync('sh', ['-c', 'find . -print0 | cpio --null -o -H newc --quiet | gzip -1'], { cwd: work, maxBuffer: 512 << 20 });
+    const r = spawnSync('sh', ['-c', 'find . -print0 | cpio --null -o -H newc --quiet | gzip -1'], {
+      cwd: work,
+      maxBuffer: 512 << 20,
+    });
     if (r.status !== 0) throw new RigError(`cpio failed: ${r.stderr}`);
     fs.writeFileSync(file + '.tmp', r.stdout);
     fs.renameSync(file + '.tmp', file);
@@ -249,11 +342,17 @@ function initramfs(cache, k) {
 function boot(o, k, initrd) {
   const job = fs.mkdtempSync(path.join(os.tmpdir(), 'kvm-gmem-rig-job-'));
   const cwd = process.env.INIT_CWD || process.cwd();
-  fs.writeFileSync(path.join(job, 'cmd.sh'), commandScript({ cwd, argv: o.command, env: guestEnv(process.env, o.env) }), { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(job, 'cmd.sh'),
+    commandScript({ cwd, argv: o.command, env: guestEnv(process.env, o.env) }),
+    { mode: 0o755 },
+  );
   for (const f of ['stdout', 'stderr']) fs.writeFileSync(path.join(job, f), '');
   const consoleLog = path.join(job, 'console.log');
   const consoleFd = fs.openSync(consoleLog, 'w');
-  const qemu = spawn('qemu-system-x86_64', qemuArgs({ kernel: k.kernel, initrd, mem: o.mem, job }), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const qemu = spawn('qemu-system-x86_64', qemuArgs({ kernel: k.kernel, initrd, mem: o.mem, job }), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const tBoot = Date.now();
   let tCommand = null;
   let consoleText = '';
@@ -268,9 +367,16 @@ function boot(o, k, initrd) {
   // Forward what the command wrote so far (9p with cache=none writes through to the host file).
   const offsets = { stdout: 0, stderr: 0 };
   const pump = () => {
-    for (const [f, sink] of [['stdout', process.stdout], ['stderr', process.stderr]]) {
+    for (const [f, sink] of [
+      ['stdout', process.stdout],
+      ['stderr', process.stderr],
+    ]) {
       let fd;
-      try { fd = fs.openSync(path.join(job, f), 'r'); } catch { continue; }
+      try {
+        fd = fs.openSync(path.join(job, f), 'r');
+      } catch {
+        continue;
+      }
       try {
         const size = fs.fstatSync(fd).size;
         if (size > offsets[f]) {
@@ -291,18 +397,35 @@ function boot(o, k, initrd) {
     qemu.kill('SIGTERM');
     setTimeout(() => qemu.kill('SIGKILL'), 3000).unref();
   }, o.timeout * 1000);
-  const onSignal = (sig) => { qemu.kill('SIGKILL'); log(`${sig}: QEMU killed`); process.exit(130); };
+  const onSignal = (sig) => {
+    qemu.kill('SIGKILL');
+    log(`${sig}: QEMU killed`);
+    process.exit(130);
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return new Promise((resolve) => {
-    qemu.on('error', (e) => { clearInterval(timer); clearTimeout(kill); resolve({ error: `qemu: ${e.message}` }); });
+    qemu.on('error', (e) => {
+      clearInterval(timer);
+      clearTimeout(kill);
+      resolve({ error: `qemu: ${e.message}` });
+    });
     qemu.on('exit', (code, signal) => {
       clearInterval(timer);
       clearTimeout(kill);
       pump();
       fs.closeSync(consoleFd);
       const status = safeRead(path.join(job, 'status'));
-      const r = { job, consoleLog, consoleText, code, signal, timedOut, bootSecs: tCommand ? (tCommand - tBoot) / 1000 : null, totalSecs: (Date.now() - tBoot) / 1000 };
+      const r = {
+        job,
+        consoleLog,
+        consoleText,
+        code,
+        signal,
+        timedOut,
+        bootSecs: tCommand ? (tCommand - tBoot) / 1000 : null,
+        totalSecs: (Date.now() - tBoot) / 1000,
+      };
       r.status = status !== null && /^[0-9]+\s*$/.test(status) ? Number(status) : null;
       resolve(r);
     });
@@ -314,38 +437,57 @@ async function main() {
   try {
     o = parseArgs(process.argv.slice(2));
   } catch (e) {
-    if (e instanceof RigUsageError) { process.stderr.write(`rig: ${e.message}\n${USAGE}\n`); return 2; }
+    if (e instanceof RigUsageError) {
+      process.stderr.write(`rig: ${e.message}\n${USAGE}\n`);
+      return 2;
+    }
     throw e;
   }
-  if (o.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  if (o.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
   if (process.getuid?.() !== 0) log('not root: apt-get install and the cache under /var/cache may fail');
   const cache = cacheRoot();
   fs.mkdirSync(cache, { recursive: true });
   ensurePackages(o, o.kernel === 'custom');
   const apt = aptPrivate(cache);
   const k = o.kernel === 'custom' ? customKernel(cache, apt, o) : debianKernel(cache, apt, o.kernel);
-  if (o.buildOnly) { log(`kernel ready: ${k.kernel}`); return 0; }
+  if (o.buildOnly) {
+    log(`kernel ready: ${k.kernel}`);
+    return 0;
+  }
   const initrd = initramfs(cache, k);
   log(`booting ${k.label} under QEMU TCG (timeout ${o.timeout} s)`);
   const r = await boot(o, k, initrd);
   if (r.error) throw new RigError(r.error);
   const tail = () => r.consoleText.split('\n').slice(-25).join('\n');
   if (r.timedOut) {
-    log(`timeout: QEMU killed after ${o.timeout} s; the guest's console is kept in ${r.consoleLog}; its end:\n${tail()}`);
+    log(
+      `timeout: QEMU killed after ${o.timeout} s; the guest's console is kept in ${r.consoleLog}; its end:\n${tail()}`,
+    );
     return 124;
   }
   if (r.status === null) {
-    log(`the guest ended without the command's exit status (QEMU ${r.signal ?? 'status ' + r.code}); console kept in ${r.consoleLog}; its end:\n${tail()}`);
+    log(
+      `the guest ended without the command's exit status (QEMU ${r.signal ?? 'status ' + r.code}); console kept in ${r.consoleLog}; its end:\n${tail()}`,
+    );
     return 125;
   }
-  for (const m of r.consoleText.matchAll(/rig-init: (insmod .* failed|.*failed.*|\/dev\/kvm absent)/g)) log(`guest: ${m[1]}`);
-  log(`${o.kernel}: exit status ${r.status}; boot ${r.bootSecs?.toFixed(1) ?? '?'} s, whole run ${r.totalSecs.toFixed(1)} s (rig total ${secs(t0)} s)`);
+  for (const m of r.consoleText.matchAll(/rig-init: (insmod .* failed|.*failed.*|\/dev\/kvm absent)/g))
+    log(`guest: ${m[1]}`);
+  log(
+    `${o.kernel}: exit status ${r.status}; boot ${r.bootSecs?.toFixed(1) ?? '?'} s, whole run ${r.totalSecs.toFixed(1)} s (rig total ${secs(t0)} s)`,
+  );
   fs.rmSync(r.job, { recursive: true, force: true });
   return r.status;
 }
 
-main().then((code) => process.exit(code), (e) => {
-  if (e instanceof RigError) log(e.message);
-  else log(`internal error: ${e.stack ?? e}`);
-  process.exit(125);
-});
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    if (e instanceof RigError) log(e.message);
+    else log(`internal error: ${e.stack ?? e}`);
+    process.exit(125);
+  },
+);

@@ -10,7 +10,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist');
 const { open } = await import(pathToFileURL(path.join(dist, 'index.js')).href);
-const { canonical, privateCases, privateExpectations, runCases } = await import(pathToFileURL(path.join(dist, 'conformance', 'index.js')).href);
+const { canonical, privateCases, privateExpectations, runCases } = await import(
+  pathToFileURL(path.join(dist, 'conformance', 'index.js')).href
+);
 
 const kvm = open({ backend: 'kvm' });
 let status = 0;

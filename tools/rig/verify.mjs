@@ -24,7 +24,8 @@ if (skip.length) {
   const left = (list) => list.filter((d) => !skip.some((g) => d.id === g || d.id.startsWith(`${g}.`)));
   for (const [p, list] of Object.entries(r.verdict.differences)) {
     const gone = list.filter((d) => !left([d]).length);
-    if (p === expected) for (const d of gone) console.log(`  SKIPPED (--skip): ${d.id} differs, not held to '${p}' in this run`);
+    if (p === expected)
+      for (const d of gone) console.log(`  SKIPPED (--skip): ${d.id} differs, not held to '${p}' in this run`);
     r.verdict.differences[p] = left(list);
   }
   r.verdict.kernelErrors = left(r.verdict.kernelErrors);
@@ -34,8 +35,16 @@ if (!diffs) {
   console.log(`verify: unknown profile '${expected}'`);
   process.exit(2);
 }
-console.log(`verify: ${r.host.kernel}: ${r.verdict.compared} cases compared, ${r.verdict.notSupported.length} not supported; matches ${r.verdict.matches.map((m) => `'${m}'`).join(', ') || 'none'} (${r.ms} ms)`);
-for (const d of diffs) console.log(`  differs from '${expected}': ${d.id} at ${d.where.join(', ')}: kernel ${JSON.stringify(d.kernel.outcome ?? d.kernel.status)} / profile ${JSON.stringify(d.profile.outcome ?? d.profile.status)}`.slice(0, 600));
+console.log(
+  `verify: ${r.host.kernel}: ${r.verdict.compared} cases compared, ${r.verdict.notSupported.length} not supported; matches ${r.verdict.matches.map((m) => `'${m}'`).join(', ') || 'none'} (${r.ms} ms)`,
+);
+for (const d of diffs)
+  console.log(
+    `  differs from '${expected}': ${d.id} at ${d.where.join(', ')}: kernel ${JSON.stringify(d.kernel.outcome ?? d.kernel.status)} / profile ${JSON.stringify(d.profile.outcome ?? d.profile.status)}`.slice(
+      0,
+      600,
+    ),
+  );
 for (const e of r.verdict.kernelErrors) console.log(`  kernel ${e.status}: ${e.id}: ${e.reason}`);
 const ok = diffs.length === 0 && r.verdict.kernelErrors.length === 0;
 console.log(`verify: '${expected}' ${ok ? 'matches with 0 differences' : `DIVERGES in ${diffs.length} cases`}`);

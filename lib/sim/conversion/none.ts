@@ -39,7 +39,11 @@ class NoConversion extends FileConversion {
   override hold(first: bigint, end: bigint): void {
     // As the kvm backend takes a hold on this kernel (lib/kvm/guest-memfd.ts): mmap of the
     // range (ENODEV without MMAP), then vmsplice, which refuses a page the host may not map.
-    if (end - first > MAX_HOLD_PAGES) throw new UnsupportedError('hold', 'a hold on the kvm backend covers at most 64 MiB (its pipe buffers are quota-limited)');
+    if (end - first > MAX_HOLD_PAGES)
+      throw new UnsupportedError(
+        'hold',
+        'a hold on the kvm backend covers at most 64 MiB (its pipe buffers are quota-limited)',
+      );
     if (!this.flags.mmap) throw kvmError('ENODEV', 'mmap');
     if (this.hostRefused(first, end) >= 0n) throw kvmError('EFAULT', 'vmsplice');
     super.hold(first, end);
@@ -49,7 +53,7 @@ class NoConversion extends FileConversion {
 function unsupported(): UnsupportedError {
   return new UnsupportedError(
     'in-place conversion',
-    'in-place conversion is not supported by this kernel (the simulator\'s linux-6.18 profile has no KVM_SET_MEMORY_ATTRIBUTES2 or KVM_GMEM_CONVERT_*)',
+    "in-place conversion is not supported by this kernel (the simulator's linux-6.18 profile has no KVM_SET_MEMORY_ATTRIBUTES2 or KVM_GMEM_CONVERT_*)",
   );
 }
 

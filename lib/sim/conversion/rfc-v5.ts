@@ -12,7 +12,16 @@
 // hypercall handlers call them downstream. The series has no ioctl.
 import { newExtentMap, PENDING, type NativeExtentMap } from '../../state-map.js';
 import type { ConversionResult, GuestMemfdFlags } from '../../types.js';
-import { FileConversion, P, PRIVATE, SHARED, type ConversionFile, type ConversionModel, type GuestWay, type MappingRef } from './model.js';
+import {
+  FileConversion,
+  P,
+  PRIVATE,
+  SHARED,
+  type ConversionFile,
+  type ConversionModel,
+  type GuestWay,
+  type MappingRef,
+} from './model.js';
 import { ATTRS2 } from './series.js';
 import { kvmError } from '../../errors.js';
 
@@ -116,7 +125,8 @@ class RfcV5 extends FileConversion {
       }
     };
     if (this.firstHeld(first, end) >= 0) referenced(this.holds.query(first, end));
-    for (const ptes of this.#ptes.values()) if (ptes.findFirst(first, end, 0, false) >= 0) referenced(ptes.query(first, end));
+    for (const ptes of this.#ptes.values())
+      if (ptes.findFirst(first, end, 0, false) >= 0) referenced(ptes.query(first, end));
     if (!any) return { pending: [] };
     return { pending: states.extents(first * P, (end - first) * P).filter((e) => e.state === 'pending') };
   }
