@@ -25,14 +25,17 @@ class InplaceV8 extends SeriesConversion {
 
   unshare(offset: bigint, length: bigint): ConversionResult {
     const [first, end] = this.#pages(offset, length);
-    // v8-16 __kvm_gmem_set_attributes: a range that already has the attributes returns 0 at once
-    // (kvm_gmem_range_has_attributes), before any reference is looked at.
-    if (this.states.firstNotIn(first, end, PRIVATE) < 0n) return { pending: [] };
     // v8-14: unmap_mapping_pages zaps the host PTEs (a mapping is no reference), then
     // kvm_gmem_is_safe_for_conversion wants folio_ref_count == nr_pages + 1 on every folio; the
     // first that is not gives -EAGAIN with error_offset at it, and nothing is converted.
+    // v8-16 __kvm_gmem_set_attributes: but a range that already has the attributes returns 0 at
+    // once (kvm_gmem_range_has_attributes), before any reference is looked at. Asked only when a
+    // page is held (the outcome is the same; a file without holds skips a look-up).
     const held = this.firstHeld(first, end);
-    if (held >= 0) throw new ConversionBusyError(Number(BigInt(held) * P), undefined, ATTRS2);
+    if (held >= 0) {
+      if (this.states.firstNotIn(first, end, PRIVATE) < 0n) return { pending: [] };
+      throw new ConversionBusyError(Number(BigInt(held) * P), undefined, ATTRS2);
+    }
     this.states.set(first, end, PRIVATE);
     return { pending: [] };
   }
