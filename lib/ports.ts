@@ -23,10 +23,12 @@ export type { Backend };
 
 /** A MAP_SHARED mapping of a guest_memfd: offsets are bytes into the mapping, ranges inside it. */
 export interface MapPort {
-  read(offset: bigint, length: bigint): Buffer;
-  readInto(offset: bigint, target: Uint8Array): number;
-  write(offset: bigint, data: Uint8Array): void;
-  fill(offset: bigint, length: bigint, byte: number): void;
+  // Offsets and lengths the core has checked: a bigint, or a number when both fit a safe integer
+  // (the common case, which then crosses into the addon without a BigInt).
+  read(offset: bigint | number, length: bigint | number): Buffer;
+  readInto(offset: bigint | number, target: Uint8Array): number;
+  write(offset: bigint | number, data: Uint8Array): void;
+  fill(offset: bigint | number, length: bigint | number, byte: number): void;
   /** An ArrayBuffer over the mapping (the core has refused ranges the host may not touch). */
   view(): ArrayBuffer;
   /** What this backend cannot back with a view, asked before the core's own refusal. */

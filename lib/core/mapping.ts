@@ -41,12 +41,25 @@ export class Mapping extends Owned implements MappingApi {
     return this.file.backend;
   }
 
+  /**
+   * The common case with no BigInt: a safe-integer offset (and length) inside an open mapping.
+   * undefined sends the call down the checked path, which gives every error in its order.
+   */
+  #quick(offset: unknown, length: number): number | undefined {
+    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || this.#closed) return undefined;
+    return offset + length <= this.length ? offset : undefined;
+  }
+
   #range(offset: bigint, length: bigint): void {
     ensureOpen(this.closed, 'Mapping');
     if (offset > this.#len || length > this.#len - offset) throw argRangeError('range is outside the mapping');
   }
 
   read(offset: U64, length: U64): Buffer {
+    if (typeof length === 'number' && Number.isSafeInteger(length) && length >= 0 && length <= kMaxLength) {
+      const quick = this.#quick(offset, length);
+      if (quick !== undefined) return this.port.read(quick, length);
+    }
     const off = u64('offset', offset);
     const len = u64('length', length);
     this.#range(off, len);
@@ -58,6 +71,8 @@ export class Mapping extends Owned implements MappingApi {
 
   readInto(offset: U64, target: Uint8Array): number {
     const dst = bytes('target', target);
+    const quick = this.#quick(offset, dst.length);
+    if (quick !== undefined) return this.port.readInto(quick, dst);
     const off = u64('offset', offset);
     this.#range(off, BigInt(dst.length));
     return this.port.readInto(off, dst);
@@ -65,6 +80,8 @@ export class Mapping extends Owned implements MappingApi {
 
   write(offset: U64, data: ArrayBufferView): void {
     const src = bytes('data', data);
+    const quick = this.#quick(offset, src.length);
+    if (quick !== undefined) return this.port.write(quick, src);
     const off = u64('offset', offset);
     this.#range(off, BigInt(src.length));
     this.port.write(off, src);

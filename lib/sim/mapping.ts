@@ -30,30 +30,30 @@ export class SimMapping implements MapPort {
     if (fault >= 0n) throw new HostAccessError(Number(fault), access);
   }
 
-  read(offset: bigint, length: bigint): Buffer {
-    const at = this.start + offset;
-    this.#check(at, length, 'read');
+  read(offset: bigint | number, length: bigint | number): Buffer {
+    const at = this.start + BigInt(offset);
+    this.#check(at, BigInt(length), 'read');
     const buf = Buffer.alloc(Number(length));
     this.file.pages.read(at, buf);
     return buf;
   }
 
-  readInto(offset: bigint, dst: Uint8Array): number {
-    const at = this.start + offset;
+  readInto(offset: bigint | number, dst: Uint8Array): number {
+    const at = this.start + BigInt(offset);
     this.#check(at, BigInt(dst.length), 'read');
     this.file.pages.read(at, dst);
     return dst.length;
   }
 
-  write(offset: bigint, src: Uint8Array): void {
-    const at = this.start + offset;
+  write(offset: bigint | number, src: Uint8Array): void {
+    const at = this.start + BigInt(offset);
     this.#check(at, BigInt(src.length), 'write');
     this.file.pages.write(at, src);
   }
 
-  fill(offset: bigint, length: bigint, byte: number): void {
-    const at = this.start + offset;
-    this.#check(at, length, 'write');
+  fill(offset: bigint | number, length: bigint | number, byte: number): void {
+    const at = this.start + BigInt(offset);
+    this.#check(at, BigInt(length), 'write');
     this.file.pages.fill(at, Number(length), byte);
   }
 
