@@ -46,7 +46,7 @@ export class Mapping extends Owned implements MappingApi {
    * undefined sends the call down the checked path, which gives every error in its order.
    */
   #quick(offset: unknown, length: number): number | undefined {
-    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || this.#closed) return undefined;
+    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || this.closed) return undefined;
     return offset + length <= this.length ? offset : undefined;
   }
 
