@@ -3,12 +3,8 @@
 // pool) has no Symbol.dispose, so a class method keyed [Symbol.dispose] evaluated there is named
 // "undefined", and esbuild's `using` helper looks for Symbol.for('Symbol.dispose') instead.
 // Each class gets its dispose method under all three keys.
-import { GuestMemfd } from './core/guest-memfd.js';
 import { HostHold } from './core/hold.js';
-import { Mapping } from './core/mapping.js';
-import { Kvm } from './core/kvm.js';
-import { Vm } from './core/vm.js';
-import { KvmVcpu } from './kvm/vcpu.js';
+import { Owned } from './core/owned.js';
 import { Guest } from './toolkit/builder.js';
 
 export const DISPOSE_KEYS: readonly symbol[] = [
@@ -19,12 +15,9 @@ export const DISPOSE_KEYS: readonly symbol[] = [
 
 /** Every class with a dispose method, and the method it calls (test/unit/vm-dispose.test.ts checks the list is whole). */
 export const DISPOSABLE: [{ prototype: object; name: string }, string][] = [
-  [Kvm, 'close'],
-  [Vm, 'close'],
-  [GuestMemfd, 'close'],
+  // Kvm, Vm, GuestMemfd, Mapping and Vcpu inherit theirs (lib/core/owned.ts).
+  [Owned, 'close'],
   [HostHold, 'release'],
-  [Mapping, 'unmap'],
-  [KvmVcpu, 'close'],
   [Guest, 'close'],
 ];
 

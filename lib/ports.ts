@@ -14,9 +14,9 @@ import type {
   Extent,
   FileStat,
   GuestAccess,
-  Profile,
-  Vcpu,
   GuestMemfdFlags,
+  Profile,
+  Sregs,
 } from './types.js';
 
 export type { Backend };
@@ -89,9 +89,61 @@ export interface GuestAccessPort extends GuestAccess {
   markClosed?(): void;
 }
 
-/** A vCPU as the VM port creates it (still the backend's own front; lib/kvm/vcpu.ts). */
-export interface VcpuFront extends Vcpu {
-  markClosed(): void;
+/** Byte offsets of kvm_run's fields (the kernel's struct, as the addon reads them from its header). */
+export interface VcpuLayout {
+  immediateExit: number;
+  exitReason: number;
+  ioDirection: number;
+  ioSize: number;
+  ioPort: number;
+  ioCount: number;
+  ioDataOffset: number;
+  mmioPhysAddr: number;
+  mmioData: number;
+  mmioLen: number;
+  mmioIsWrite: number;
+  failEntryReason: number;
+  failEntryCpu: number;
+  internalSuberror: number;
+  internalNdata: number;
+  internalData: number;
+  hwExitReason: number;
+  memoryFaultFlags: number;
+  memoryFaultGpa: number;
+  memoryFaultSize: number;
+  memoryFaultFlagPrivate: number;
+  ioIn: number;
+  hypercallNr: number;
+  hypercallArgs: number;
+  hypercallRet: number;
+  hypercallLongMode: number;
+}
+
+/** A vCPU file descriptor: its ioctls, and the mmapped kvm_run area the core decodes exits from. */
+export interface VcpuPort {
+  readonly id: number;
+  readonly fd: number;
+  readonly layout: VcpuLayout;
+  area(): ArrayBuffer;
+  getRegs(out: BigUint64Array): void;
+  setRegs(regs: BigUint64Array): void;
+  getSregs(): Sregs;
+  setSregs(sregs: Partial<Sregs>): void;
+  /** KVM_RUN on this thread: the exit reason. */
+  runSync(): number;
+  /** KVM_RUN, moving to the vCPU's own thread past the inline window. */
+  run(): number | Promise<number>;
+  kick(): void;
+  setRunInline(ns: number): void;
+  enableCap(cap: number, flags: number, args: BigUint64Array): number;
+  getCpuid(): Uint32Array;
+  setCpuid(words: Uint32Array): void;
+  /** KVM_GET_MSRS / KVM_SET_MSRS: how many entries the kernel processed. */
+  getMsrs(indices: Uint32Array, values: BigUint64Array): number;
+  setMsrs(indices: Uint32Array, values: BigUint64Array): number;
+  /** KVM_PRE_FAULT_MEMORY once: the range left [gpa, size]. */
+  preFaultMemory(gpa: bigint, size: bigint): BigUint64Array;
+  close(): void;
 }
 
 /** A VM file descriptor. */
@@ -106,7 +158,7 @@ export interface VmPort {
   /** KVM_SET_MEMORY_ATTRIBUTES. */
   setMemoryAttributes(gpa: bigint, size: bigint, attributes: bigint): void;
   /** KVM_CREATE_VCPU. */
-  createVcpu(id: number, onClose: (v: VcpuFront) => void): VcpuFront;
+  createVcpu(id: number): VcpuPort;
   /** KVM_ENABLE_CAP on the VM. */
   enableCap(cap: number, flags: number, args: BigUint64Array): number;
   /** vm.guest's machinery for this backend, made on first use. */

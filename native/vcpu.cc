@@ -101,7 +101,7 @@ Napi::Function VcpuObject::Init(Napi::Env env) {
                          InstanceMethod<&VcpuObject::SetMsrsJs>("setMsrs"),
                          InstanceMethod<&VcpuObject::PreFaultMemoryJs>("preFaultMemory"),
                          InstanceMethod<&VcpuObject::CloseJs>("close"),
-                         StaticValue("layout", VcpuLayout(env)),
+                         InstanceAccessor<&VcpuObject::GetLayout>("layout"),
                      });
 }
 
@@ -389,6 +389,8 @@ Napi::Value VcpuObject::SetRunInline(const Napi::CallbackInfo& info) {
   timerExpiry_ = 0;
   return env.Undefined();
 }
+
+Napi::Value VcpuObject::GetLayout(const Napi::CallbackInfo& info) { return VcpuLayout(info.Env()); }
 
 Napi::Value VcpuObject::CloseJs(const Napi::CallbackInfo& info) {
   Close();

@@ -46,6 +46,7 @@ class VcpuObject : public Napi::ObjectWrap<VcpuObject>, public Owned {
   Napi::Value GetMsrsJs(const Napi::CallbackInfo& info);
   Napi::Value SetMsrsJs(const Napi::CallbackInfo& info);
   Napi::Value PreFaultMemoryJs(const Napi::CallbackInfo& info);
+  Napi::Value GetLayout(const Napi::CallbackInfo& info);
   Napi::Value CloseJs(const Napi::CallbackInfo& info);
   void EnsureIdle(Napi::Env env);
   void StartRunner(Napi::Env env);

@@ -19,12 +19,12 @@ import { memfdFlagsOf } from '../args.js';
 import { Children } from './children.js';
 import { HostHold } from './hold.js';
 import { Mapping, type MappedFile } from './mapping.js';
+import { Owned } from './owned.js';
 
-export class GuestMemfd implements GuestMemfdApi, MappedFile {
+export class GuestMemfd extends Owned implements GuestMemfdApi, MappedFile {
   readonly size: number;
   readonly flags: GuestMemfdFlags;
   readonly rawFlags: bigint;
-  #closed = false;
   readonly #size: bigint;
   #mirror: StateMap | undefined;
   #mappings = new Children<Mapping>();
@@ -33,8 +33,9 @@ export class GuestMemfd implements GuestMemfdApi, MappedFile {
     readonly port: GmemPort,
     size: bigint,
     rawFlags: bigint,
-    private readonly onClose: (g: GuestMemfd) => void,
+    onClose: (g: GuestMemfd) => void,
   ) {
+    super(onClose);
     this.#size = size;
     this.size = num(size);
     this.rawFlags = rawFlags;
@@ -45,10 +46,7 @@ export class GuestMemfd implements GuestMemfdApi, MappedFile {
     return this.port.backend;
   }
   get fd(): number {
-    return this.#closed ? -1 : this.port.fd;
-  }
-  get closed(): boolean {
-    return this.#closed;
+    return this.closed ? -1 : this.port.fd;
   }
   get sizeBig(): bigint {
     return this.#size;
@@ -68,7 +66,7 @@ export class GuestMemfd implements GuestMemfdApi, MappedFile {
   }
 
   map(offset: U64 = 0, length?: U64, opts?: MapOptions): Mapping {
-    ensureOpen(this.#closed, 'GuestMemfd');
+    ensureOpen(this.closed, 'GuestMemfd');
     const { offset: off, length: len, private: priv } = mapArgs(this.#size, offset, length, opts);
     const m = new Mapping(this.port.map(off, len, priv), this, off, len, (x) => this.#mappings.delete(x));
     this.#mappings.add(m);
@@ -76,7 +74,7 @@ export class GuestMemfd implements GuestMemfdApi, MappedFile {
   }
 
   firstUnshared(offset: bigint, length: bigint): bigint | null {
-    if (this.#closed) return null;
+    if (this.closed) return null;
     const end = offset + length > this.#size ? this.#size : offset + length;
     if (offset < end) {
       const e = this.#extents(offset, end - offset).find((x) => x.state !== 'shared');
@@ -86,7 +84,7 @@ export class GuestMemfd implements GuestMemfdApi, MappedFile {
   }
 
   #convert(offset: U64, length: U64, to: 'shared' | 'private'): ConversionResult {
-    ensureOpen(this.#closed, 'GuestMemfd');
+    ensureOpen(this.closed, 'GuestMemfd');
     const [off, len] = fileRange(this.#size, offset, length);
     const result = this.port.convert(to, off, len);
     if (!this.port.states) {
@@ -112,48 +110,34 @@ export class GuestMemfd implements GuestMemfdApi, MappedFile {
   }
 
   states(offset: U64 = 0, length?: U64): Extent[] {
-    ensureOpen(this.#closed, 'GuestMemfd');
+    ensureOpen(this.closed, 'GuestMemfd');
     const [o, l] = statesRange(this.#size, offset, length);
     return this.#extents(o, l);
   }
 
   allocate(offset: U64, length: U64): void {
-    ensureOpen(this.#closed, 'GuestMemfd');
+    ensureOpen(this.closed, 'GuestMemfd');
     this.port.fallocate('allocate', i64('offset', offset), i64('length', length));
   }
 
   punchHole(offset: U64, length: U64): void {
-    ensureOpen(this.#closed, 'GuestMemfd');
+    ensureOpen(this.closed, 'GuestMemfd');
     this.port.fallocate('punch', i64('offset', offset), i64('length', length));
   }
 
   hold(offset: U64, length: U64): Hold {
-    ensureOpen(this.#closed, 'GuestMemfd');
+    ensureOpen(this.closed, 'GuestMemfd');
     const [off, len] = holdRange(this.#size, offset, length);
     return new HostHold(num(off), num(len), this.port.hold(off, len));
   }
 
   stat(): FileStat {
-    ensureOpen(this.#closed, 'GuestMemfd');
+    ensureOpen(this.closed, 'GuestMemfd');
     return this.port.stat();
   }
 
-  /** The owner closed the file; mark this and its mappings. */
-  markClosed(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected teardown(): void {
     for (const m of this.#mappings.drain()) m.markClosed();
     this.port.close();
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.port.close();
-    this.markClosed();
-    this.onClose(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

@@ -6,16 +6,17 @@ import type { SystemPort } from '../ports.js';
 import type { Backend, ConversionMechanism, CpuidEntry, Kvm as KvmApi, Profile } from '../types.js';
 import { ensureOpen } from '../validate.js';
 import { Children } from './children.js';
+import { Owned } from './owned.js';
 import { Vm } from './vm.js';
 
-export class Kvm implements KvmApi {
+export class Kvm extends Owned implements KvmApi {
   /** Set by open() when backend 'auto' fell back to the simulator: why /dev/kvm was not used. */
   fallbackReason: string | null = null;
   readonly apiVersion: number;
-  #closed = false;
   #vms = new Children<Vm>();
 
   constructor(readonly port: SystemPort) {
+    super();
     this.apiVersion = port.apiVersion;
   }
 
@@ -25,12 +26,9 @@ export class Kvm implements KvmApi {
   get profile(): Profile | ConversionMechanism {
     return this.port.profile;
   }
-  get closed(): boolean {
-    return this.#closed;
-  }
 
   checkExtension(cap: number | string): number {
-    ensureOpen(this.#closed, 'Kvm');
+    ensureOpen(this.closed, 'Kvm');
     return this.port.checkExtension(capNumber(cap));
   }
 
@@ -39,30 +37,24 @@ export class Kvm implements KvmApi {
   }
 
   createVm(opts?: { type?: number }): Vm {
-    ensureOpen(this.#closed, 'Kvm');
+    ensureOpen(this.closed, 'Kvm');
     const vm = new Vm(this.port.createVm(vmTypeArg(opts)), (x) => this.#vms.delete(x));
     this.#vms.add(vm);
     return vm;
   }
 
   supportedCpuid(): CpuidEntry[] {
-    ensureOpen(this.#closed, 'Kvm');
+    ensureOpen(this.closed, 'Kvm');
     return this.port.supportedCpuid();
   }
 
   msrIndexList(): number[] {
-    ensureOpen(this.#closed, 'Kvm');
+    ensureOpen(this.closed, 'Kvm');
     return this.port.msrIndexList();
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.port.close();
+  protected teardown(): void {
     for (const vm of this.#vms.drain()) vm.markClosed();
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
+    this.port.close();
   }
 }

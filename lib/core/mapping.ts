@@ -7,6 +7,7 @@ import { argRangeError, viewRefused } from '../errors.js';
 import type { Backend, MapPort } from '../ports.js';
 import type { Mapping as MappingApi, U64 } from '../types.js';
 import { byteValue, bytes, ensureOpen, num, u64 } from '../validate.js';
+import { Owned } from './owned.js';
 
 /** What a mapping asks of its file. */
 export interface MappedFile {
@@ -15,10 +16,9 @@ export interface MappedFile {
   firstUnshared(offset: bigint, length: bigint): bigint | null;
 }
 
-export class Mapping implements MappingApi {
+export class Mapping extends Owned implements MappingApi {
   readonly offset: number;
   readonly length: number;
-  #closed = false;
   readonly #start: bigint;
   readonly #len: bigint;
 
@@ -28,8 +28,9 @@ export class Mapping implements MappingApi {
     readonly file: MappedFile,
     offset: bigint,
     length: bigint,
-    private readonly onClose: (m: Mapping) => void,
+    onClose: (m: Mapping) => void,
   ) {
+    super(onClose);
     this.#start = offset;
     this.#len = length;
     this.offset = num(offset);
@@ -39,21 +40,18 @@ export class Mapping implements MappingApi {
   get backend(): Backend {
     return this.file.backend;
   }
-  get closed(): boolean {
-    return this.#closed;
-  }
 
   /**
    * The common case with no BigInt: a safe-integer offset (and length) inside an open mapping.
    * undefined sends the call down the checked path, which gives every error in its order.
    */
   #quick(offset: unknown, length: number): number | undefined {
-    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || this.#closed) return undefined;
+    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || this.closed) return undefined;
     return offset + length <= this.length ? offset : undefined;
   }
 
   #range(offset: bigint, length: bigint): void {
-    ensureOpen(this.#closed, 'Mapping');
+    ensureOpen(this.closed, 'Mapping');
     if (offset > this.#len || length > this.#len - offset) throw argRangeError('range is outside the mapping');
   }
 
@@ -98,7 +96,7 @@ export class Mapping implements MappingApi {
   }
 
   view(): ArrayBuffer {
-    ensureOpen(this.#closed, 'Mapping');
+    ensureOpen(this.closed, 'Mapping');
     const unsupported = this.port.viewUnsupported?.();
     if (unsupported) throw unsupported;
     // A view's first touch of a private page is a SIGBUS no guard catches: refuse what is known
@@ -113,25 +111,12 @@ export class Mapping implements MappingApi {
     this.port.detachViews();
   }
 
+  /** munmap; idempotent, as close(). */
   unmap(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    this.close();
+  }
+
+  protected teardown(): void {
     this.port.unmap();
-    this.onClose(this);
-  }
-
-  /** The owner closed: the mapping goes with it. */
-  markClosed(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.port.unmap();
-  }
-
-  close(): void {
-    this.unmap();
-  }
-
-  [Symbol.dispose](): void {
-    this.unmap();
   }
 }

@@ -4,20 +4,21 @@
 import { attributesArgs, capNumber, createMemfdArgs, memfdFlagsOf, regionArgs } from '../args.js';
 import { CAPS, FLAGS } from '../constants.js';
 import { enableCapArgs } from '../cpu-args.js';
-import type { GuestAccessPort, VcpuFront, VmPort } from '../ports.js';
+import type { GuestAccessPort, VmPort } from '../ports.js';
 import type {
   CreateGuestMemfdOptions,
   GuestAccess,
   GuestMemfdFlags,
   MemoryRegion,
   U64,
-  Vcpu,
   Vm as VmApi,
 } from '../types.js';
 import { ensureOpen, u32 } from '../validate.js';
 import { Children } from './children.js';
 import { GuestMemfd } from './guest-memfd.js';
 import { Mapping } from './mapping.js';
+import { Owned } from './owned.js';
+import { Vcpu } from './vcpu.js';
 
 /** A slot as this process set it. */
 export interface SlotInfo {
@@ -31,25 +32,23 @@ export interface SlotInfo {
   userspaceOffset: bigint;
 }
 
-export class Vm implements VmApi {
-  #closed = false;
+export class Vm extends Owned implements VmApi {
   // Held weakly: a file or vCPU the user dropped stays collectable (its native finalizer closes the fd).
   #files = new Children<GuestMemfd>();
-  #vcpus = new Children<VcpuFront>();
+  #vcpus = new Children<Vcpu>();
   #guest: GuestAccessPort | undefined;
   /** Slots set through this object, by slot id. */
   readonly slots = new Map<number, SlotInfo>();
 
   constructor(
     readonly port: VmPort,
-    private readonly onClose: (vm: Vm) => void,
-  ) {}
+    onClose: (vm: Vm) => void,
+  ) {
+    super(onClose);
+  }
 
   get type(): number {
     return this.port.type;
-  }
-  get closed(): boolean {
-    return this.#closed;
   }
   get guest(): GuestAccess {
     this.#guest ??= this.port.guestAccess(this);
@@ -57,7 +56,7 @@ export class Vm implements VmApi {
   }
 
   checkExtension(cap: number | string): number {
-    ensureOpen(this.#closed, 'Vm');
+    ensureOpen(this.closed, 'Vm');
     return this.port.checkExtension(capNumber(cap));
   }
 
@@ -66,7 +65,7 @@ export class Vm implements VmApi {
   }
 
   createGuestMemfd(opts: CreateGuestMemfdOptions): GuestMemfd {
-    ensureOpen(this.#closed, 'Vm');
+    ensureOpen(this.closed, 'Vm');
     const { size, flags } = createMemfdArgs(opts);
     const g = new GuestMemfd(this.port.createGuestMemfd(size, flags), size, flags, (x) => this.#files.delete(x));
     this.#files.add(g);
@@ -74,7 +73,7 @@ export class Vm implements VmApi {
   }
 
   setMemoryRegion(region: MemoryRegion): void {
-    ensureOpen(this.#closed, 'Vm');
+    ensureOpen(this.closed, 'Vm');
     const { slot, flags, gpa, size, gmem, gmemOffset, mapping, userspaceOffset } = regionArgs(
       region,
       GuestMemfd,
@@ -111,7 +110,7 @@ export class Vm implements VmApi {
   }
 
   deleteMemoryRegion(slot: number): void {
-    ensureOpen(this.#closed, 'Vm');
+    ensureOpen(this.closed, 'Vm');
     const s = u32('slot', slot);
     // The helper of vm.guest moves off the slot id first, so the user never deletes it.
     this.#guest?.makeRoom?.(s, 0n, 0n);
@@ -127,46 +126,36 @@ export class Vm implements VmApi {
   }
 
   setMemoryAttributes(gpa: U64, size: U64, attributes: { private: boolean }): void {
-    ensureOpen(this.#closed, 'Vm');
+    ensureOpen(this.closed, 'Vm');
     const a = attributesArgs(gpa, size, attributes);
     this.port.setMemoryAttributes(a.gpa, a.size, a.private ? BigInt(FLAGS.KVM_MEMORY_ATTRIBUTE_PRIVATE!) : 0n);
   }
 
   createVcpu(id: number = 0): Vcpu {
-    ensureOpen(this.#closed, 'Vm');
-    const v = this.port.createVcpu(u32('id', id), (x) => this.#vcpus.delete(x));
+    ensureOpen(this.closed, 'Vm');
+    const v = new Vcpu(
+      this.port.createVcpu(u32('id', id)),
+      (x) => this.#vcpus.delete(x),
+      (cap) => this.port.checkExtension(cap),
+    );
     this.#vcpus.add(v);
     return v;
   }
 
   enableCap(cap: number | string, args?: readonly U64[], flags?: number): number {
-    ensureOpen(this.#closed, 'Vm');
+    ensureOpen(this.closed, 'Vm');
     const a = enableCapArgs(cap, args, flags);
     // Reading the arguments can run a script's getters: open again before the call.
-    ensureOpen(this.#closed, 'Vm');
+    ensureOpen(this.closed, 'Vm');
     return this.port.enableCap(a.cap, a.flags, a.args);
   }
 
-  /** The owner (Kvm) closed: mark this and everything under it. */
-  markClosed(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  protected teardown(): void {
+    // vm.guest first: its helper's vCPU and slots go before the VM's own.
+    this.#guest?.markClosed?.();
     for (const f of this.#files.drain()) f.markClosed();
     for (const v of this.#vcpus.drain()) v.markClosed();
     this.slots.clear();
-    this.#guest?.markClosed?.();
     this.port.close();
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#guest?.markClosed?.();
-    this.port.close();
-    this.markClosed();
-    this.onClose(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

@@ -2,7 +2,8 @@
 // argument shapes its C++ reads. Nothing here runs; lib/native.ts loads the addon as `Addon`.
 // The C++ side still checks every argument (types, ranges, lifetimes): these types are for the
 // TypeScript callers, not a substitute for those checks.
-import type { FileStat, Sregs, U64 } from '../types.js';
+import type { VcpuPort } from '../ports.js';
+import type { FileStat, U64 } from '../types.js';
 
 /** The kernel numbers of native/uapi.h, as addon.cc exports them (lib/constants.ts is their one reader). */
 export interface NativeConstants {
@@ -78,57 +79,8 @@ export interface NativeMapping {
   unmap(): void;
 }
 
-/** Byte offsets of kvm_run's fields, from the C++ struct (NativeVcpu.layout). */
-export interface VcpuLayout {
-  immediateExit: number;
-  exitReason: number;
-  ioDirection: number;
-  ioSize: number;
-  ioPort: number;
-  ioCount: number;
-  ioDataOffset: number;
-  mmioPhysAddr: number;
-  mmioData: number;
-  mmioLen: number;
-  mmioIsWrite: number;
-  failEntryReason: number;
-  failEntryCpu: number;
-  internalSuberror: number;
-  internalNdata: number;
-  internalData: number;
-  hwExitReason: number;
-  memoryFaultFlags: number;
-  memoryFaultGpa: number;
-  memoryFaultSize: number;
-  memoryFaultFlagPrivate: number;
-  ioIn: number;
-  hypercallNr: number;
-  hypercallArgs: number;
-  hypercallRet: number;
-  hypercallLongMode: number;
-}
-
-export interface NativeVcpu {
-  readonly id: number;
-  readonly fd: number;
-  /** The mmapped kvm_run area. */
-  area(): ArrayBuffer;
-  getRegs(out: BigUint64Array): void;
-  setRegs(regs: BigUint64Array): void;
-  getSregs(): Sregs;
-  setSregs(sregs: Partial<Sregs>): void;
-  runSync(): number;
-  run(): number | Promise<number>;
-  kick(): void;
-  setRunInline(ns: number): void;
-  enableCap(cap: number, flags: number, args: BigUint64Array): number;
-  getCpuid(): Uint32Array;
-  setCpuid(words: Uint32Array): void;
-  getMsrs(indices: Uint32Array, values: BigUint64Array): number;
-  setMsrs(indices: Uint32Array, values: BigUint64Array): number;
-  preFaultMemory(gpa: bigint, size: bigint): BigUint64Array;
-  close(): void;
-}
+/** The native vCPU is the VcpuPort itself (its `layout` read from the C++ struct kvm_run). */
+export type NativeVcpu = VcpuPort;
 
 export interface NativeExtentMap {
   readonly pages: number;

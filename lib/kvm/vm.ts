@@ -1,10 +1,9 @@
 // The VM port on the real backend: each method one ioctl on the VM fd, through the addon.
 import type { Vm } from '../core/vm.js';
-import type { GmemPort, GuestAccessPort, RegionPort, VcpuFront, VmPort } from '../ports.js';
+import type { GmemPort, GuestAccessPort, RegionPort, VcpuPort, VmPort } from '../ports.js';
 import type { NativeMapping, NativeVm } from './addon.js';
 import { KvmGmemPort } from './guest-memfd.js';
 import { KvmGuestAccess } from './guest.js';
-import { KvmVcpu } from './vcpu.js';
 
 /** What vm.guest's helper (lib/kvm/guest.ts) reads of its VM: the core Vm's record and this port's fd. */
 export interface KvmVm {
@@ -54,8 +53,8 @@ export class KvmVmPort implements VmPort {
     this.native.setMemoryAttributes(gpa, size, attributes);
   }
 
-  createVcpu(id: number, onClose: (v: VcpuFront) => void): VcpuFront {
-    return new KvmVcpu(this.native.createVcpu(id), onClose, (cap) => this.native.checkExtension(cap));
+  createVcpu(id: number): VcpuPort {
+    return this.native.createVcpu(id);
   }
 
   enableCap(cap: number, flags: number, args: BigUint64Array): number {

@@ -2,7 +2,7 @@
 // with the kernel's errno where the kernel judges (the core has checked the arguments).
 import { FLAGS } from '../constants.js';
 import { UnsupportedError, kvmError } from '../errors.js';
-import type { GuestAccessPort, RegionPort, VcpuFront, VmPort } from '../ports.js';
+import type { GuestAccessPort, RegionPort, VcpuPort, VmPort } from '../ports.js';
 import { PAGE_SIZE } from '../validate.js';
 import { SimGuestAccess } from './guest.js';
 import { SimGuestMemfd } from './guest-memfd.js';
@@ -71,7 +71,7 @@ export class SimVm implements VmPort {
     if (gpa % P !== 0n || size % P !== 0n) throw kvmError('EINVAL', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
   }
 
-  createVcpu(): VcpuFront {
+  createVcpu(): VcpuPort {
     throw new UnsupportedError(
       'vcpu',
       'vcpu is not supported: the simulator models memory, not CPUs (use the kvm backend)',

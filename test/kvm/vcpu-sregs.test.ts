@@ -2,7 +2,7 @@
 // (a round trip of each), and a script's getter that closes the vCPU mid-call gives ClosedError.
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { ClosedError, open, type Kvm, type Sregs, type Vcpu } from '../../lib/index.js';
-import type { KvmVcpu } from '../../lib/kvm/vcpu.js';
+import type { Vcpu as CoreVcpu } from '../../lib/core/vcpu.js';
 import { describeKvm } from '../helpers/kvm.js';
 
 const SEGMENTS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
@@ -57,7 +57,7 @@ describeKvm('vcpu sregs', () => {
   });
 
   it('the native call re-checks after reading its argument: ClosedError', () => {
-    const native = (vcpu as KvmVcpu).native;
+    const native = (vcpu as CoreVcpu).port;
     const hostile = {
       get cr8() {
         native.close();
