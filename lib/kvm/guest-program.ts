@@ -8,6 +8,8 @@
 // guest runs natively (a copy at GB/s), and a guest_memfd page is reached through the file
 // whatever its state: the plain copy program runs there, only over ranges checked beforehand.
 
+import type { Sregs } from '../types.js';
+
 const MiB = 1n << 20n;
 export const GiB = 1n << 30n;
 export const PAGE = 4096n;
@@ -77,6 +79,48 @@ export function tssBytes(): Buffer {
   b[TSS_LIMIT] = 0xff;
   return b;
 }
+/** Flat 4 GiB segments for 64-bit code at `cpl`, with the selectors of GDT_ENTRIES (SEL). */
+export function flatSegments(cpl: 0 | 3): Pick<Sregs, 'cs' | 'ds' | 'es' | 'fs' | 'gs' | 'ss'> {
+  const seg = { base: 0n, limit: 0xffffffff, present: 1, dpl: cpl, s: 1, g: 1, avl: 0, unusable: 0 };
+  const data = { ...seg, selector: cpl === 3 ? SEL.data3 : SEL.data0, type: 3, db: 1, l: 0 };
+  const cs = { ...seg, selector: cpl === 3 ? SEL.code3 : SEL.code0, type: 11, db: 0, l: 1 };
+  return { cs, ds: data, es: data, fs: data, gs: data, ss: data };
+}
+
+/**
+ * 64-bit mode with PAE paging straight away: the busy TSS at `tss` as TR, the GDT of GDT_ENTRIES
+ * at `gdt`, the IDT given, CR0 PG|PE (and AM, WP, NE, ET, MP), CR4 PAE, EFER LMA|LME, and `cr3`.
+ */
+export function longModeSystem(o: {
+  tss: bigint;
+  gdt: bigint;
+  idt: { base: bigint; limit: number };
+  cr3: bigint;
+}): Pick<Sregs, 'tr' | 'gdt' | 'idt' | 'cr0' | 'cr3' | 'cr4' | 'efer'> {
+  return {
+    tr: {
+      base: o.tss,
+      limit: TSS_LIMIT,
+      selector: SEL.tss,
+      type: 11,
+      present: 1,
+      dpl: 0,
+      db: 0,
+      s: 0,
+      l: 0,
+      g: 0,
+      avl: 0,
+      unusable: 0,
+    },
+    gdt: { base: o.gdt, limit: GDT_LIMIT },
+    idt: o.idt,
+    cr0: 0x80050033n, // PG | AM | WP | NE | ET | MP | PE
+    cr3: o.cr3,
+    cr4: 0x20n, // PAE
+    efer: 0x500n, // LMA | LME
+  };
+}
+
 // rflags: bit 1, and IOPL 3 so `out` needs no privilege (PVM checks the bitmap as well).
 export const RFLAGS0 = 2n;
 export const RFLAGS3 = 0x3002n;

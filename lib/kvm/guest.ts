@@ -42,7 +42,6 @@ import {
   FLAG,
   GDT,
   GDT_ENTRIES,
-  GDT_LIMIT,
   GiB,
   LARGE,
   PAGE,
@@ -62,13 +61,13 @@ import {
   RFLAGS0,
   RFLAGS3,
   RO_SIZE,
-  SEL,
   TABLES,
   TABLES_END,
   TSS,
-  TSS_LIMIT,
   WINDOW_VA,
   fastVa,
+  flatSegments,
+  longModeSystem,
   tssBytes,
   u64le,
 } from './guest-program.js';
@@ -818,16 +817,7 @@ export class KvmGuestAccess implements GuestAccess {
   }
 
   #setCpl(h: Helper, cpl: 0 | 3): void {
-    const seg = { base: 0n, limit: 0xffffffff, present: 1, dpl: cpl, s: 1, g: 1, avl: 0, unusable: 0 };
-    const data = { ...seg, selector: cpl === 3 ? SEL.data3 : SEL.data0, type: 3, db: 1, l: 0 };
-    h.vcpu.setSregs({
-      cs: { ...seg, selector: cpl === 3 ? SEL.code3 : SEL.code0, type: 11, db: 0, l: 1 },
-      ds: data,
-      es: data,
-      fs: data,
-      gs: data,
-      ss: data,
-    });
+    h.vcpu.setSregs(flatSegments(cpl));
     h.cpl = cpl;
     h.atTop = false;
   }
@@ -835,28 +825,9 @@ export class KvmGuestAccess implements GuestAccess {
   // 64-bit mode straight away: paging on, EFER.LME|LMA, a long-mode code segment, flat data, and
   // a TSS whose I/O bitmap lets the CPL3 program's `out` through.
   #setupVcpu(h: Helper): void {
-    h.vcpu.setSregs({
-      tr: {
-        base: BigInt(TSS),
-        limit: TSS_LIMIT,
-        selector: SEL.tss,
-        type: 11,
-        present: 1,
-        dpl: 0,
-        db: 0,
-        s: 0,
-        l: 0,
-        g: 0,
-        avl: 0,
-        unusable: 0,
-      },
-      gdt: { base: BigInt(GDT), limit: GDT_LIMIT },
-      idt: { base: 0n, limit: 0 },
-      cr0: 0x80050033n, // PG | AM | WP | NE | ET | MP | PE
-      cr3: h.gpa + BigInt(PML4),
-      cr4: 0x20n, // PAE
-      efer: 0x500n, // LMA | LME
-    });
+    h.vcpu.setSregs(
+      longModeSystem({ tss: BigInt(TSS), gdt: BigInt(GDT), idt: { base: 0n, limit: 0 }, cr3: h.gpa + BigInt(PML4) }),
+    );
     this.#setCpl(h, 0);
   }
 }

@@ -9,7 +9,7 @@
 import { ClosedError, UnsupportedError, argRangeError, argTypeError } from '../errors.js';
 import type { GuestMemfd, Mapping, Vcpu, VcpuExit, Vm, U64 } from '../types.js';
 import { describe, num, u32, u64 } from '../validate.js';
-import { RFLAGS0, RFLAGS3 } from '../kvm/guest-program.js';
+import { RFLAGS0, RFLAGS3, flatSegments, longModeSystem } from '../kvm/guest-program.js';
 import { compileGuest } from './compile.js';
 import { parseElf, type ElfImage } from './elf.js';
 import * as L from './layout.js';
@@ -339,35 +339,14 @@ export class Guest implements Disposable {
       this.vcpu.setRegs({ rip: entry - gpa, rsp: size - 2n, rflags: 2n });
       return;
     }
-    const seg = { base: 0n, limit: 0xffffffff, present: 1, dpl: cpl, s: 1, g: 1, avl: 0, unusable: 0 };
-    const data = { ...seg, selector: cpl === 3 ? L.SEL.data3 : L.SEL.data0, type: 3, db: 1, l: 0 };
     this.vcpu.setSregs({
-      cs: { ...seg, selector: cpl === 3 ? L.SEL.code3 : L.SEL.code0, type: 11, db: 0, l: 1 },
-      ds: data,
-      es: data,
-      fs: data,
-      gs: data,
-      ss: data,
-      tr: {
-        base: gpa + BigInt(L.TSS),
-        limit: L.TSS_LIMIT,
-        selector: L.SEL.tss,
-        type: 11,
-        present: 1,
-        dpl: 0,
-        db: 0,
-        s: 0,
-        l: 0,
-        g: 0,
-        avl: 0,
-        unusable: 0,
-      },
-      gdt: { base: gpa + BigInt(L.GDT), limit: L.GDT_LIMIT },
-      idt: { base: gpa + BigInt(L.IDT), limit: 32 * 16 - 1 },
-      cr0: 0x80050033n, // PG | AM | WP | NE | ET | MP | PE
-      cr3: gpa + BigInt(L.PML4),
-      cr4: 0x20n, // PAE
-      efer: 0x500n, // LMA | LME
+      ...flatSegments(cpl),
+      ...longModeSystem({
+        tss: gpa + BigInt(L.TSS),
+        gdt: gpa + BigInt(L.GDT),
+        idt: { base: gpa + BigInt(L.IDT), limit: 32 * 16 - 1 },
+        cr3: gpa + BigInt(L.PML4),
+      }),
     });
     this.vcpu.setRegs({ rip: entry, rsp: gpa + size, rflags: cpl === 3 ? RFLAGS3 : RFLAGS0 });
   }

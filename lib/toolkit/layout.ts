@@ -2,7 +2,17 @@
 // bytes of each. The region is identity-mapped (VA = GPA), so the addresses the tables hold are
 // the region's gpa plus these offsets. Descriptor and page-table encodings that vm.guest's helper
 // already runs on this host are imported from its layout (lib/kvm/guest-program.ts).
-import { GDT_ENTRIES, GiB, LARGE, PTE_LARGE, PTE_TABLE, SEL, TSS_LIMIT, tssBytes } from '../kvm/guest-program.js';
+import {
+  GDT_ENTRIES,
+  GDT_LIMIT,
+  GiB,
+  LARGE,
+  PTE_LARGE,
+  PTE_TABLE,
+  SEL,
+  TSS_LIMIT,
+  tssBytes,
+} from '../kvm/guest-program.js';
 
 export { SEL, LARGE, GiB };
 
@@ -121,7 +131,6 @@ export function gdtBytes(base: bigint): Buffer {
   entries[SEL.tss / 8 + 1] = tss >> 32n;
   return u64le(entries);
 }
-export const GDT_LIMIT = GDT_ENTRIES.length * 8 - 1;
 
 /** The TSS: RSP0 and IST1 both at the exception stack; the I/O bitmap lets `out` through at CPL3. */
 export function tss(base: bigint): Buffer {
@@ -130,7 +139,7 @@ export function tss(base: bigint): Buffer {
   b.writeBigUInt64LE(base + BigInt(IST_TOP), 0x24); // ist1
   return b;
 }
-export { TSS_LIMIT };
+export { GDT_LIMIT, TSS_LIMIT };
 
 /** 32 interrupt gates (DPL 3, so `int3` at CPL3 reports vector 3), each to its stub on IST1. */
 export function idtBytes(base: bigint): Buffer {
