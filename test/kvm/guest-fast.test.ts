@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GuestMemoryFault, open } from '../../lib/index.js';
 import type { Kvm, Vm } from '../../lib/index.js';
-import { describeKvm } from '../helpers/kvm.js';
+import { describeKvm, onKernelAndProfile } from '../helpers/kvm.js';
 import { hostProfile } from '../../lib/probe.js';
 
 const GiB = 0x4000_0000;
@@ -218,16 +218,6 @@ describe('vm.guest.readInto on the simulator', () => {
   });
 });
 
-/** A scenario run on the real backend and on this host's simulator profile. */
-async function bothBackends(scenario: (k: Kvm) => Promise<unknown>): Promise<{ got: unknown; want: unknown }> {
-  const sim = open({ backend: 'sim', profile: hostProfile() ?? 'linux-6.18' });
-  try {
-    return { got: await scenario(kvm), want: await scenario(sim) };
-  } finally {
-    sim.close();
-  }
-}
-
 const outcome = (p: Promise<Buffer>) =>
   p.then(
     (b) => [...b],
@@ -360,21 +350,13 @@ describeKvm('vm.guest fast path on the real backend', () => {
   });
 
   it("readInto gives what this kernel's simulator profile gives", async () => {
-    const sim = open({ backend: 'sim', profile: hostProfile() ?? 'linux-6.18' });
-    try {
-      expect(await readIntoScenario(kvm)).toEqual(await readIntoScenario(sim));
-    } finally {
-      sim.close();
-    }
+    const { got, want } = await onKernelAndProfile(kvm, readIntoScenario);
+    expect(got).toEqual(want);
   });
 
   it('hostile buffers get what the simulator gives them', async () => {
-    const sim = open({ backend: 'sim', profile: hostProfile() ?? 'linux-6.18' });
-    try {
-      expect(await hostileScenario(kvm)).toEqual(await hostileScenario(sim));
-    } finally {
-      sim.close();
-    }
+    const { got, want } = await onKernelAndProfile(kvm, hostileScenario);
+    expect(got).toEqual(want);
   });
 
   it('a target detached or shrunk during readInto is a RangeError, not a crash', async () => {
@@ -426,7 +408,7 @@ describeKvm('vm.guest fast path on the real backend', () => {
   // whatever its userspace memory; PVM reaches it through that memory), the answer is the host
   // profile's, and on this PVM host also the value measured here.
   it("a guest_memfd slot whose userspace memory is another file: as this kernel's profile says", async () => {
-    const { got, want } = await bothBackends(otherFileScenario);
+    const { got, want } = await onKernelAndProfile(kvm, otherFileScenario);
     expect(got).toEqual(want);
     if (hostProfile() === 'linux-6.18-pvm')
       expect(got).toEqual({ other: [0xbb, 0xbb, 0xbb, 0xbb], offset: [0x01, 0x01] });
@@ -435,7 +417,7 @@ describeKvm('vm.guest fast path on the real backend', () => {
   });
 
   it("a private page behind the slot's own mapping: a fault on PVM, not a silent native read; as the profile says", async () => {
-    const { got, want } = await bothBackends(privateOwnMappingScenario);
+    const { got, want } = await onKernelAndProfile(kvm, privateOwnMappingScenario);
     expect(got).toEqual(want);
     if (hostProfile() === 'linux-6.18-pvm') {
       expect(got).toEqual({
@@ -479,7 +461,7 @@ describeKvm('vm.guest fast path on the real backend', () => {
   });
 
   it('a read of many chunks mixing fast and emulated slots, then a fault, in address order', async () => {
-    const { got, want } = await bothBackends(mixedScenario);
+    const { got, want } = await onKernelAndProfile(kvm, mixedScenario);
     expect(got).toEqual(want);
     expect(got).toMatchObject({ into: true, after: true });
     // PVM: the private file's slot faults; mainline serves it (a type-0 VM has no private pages).
@@ -488,7 +470,7 @@ describeKvm('vm.guest fast path on the real backend', () => {
   });
 
   it("an unmapped userspace mapping after fast reads of it: as this kernel's profile says", async () => {
-    const { got, want } = await bothBackends(unmappedScenario);
+    const { got, want } = await onKernelAndProfile(kvm, unmappedScenario);
     expect(got).toEqual(want);
     if (hostProfile() === 'linux-6.18-pvm') expect(got).toEqual({ before: [0x33, 0x33], after: 'GuestMemoryFault' });
   });

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { CAPS } from '../../lib/constants.js';
 import { ClosedError, GuestMemoryFault, HostAccessError, open } from '../../lib/index.js';
 import type { GuestMemfd, Kvm, Mapping, Vm } from '../../lib/index.js';
-import { describeKvm } from '../helpers/kvm.js';
+import { describeKvm, onKernelAndProfile } from '../helpers/kvm.js';
 import { realModeGuest } from './vcpu-fixture.js';
 import { hostProfile } from '../../lib/probe.js';
 
@@ -157,9 +157,7 @@ describeKvm('vm.guest on the real backend', () => {
         v.close();
       }
     };
-    const sim = open({ backend: 'sim', profile: hostProfile() ?? 'linux-6.18' });
-    const [got, want] = [await scenario(kvm), await scenario(sim)];
-    sim.close();
+    const { got, want } = await onKernelAndProfile(kvm, scenario);
     expect(got).toEqual(want);
     if (hostProfile() === 'linux-6.18-pvm') {
       expect(got).toEqual({
