@@ -263,9 +263,14 @@ export class KvmGuestAccess implements GuestAccess {
     if (rw < 0) return;
     this.vm.native.setUserMemoryRegion2({ slot: rw });
     h.slots = [h.slots[0], -1];
+    this.#bindWritable(h, rw, h.gpa);
+  }
+
+  /** Binds the writable part of the region (tables, arguments, bounce buffers) as slot `rw` at `gpa + RO_SIZE`. */
+  #bindWritable(h: Helper, rw: number, gpa: bigint): void {
     this.vm.native.setUserMemoryRegion2({
       slot: rw,
-      guestPhysAddr: h.gpa + RO_SIZE,
+      guestPhysAddr: gpa + RO_SIZE,
       size: REGION_SIZE - RO_SIZE,
       userspace: h.map,
       userspaceOffset: RO_SIZE,
@@ -797,14 +802,7 @@ export class KvmGuestAccess implements GuestAccess {
       userspace: h.map,
     });
     h.slots = [ro, -1];
-    this.vm.native.setUserMemoryRegion2({
-      slot: rw,
-      guestPhysAddr: gpa + RO_SIZE,
-      size: REGION_SIZE - RO_SIZE,
-      userspace: h.map,
-      userspaceOffset: RO_SIZE,
-    });
-    h.slots = [ro, rw];
+    this.#bindWritable(h, rw, gpa);
     h.gpa = gpa;
     h.gen++;
     if (this.#running === h.vcpu) {
