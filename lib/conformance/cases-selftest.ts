@@ -62,6 +62,20 @@ function everyTypeAndFlags(
 
 const file = (vm: Vm, flags: number, size = TOTAL) => vm.createGuestMemfd({ size, flags });
 
+/** test_invalid_punch_hole's (offset, length) pairs, each with an unaligned offset or length (guest_memfd_test.c). */
+export const INVALID_PUNCHES: readonly (readonly [number, number])[] = [
+  [0, 1],
+  [0, PAGE - 1],
+  [0, PAGE + 1],
+  [1, 1],
+  [1, PAGE - 1],
+  [1, PAGE],
+  [1, PAGE + 1],
+  [PAGE, 1],
+  [PAGE, PAGE - 1],
+  [PAGE, PAGE + 1],
+];
+
 export const selftestCases: Case[] = [
   everyTypeAndFlags(
     'create.selftest-multiple',
@@ -126,18 +140,7 @@ export const selftestCases: Case[] = [
     async (vm, flags) => {
       const g = file(vm, flags);
       const out: [string, Json][] = [];
-      for (const [o, l] of [
-        [0, 1],
-        [0, PAGE - 1],
-        [0, PAGE + 1],
-        [1, 1],
-        [1, PAGE - 1],
-        [1, PAGE],
-        [1, PAGE + 1],
-        [PAGE, 1],
-        [PAGE, PAGE - 1],
-        [PAGE, PAGE + 1],
-      ] as const) {
+      for (const [o, l] of INVALID_PUNCHES) {
         out.push([`${o},${l}`, await attempt(() => g.punchHole(o, l))]);
       }
       return byOutcome(out);

@@ -5,6 +5,7 @@ import { readSync, writeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { open, type GuestMemfd, type Kvm, type Vm } from '../../lib/index.js';
 import { describeKvm } from '../helpers/kvm.js';
+import { INVALID_PUNCHES } from '../../lib/conformance/cases-selftest.js';
 import { PAGE, expectKvmError, expectSigbus, supported, thrown, type FlagSet } from '../fixtures/kvm-cases.js';
 
 const TOTAL = 4 * PAGE; // the selftest's gmem_test() size
@@ -156,19 +157,8 @@ function flagSetSuite(getVm: () => Vm, fs: FlagSet): void {
 
     it('ten unaligned punches give EINVAL', () => {
       using g = create();
-      const cases: [number, number][] = [
-        [0, 1],
-        [0, PAGE - 1],
-        [0, PAGE + 1],
-        [1, 1],
-        [1, PAGE - 1],
-        [1, PAGE],
-        [1, PAGE + 1],
-        [PAGE, 1],
-        [PAGE, PAGE - 1],
-        [PAGE, PAGE + 1],
-      ];
-      for (const [off, len] of cases) expectKvmError(() => g.punchHole(off, len), 'EINVAL', 'fallocate');
+      expect(INVALID_PUNCHES).toHaveLength(10);
+      for (const [off, len] of INVALID_PUNCHES) expectKvmError(() => g.punchHole(off, len), 'EINVAL', 'fallocate');
     });
   });
 }
