@@ -108,7 +108,7 @@ export class TsExtentMap {
 
   assign(start: unknown, end: unknown, value: unknown): void {
     const [s, e] = this.#range(start, end);
-    this.#assign(s, e, u32(value, 'value'));
+    this.#assign(s, e, typeof value === 'number' && value >>> 0 === value ? value : u32(value, 'value'));
   }
 
   add(start: unknown, end: unknown, delta: unknown): void {
@@ -194,6 +194,17 @@ export class TsExtentMap {
 
   // start and end as page numbers with start <= end <= pages, or the native binding's error.
   #range(start: unknown, end: unknown): [number, number] {
+    // The common case first: safe integers in range (`+ 0` turns -0 into 0, as u64 does).
+    if (
+      typeof start === 'number' &&
+      typeof end === 'number' &&
+      start >= 0 &&
+      start <= end &&
+      end <= this.#pages &&
+      Number.isSafeInteger(start) &&
+      Number.isSafeInteger(end)
+    )
+      return [start + 0, end + 0];
     const s = u64(start, 'start');
     const e = u64(end, 'end');
     if (greater(s, e)) throw argRangeError('start must not be greater than end');
@@ -238,15 +249,25 @@ export class TsExtentMap {
     if (s === e) return;
     const hasPrev = s > 0;
     const hasTail = e < this.#pages;
-    const prevVal = hasPrev ? this.#vals[this.#index(s - 1)] : 0;
-    const tailVal = hasTail ? this.#vals[this.#index(e)]! : 0;
-    // Drop every start in [s, e], then put back only the starts canonical form needs.
+    // Drop every start in [s, e], then put back only the starts canonical form needs. keys[0] is
+    // 0, so with s > 0 the extent before s is a - 1; the extent holding e is b - 1.
     const a = this.#lowerBound(s);
     const b = hasTail ? this.#lowerBound(e + 1) : this.#n;
-    const put: number[] = [];
-    if (!hasPrev || prevVal !== value) put.push(s, value);
-    if (hasTail && tailVal !== value) put.push(e, tailVal);
-    this.#replace(a, b, put);
+    const prevVal = hasPrev ? this.#vals[a - 1] : 0;
+    const tailVal = hasTail ? this.#vals[b - 1]! : 0;
+    const head = !hasPrev || prevVal !== value;
+    const tail = hasTail && tailVal !== value;
+    const count = (head ? 1 : 0) + (tail ? 1 : 0);
+    this.#open(a, b, count);
+    let k = a;
+    if (head) {
+      this.#keys[k] = s;
+      this.#vals[k++] = value;
+    }
+    if (tail) {
+      this.#keys[k] = e;
+      this.#vals[k] = tailVal;
+    }
   }
 
   /** Makes page x (0 < x < pages) start an extent, with the value it has now. */
@@ -270,6 +291,15 @@ export class TsExtentMap {
   /** Entries [a, b) become the (key, value) pairs in `put`. */
   #replace(a: number, b: number, put: number[]): void {
     const count = put.length / 2;
+    this.#open(a, b, count);
+    for (let k = 0; k < count; k++) {
+      this.#keys[a + k] = put[2 * k]!;
+      this.#vals[a + k] = put[2 * k + 1]!;
+    }
+  }
+
+  /** Entries [a, b) are dropped and `count` slots opened at a (for the caller to fill). */
+  #open(a: number, b: number, count: number): void {
     const n = this.#n - (b - a) + count;
     if (n > this.#keys.length) {
       const keys = new Float64Array(Math.max(n, 2 * this.#keys.length));
@@ -279,13 +309,25 @@ export class TsExtentMap {
       this.#keys = keys;
       this.#vals = vals;
     }
-    if (b - a !== count) {
-      this.#keys.copyWithin(a + count, b, this.#n);
-      this.#vals.copyWithin(a + count, b, this.#n);
-    }
-    for (let k = 0; k < count; k++) {
-      this.#keys[a + k] = put[2 * k]!;
-      this.#vals[a + k] = put[2 * k + 1]!;
+    const moved = this.#n - b;
+    const to = a + count;
+    if (to !== b && moved > 0) {
+      const keys = this.#keys;
+      const vals = this.#vals;
+      if (moved > 16) {
+        keys.copyWithin(to, b, this.#n);
+        vals.copyWithin(to, b, this.#n);
+      } else if (to < b) {
+        for (let i = 0; i < moved; i++) {
+          keys[to + i] = keys[b + i]!;
+          vals[to + i] = vals[b + i]!;
+        }
+      } else {
+        for (let i = moved - 1; i >= 0; i--) {
+          keys[to + i] = keys[b + i]!;
+          vals[to + i] = vals[b + i]!;
+        }
+      }
     }
     this.#n = n;
   }
