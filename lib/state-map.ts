@@ -1,7 +1,9 @@
 // Per-page conversion states of one guest_memfd, kept in an extent map (one entry per run of equal
-// pages, so a 1 TiB range costs what a page costs): the native B+tree, or its TypeScript port
+// pages, so a 1 TiB range costs what a page costs): the TypeScript map while it is small and the
+// native B+tree once it is not (lib/extent-map-hybrid.ts), or the TypeScript map alone
 // (lib/extent-map.ts) where the addon is not loaded.
 import { TsExtentMap } from './extent-map.js';
+import { HybridExtentMap } from './extent-map-hybrid.js';
 import { addonError, native } from './native.js';
 import type { NativeExtentMap } from './kvm/addon.js';
 
@@ -15,13 +17,14 @@ export const PENDING = 2;
 const names: PageState[] = ['shared', 'private', 'pending'];
 const P = BigInt(PAGE_SIZE);
 
-/** Which extent map newExtentMap() makes: 'native' when the addon loaded, else 'ts'. */
+/** Which extent map newExtentMap() makes: 'native' (small maps in TypeScript, large ones native) when the addon loaded, else 'ts'. */
 export const extentMapKind: 'native' | 'ts' = addonError ? 'ts' : 'native';
 
+const nativeMap = (pages: number, initial: number): NativeExtentMap =>
+  new native.ExtentMap(pages, initial) as NativeExtentMap;
+
 export function newExtentMap(pages: bigint, initial: number): NativeExtentMap {
-  return extentMapKind === 'native'
-    ? (new native.ExtentMap(pages, initial) as NativeExtentMap)
-    : new TsExtentMap(pages, initial);
+  return extentMapKind === 'native' ? new HybridExtentMap(pages, initial, nativeMap) : new TsExtentMap(pages, initial);
 }
 
 /** Byte range [offset, offset+length) as the page range that covers it. */
@@ -34,33 +37,42 @@ export function pageRange(offset: bigint, length: bigint): [bigint, bigint] {
 /** queryInto's buffer, shared by every map (one call at a time: JS is single-threaded here). */
 let runsBuf = new Float64Array(3 * 64);
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const SAFE_NUM = Number.MAX_SAFE_INTEGER;
 
 export class StateMap {
   readonly map: NativeExtentMap;
+  readonly #pagesNum: number;
   constructor(
     readonly pages: bigint,
     initial: number,
   ) {
     this.map = newExtentMap(pages, initial);
+    this.#pagesNum = Number(pages);
   }
 
-  set(firstPage: bigint, endPage: bigint, state: number): void {
+  set(firstPage: number | bigint, endPage: number | bigint, state: number): void {
     // Page numbers are below 2^53: numbers cross N-API cheaper than bigints.
     this.map.assign(Number(firstPage), Number(endPage), state);
   }
 
-  /** The runs over pages [first, end) as [start, end, value] triples, in a shared buffer. */
-  #runs(first: number, end: number): [Float64Array, number] {
+  /** How many runs over pages [first, end) queryInto wrote into runsBuf (grown when too short). */
+  #runs(first: number, end: number): number {
     let n = this.map.queryInto(first, end, runsBuf);
     if (n < 0) {
       runsBuf = new Float64Array(-n * 3);
       n = this.map.queryInto(first, end, runsBuf);
     }
-    return [runsBuf, n];
+    return n;
   }
 
   /** Extents over the byte range, clipped to it; pages past the file read as `beyond`. */
-  extents(offset: bigint, length: bigint): Extent[] {
+  extents(offset: number | bigint, length: number | bigint): Extent[] {
+    if (typeof offset === 'number' && typeof length === 'number' && offset + length + PAGE_SIZE <= SAFE_NUM)
+      return this.#extentsSmall(offset, length);
+    return this.#extentsBig(BigInt(offset), BigInt(length));
+  }
+
+  #extentsBig(offset: bigint, length: bigint): Extent[] {
     const out: Extent[] = [];
     if (length === 0n) return out;
     if (offset + length + P <= SAFE) return this.#extentsSmall(Number(offset), Number(length));
@@ -80,11 +92,13 @@ export class StateMap {
   // Byte offsets that are safe integers: the same walk in plain numbers.
   #extentsSmall(offset: number, length: number): Extent[] {
     const out: Extent[] = [];
+    if (length === 0) return out;
     const end = offset + length;
     const first = Math.floor(offset / PAGE_SIZE);
     const last = Math.ceil(end / PAGE_SIZE);
-    const pages = Number(this.pages);
-    const [runs, n] = this.#runs(first, last < pages ? last : pages);
+    const pages = this.#pagesNum;
+    const n = this.#runs(first, last < pages ? last : pages);
+    const runs = runsBuf;
     for (let i = 0; i < 3 * n; i += 3) {
       const s = runs[i]! * PAGE_SIZE;
       const e = runs[i + 1]! * PAGE_SIZE;
@@ -100,14 +114,14 @@ export class StateMap {
   }
 
   /** First page at or after `first` (and before `end`) in the given state, or -1n. */
-  firstIn(first: bigint, end: bigint, state: number): bigint {
+  firstIn(first: number | bigint, end: number | bigint, state: number): bigint {
     if (first >= end) return -1n;
     const r = this.map.findFirst(first, end, state, true);
     return r < 0 ? -1n : BigInt(r);
   }
 
   /** First page in [first, end) NOT in the given state, or -1n. */
-  firstNotIn(first: bigint, end: bigint, state: number): bigint {
+  firstNotIn(first: number | bigint, end: number | bigint, state: number): bigint {
     if (first >= end) return -1n;
     const r = this.map.findFirst(first, end, state, false);
     return r < 0 ? -1n : BigInt(r);

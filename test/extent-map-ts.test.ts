@@ -1,14 +1,27 @@
-// lib/extent-map.ts, the TypeScript extent map the simulator uses without the addon, held equal to
-// the native one (native/extent_map.cc): random operation sequences, good and bad arguments, run on
+// lib/extent-map.ts, the TypeScript extent map the simulator uses without the addon, and
+// lib/extent-map-hybrid.ts (TypeScript while small, native once large), each held equal to the
+// native one (native/extent_map.cc): random operation sequences, good and bad arguments, run on
 // both; every result, thrown error (class, code, message) and the whole map after each step agree.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { native } from '../lib/native.js';
 import { TsExtentMap } from '../lib/extent-map.js';
+import { HybridExtentMap } from '../lib/extent-map-hybrid.js';
+import type { NativeExtentMap } from '../lib/kvm/addon.js';
 
 type AnyMap = Record<string, (...args: unknown[]) => unknown> & { readonly pages: number };
 const NativeMap = native.ExtentMap as unknown as new (pages: unknown, initial?: unknown) => AnyMap;
-const TsMap = TsExtentMap as unknown as new (pages: unknown, initial?: unknown) => AnyMap;
+const makeNative = (pages: number, initial: number) => new native.ExtentMap(pages, initial) as NativeExtentMap;
+/** The hybrid with a low threshold, so random sequences cross it (and some maps never do). */
+class HybridMap extends HybridExtentMap {
+  constructor(pages: unknown, initial?: unknown) {
+    super(pages, initial, makeNative, 4);
+  }
+}
+const maps: [string, new (pages: unknown, initial?: unknown) => AnyMap][] = [
+  ['TypeScript', TsExtentMap as unknown as new (pages: unknown, initial?: unknown) => AnyMap],
+  ['hybrid', HybridMap as unknown as new (pages: unknown, initial?: unknown) => AnyMap],
+];
 
 /** What a call did, comparable across the two maps. */
 function outcome(f: () => unknown): unknown {
@@ -96,7 +109,7 @@ function whole(m: AnyMap): number[] {
   return Array.from(m.query!(0, m.pages) as Float64Array);
 }
 
-describe('the TypeScript extent map equals the native one', () => {
+describe.each(maps)('the %s extent map equals the native one', (_name, TsMap) => {
   it('on random operation sequences: every result, error and resulting map', () => {
     fc.assert(
       fc.property(
@@ -184,5 +197,29 @@ describe('the TypeScript extent map equals the native one', () => {
     }
     expect(whole(b)).toEqual(whole(a));
     expect(b.extentCount!()).toBe(3);
+  });
+});
+
+describe('the hybrid extent map', () => {
+  it('moves to the native tree past its threshold, and the runs move with it', () => {
+    const m = new HybridExtentMap(1000, 7, makeNative, 8);
+    for (let p = 1; p <= 5; p += 2) m.assign(p, p + 1, p + 10); // 7 extents
+    expect(m.backing).toBe('ts');
+    const before = Array.from(m.query(0, 1000));
+    m.assign(20, 21, 3); // 9: past 8
+    expect(m.backing).toBe('native');
+    expect(m.extentCount()).toBe(9);
+    expect(Array.from(m.query(0, 20))).toEqual(before.slice(0, -3).concat([6, 20, 7]));
+    expect(Array.from(m.query(20, 1000))).toEqual([20, 21, 3, 21, 1000, 7]);
+    expect(m.checkInvariants()).toBe('');
+  });
+
+  it('the maps the simulator makes start in TypeScript (no N-API crossing while small)', async () => {
+    const { newExtentMap, extentMapKind } = await import('../lib/state-map.js');
+    const m = newExtentMap(1n << 20n, 0) as HybridExtentMap;
+    expect(extentMapKind).toBe('native');
+    expect(m.backing).toBe('ts');
+    for (let p = 0; p < 200; p += 2) m.assign(p, p + 1, 1);
+    expect(m.backing).toBe('native');
   });
 });
