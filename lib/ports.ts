@@ -21,6 +21,9 @@ import type {
 
 export type { Backend };
 
+/** A byte offset or length a port receives: a bigint, or a number where both of a call's are safe integers. */
+export type Offset = bigint | number;
+
 /** A MAP_SHARED mapping of a guest_memfd: offsets are bytes into the mapping, ranges inside it. */
 export interface MapPort {
   // Offsets and lengths the core has checked: a bigint, or a number when both fit a safe integer
@@ -56,8 +59,11 @@ export interface GmemPort {
   map(offset: bigint, length: bigint, priv: boolean): MapPort;
   /** fallocate(2) with FALLOC_FL_KEEP_SIZE, or with PUNCH_HOLE as well. */
   fallocate(mode: 'allocate' | 'punch', offset: bigint, length: bigint): void;
-  /** The kernel's conversion call (whichever it has; UnsupportedError if none), range inside the file. */
-  convert(to: 'shared' | 'private', offset: bigint, length: bigint): ConversionResult;
+  /**
+   * The kernel's conversion call (whichever it has; UnsupportedError if none), range inside the
+   * file. Offsets are bigints, or numbers when both are safe integers (the hot path from JS).
+   */
+  convert(to: 'shared' | 'private', offset: Offset, length: Offset): ConversionResult;
   stat(): FileStat;
   /** Take host references on [offset, offset + length) (a non-empty range inside the file). */
   hold(offset: bigint, length: bigint): HoldPort;
@@ -66,7 +72,7 @@ export interface GmemPort {
    * real kernel has no call to read them back: the core then answers from its mirror of what
    * this process converted.
    */
-  states?(offset: bigint, length: bigint): Extent[];
+  states?(offset: Offset, length: Offset): Extent[];
   close(): void;
 }
 

@@ -3,7 +3,7 @@
 // mirror (what this process converted) where the port cannot report the kernel's own states.
 import { fileRange, holdRange, mapArgs, statesRange } from '../args.js';
 import { PRIVATE, SHARED, StateMap, pageRange } from '../state-map.js';
-import type { Backend, GmemPort } from '../ports.js';
+import type { Backend, GmemPort, Offset } from '../ports.js';
 import type {
   ConversionResult,
   Extent,
@@ -26,6 +26,8 @@ export class GuestMemfd extends Owned implements GuestMemfdApi, MappedFile {
   readonly flags: GuestMemfdFlags;
   readonly rawFlags: bigint;
   readonly #size: bigint;
+  /** The size when it is a safe integer, else -1: offsets in numbers below it need no BigInt. */
+  readonly #sizeNum: number;
   #mirror: StateMap | undefined;
   #mappings = new Children<Mapping>();
 
@@ -38,6 +40,7 @@ export class GuestMemfd extends Owned implements GuestMemfdApi, MappedFile {
     super(onClose);
     this.#size = size;
     this.size = num(size);
+    this.#sizeNum = size <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(size) : -1;
     this.rawFlags = rawFlags;
     this.flags = port.flags ?? memfdFlagsOf(rawFlags);
   }
@@ -61,8 +64,24 @@ export class GuestMemfd extends Owned implements GuestMemfdApi, MappedFile {
     return this.#mirror;
   }
 
-  #extents(offset: bigint, length: bigint): Extent[] {
+  #extents(offset: Offset, length: Offset): Extent[] {
     return this.port.states ? this.port.states(offset, length) : this.#states().extents(offset, length);
+  }
+
+  /**
+   * Offset and length are safe-integer numbers with the range inside the file: the checks
+   * fileRange makes, in numbers (the hot path from JS; anything else takes fileRange and its errors).
+   */
+  #quick(offset: unknown, length: unknown): boolean {
+    return (
+      typeof offset === 'number' &&
+      typeof length === 'number' &&
+      Number.isSafeInteger(offset) &&
+      Number.isSafeInteger(length) &&
+      offset >= 0 &&
+      length >= 0 &&
+      offset + length <= this.#sizeNum
+    );
   }
 
   map(offset: U64 = 0, length?: U64, opts?: MapOptions): Mapping {
@@ -85,17 +104,29 @@ export class GuestMemfd extends Owned implements GuestMemfdApi, MappedFile {
 
   #convert(offset: U64, length: U64, to: 'shared' | 'private'): ConversionResult {
     ensureOpen(this.closed, 'GuestMemfd');
-    const [off, len] = fileRange(this.#size, offset, length);
+    let off: Offset;
+    let len: Offset;
+    // `+ 0` makes -0 a 0, as BigInt(-0) would.
+    if (this.#quick(offset, length)) {
+      off = (offset as number) + 0;
+      len = (length as number) + 0;
+    } else {
+      const r = fileRange(this.#size, offset, length);
+      off = r[0];
+      len = r[1];
+    }
     const result = this.port.convert(to, off, len);
     if (!this.port.states) {
-      const [first, end] = pageRange(off, len);
+      const [first, end] = pageRange(BigInt(off), BigInt(len));
       this.#states().set(first, end, to === 'private' ? PRIVATE : SHARED);
     }
-    if (to === 'private') {
+    if (to === 'private' && this.#mappings.size > 0) {
       // A view over any page that left the shared state is detached (its touch would be a SIGBUS).
+      const o = BigInt(off);
+      const e = o + BigInt(len);
       for (const m of this.#mappings) {
         const mo = BigInt(m.offset);
-        if (mo < off + len && off < mo + BigInt(m.length)) m.detachViews();
+        if (mo < e && o < mo + BigInt(m.length)) m.detachViews();
       }
     }
     return result;
@@ -111,6 +142,10 @@ export class GuestMemfd extends Owned implements GuestMemfdApi, MappedFile {
 
   states(offset: U64 = 0, length?: U64): Extent[] {
     ensureOpen(this.closed, 'GuestMemfd');
+    if (typeof offset === 'number') {
+      const len = length === undefined ? this.#sizeNum - offset : length;
+      if (this.#quick(offset, len)) return this.#extents(offset + 0, (len as number) + 0);
+    }
     const [o, l] = statesRange(this.#size, offset, length);
     return this.#extents(o, l);
   }

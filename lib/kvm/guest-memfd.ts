@@ -4,7 +4,7 @@
 import { UnsupportedError } from '../errors.js';
 import type { Mapping } from '../core/mapping.js';
 import type { GuestMemfd } from '../core/guest-memfd.js';
-import type { GmemPort, HoldPort, MapPort } from '../ports.js';
+import type { GmemPort, HoldPort, MapPort, Offset } from '../ports.js';
 import type { ConversionResult, FileStat } from '../types.js';
 import type { NativeConversion, NativeGuestMemfd } from './addon.js';
 
@@ -45,7 +45,7 @@ export class KvmGmemPort implements GmemPort {
     this.native.fallocate(mode, offset, length);
   }
 
-  convert(to: 'shared' | 'private', offset: bigint, length: bigint): ConversionResult {
+  convert(to: 'shared' | 'private', offset: Offset, length: Offset): ConversionResult {
     if (this.#mechanism === undefined) this.#mechanism = this.native.probeConversion();
     if (this.#mechanism === null) {
       throw new UnsupportedError(

@@ -3,7 +3,7 @@
 // states, host references and what host and guest may touch are the profile's conversion model's
 // (lib/sim/conversion/): this file only delegates to it.
 import { kvmError } from '../errors.js';
-import type { GmemPort, HoldPort } from '../ports.js';
+import type { GmemPort, HoldPort, Offset } from '../ports.js';
 import { StateMap, pageRange } from '../state-map.js';
 import type { ConversionResult, Extent, FileStat, GuestMemfdFlags } from '../types.js';
 import { PAGE_SIZE, num } from '../validate.js';
@@ -115,13 +115,13 @@ export class SimGuestMemfd implements GmemPort {
   }
 
   /** Offsets were checked to lie in the file (the core); the model checks the rest. */
-  convert(to: 'shared' | 'private', offset: bigint, length: bigint): ConversionResult {
+  convert(to: 'shared' | 'private', offset: Offset, length: Offset): ConversionResult {
     if (to === 'private') return this.#conv.unshare(offset, length);
     this.#conv.share(offset, length);
     return { pending: [] };
   }
 
-  states(offset: bigint, length: bigint): Extent[] {
+  states(offset: Offset, length: Offset): Extent[] {
     return this.#conv.extents(offset, length);
   }
 

@@ -3,7 +3,7 @@
 // each rule: docs/research/series-rules.md §B.1; the table: docs/profiles.md.
 import { ConversionBusyError, kvmError } from '../../errors.js';
 import type { ConversionResult } from '../../types.js';
-import { P, PRIVATE, SHARED, type ConversionFile, type ConversionModel } from './model.js';
+import { P, PRIVATE, SHARED, type ConversionFile, type ConversionModel, type Offset } from './model.js';
 import { mainlineFlags } from './none.js';
 import { ATTRS2, SeriesConversion } from './series.js';
 
@@ -12,18 +12,18 @@ class InplaceV8 extends SeriesConversion {
   // reserved != 0 (neither can be given here), !kvm_arch_has_private_mem(f->kvm), attributes
   // other than 0 / PRIVATE (ditto), size 0 or wrapping, not page-aligned, past i_size. The range
   // past i_size is this API's RangeError first, as on the kvm backend.
-  #pages(offset: bigint, length: bigint): [bigint, bigint] {
+  #pages(offset: Offset, length: Offset): [number, number] {
     if (!this.file.hasPrivateMem) throw kvmError('EINVAL', 'ioctl', ATTRS2);
     return this.pages(offset, length);
   }
 
-  share(offset: bigint, length: bigint): void {
+  share(offset: Offset, length: Offset): void {
     const [first, end] = this.#pages(offset, length);
     // v8-15: to shared checks no reference.
     this.states.set(first, end, SHARED);
   }
 
-  unshare(offset: bigint, length: bigint): ConversionResult {
+  unshare(offset: Offset, length: Offset): ConversionResult {
     const [first, end] = this.#pages(offset, length);
     // v8-14: unmap_mapping_pages zaps the host PTEs (a mapping is no reference), then
     // kvm_gmem_is_safe_for_conversion wants folio_ref_count == nr_pages + 1 on every folio; the

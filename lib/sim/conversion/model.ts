@@ -8,6 +8,22 @@ import { PAGE_SIZE } from '../../validate.js';
 
 export const P = BigInt(PAGE_SIZE);
 
+/** A byte offset or length as the core hands it on: a bigint, or a number when both are safe. */
+export type Offset = number | bigint;
+
+/** Whether a byte range is whole pages and not empty (what the conversion calls accept). */
+export function wholePages(offset: Offset, length: Offset): boolean {
+  if (typeof offset === 'number' && typeof length === 'number')
+    return length !== 0 && offset % PAGE_SIZE === 0 && length % PAGE_SIZE === 0;
+  const l = BigInt(length);
+  return l !== 0n && BigInt(offset) % P === 0n && l % P === 0n;
+}
+
+/** The page number of a page-aligned byte offset (a number: a file has fewer than 2^53 pages). */
+export function pageOf(offset: Offset): number {
+  return typeof offset === 'number' ? offset / PAGE_SIZE : Number(offset / P);
+}
+
 export type ConversionName = 'none' | 'rfc-v5' | 'inplace-v8';
 
 /** What a strategy sees of its file. */
@@ -70,7 +86,7 @@ export abstract class FileConversion {
   }
 
   /** First page in [first, end) with a host reference, or -1. */
-  protected firstHeld(first: bigint, end: bigint): number {
+  protected firstHeld(first: number | bigint, end: number | bigint): number {
     return this.#holds ? this.#holds.findFirst(first, end, 0, false) : -1;
   }
 
@@ -101,12 +117,12 @@ export abstract class FileConversion {
   }
 
   /** To shared; offsets were checked to lie in the file. */
-  abstract share(offset: bigint, length: bigint): void;
+  abstract share(offset: Offset, length: Offset): void;
 
   /** To private; offsets were checked to lie in the file. */
-  abstract unshare(offset: bigint, length: bigint): ConversionResult;
+  abstract unshare(offset: Offset, length: Offset): ConversionResult;
 
-  extents(offset: bigint, length: bigint): Extent[] {
+  extents(offset: Offset, length: Offset): Extent[] {
     return this.states.extents(offset, length);
   }
 

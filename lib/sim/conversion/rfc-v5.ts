@@ -21,6 +21,9 @@ import {
   type ConversionModel,
   type GuestWay,
   type MappingRef,
+  type Offset,
+  pageOf,
+  wholePages,
 } from './model.js';
 import { ATTRS2 } from './series.js';
 import { kvmError } from '../../errors.js';
@@ -97,19 +100,20 @@ class RfcV5 extends FileConversion {
   }
 
   /** The stand-in's own range rule: whole pages, non-empty (the series' GFN ranges always are). */
-  #pages(offset: bigint, length: bigint): [bigint, bigint] {
-    if (length === 0n || offset % P !== 0n || length % P !== 0n) throw kvmError('EINVAL', 'ioctl', ATTRS2);
-    return [offset / P, (offset + length) / P];
+  #pages(offset: Offset, length: Offset): [number, number] {
+    if (!wholePages(offset, length)) throw kvmError('EINVAL', 'ioctl', ATTRS2);
+    const first = pageOf(offset);
+    return [first, first + pageOf(length)];
   }
 
-  share(offset: bigint, length: bigint): void {
+  share(offset: Offset, length: Offset): void {
     const [first, end] = this.#pages(offset, length);
     // -7-tabba gmem_set_mappable: a NONE page's folio is restored (its callback cancelled), then
     // every page is stored ALL. Holds are not looked at.
     this.states.set(first, end, SHARED);
   }
 
-  unshare(offset: bigint, length: bigint): ConversionResult {
+  unshare(offset: Offset, length: Offset): ConversionResult {
     const [first, end] = this.#pages(offset, length);
     // -6-tabba gmem_clear_mappable, per page: no folio -> GUEST; "folio_ref_count(folio) >
     // folio_nr_pages(folio) + 1" -> NONE, else GUEST. The extra references modelled: holds, and
@@ -120,15 +124,18 @@ class RfcV5 extends FileConversion {
     const referenced = (runs: Float64Array) => {
       for (let i = 0; i < runs.length; i += 3) {
         if (runs[i + 2]! === 0) continue;
-        states.set(BigInt(runs[i]!), BigInt(runs[i + 1]!), PENDING);
+        states.set(runs[i]!, runs[i + 1]!, PENDING);
         any = true;
       }
     };
     if (this.firstHeld(first, end) >= 0) referenced(this.holds.query(first, end));
-    for (const ptes of this.#ptes.values())
-      if (ptes.findFirst(first, end, 0, false) >= 0) referenced(ptes.query(first, end));
+    if (this.#ptes.size > 0)
+      for (const ptes of this.#ptes.values())
+        if (ptes.findFirst(first, end, 0, false) >= 0) referenced(ptes.query(first, end));
     if (!any) return { pending: [] };
-    return { pending: states.extents(first * P, (end - first) * P).filter((e) => e.state === 'pending') };
+    return {
+      pending: states.extents(BigInt(first) * P, BigInt(end - first) * P).filter((e) => e.state === 'pending'),
+    };
   }
 
   // release(): the reference goes and a NONE page stays NONE. -7-tabba's final-folio_put callback

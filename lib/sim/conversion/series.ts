@@ -2,7 +2,7 @@
 // with KVM_SET_MEMORY_ATTRIBUTES2's range rules.
 import { kvmError } from '../../errors.js';
 import { PENDING } from '../../state-map.js';
-import { FileConversion, P, PRIVATE, SHARED, type GuestWay } from './model.js';
+import { FileConversion, PRIVATE, SHARED, pageOf, wholePages, type GuestWay, type Offset } from './model.js';
 
 export const ATTRS2 = 'KVM_SET_MEMORY_ATTRIBUTES2';
 
@@ -25,8 +25,9 @@ export abstract class SeriesConversion extends FileConversion {
   }
 
   /** The conversion call's own checks: page-aligned and non-empty, as KVM_SET_MEMORY_ATTRIBUTES2. */
-  protected pages(offset: bigint, length: bigint): [bigint, bigint] {
-    if (length === 0n || offset % P !== 0n || length % P !== 0n) throw kvmError('EINVAL', 'ioctl', ATTRS2);
-    return [offset / P, (offset + length) / P];
+  protected pages(offset: Offset, length: Offset): [number, number] {
+    if (!wholePages(offset, length)) throw kvmError('EINVAL', 'ioctl', ATTRS2);
+    const first = pageOf(offset);
+    return [first, first + pageOf(length)];
   }
 }
