@@ -14,6 +14,64 @@
 
 namespace kg {
 
+namespace {
+
+struct CheckExtensionData {
+  std::shared_ptr<FdCell> cell;
+  const char* what;
+};
+
+napi_value CallCheckExtension(napi_env rawEnv, napi_callback_info cbinfo) {
+  size_t argc = 1;
+  napi_value arg = nullptr;
+  void* data = nullptr;
+  if (napi_get_cb_info(rawEnv, cbinfo, &argc, &arg, nullptr, &data) != napi_ok) return nullptr;
+  Napi::Env env(rawEnv);
+  // The typed throws of errors.cc are C++ exceptions; a plain N-API callback turns them into
+  // pending JS exceptions itself.
+  try {
+    auto* cx = static_cast<CheckExtensionData*>(data);
+    if (cx->cell->fd < 0) ThrowClosed(env, cx->what);
+    // A uint32 number in one N-API call; anything else gets GetU32's checks and errors.
+    double d = -1;
+    uint32_t cap;
+    if (napi_get_value_double(rawEnv, arg, &d) == napi_ok && d >= 0 && d <= 4294967295.0 &&
+        d == static_cast<uint32_t>(d))
+      cap = static_cast<uint32_t>(d);
+    else
+      cap = GetU32(env, Napi::Value(rawEnv, arg), "cap");
+    long r = IoctlRetry(cx->cell->fd, KVM_CHECK_EXTENSION, cap);
+    if (r < 0) {
+      int err = errno;
+      ThrowErrno(env, err, "ioctl", "KVM_CHECK_EXTENSION", "cap " + std::to_string(cap));
+    }
+    napi_value out = nullptr;
+    napi_create_double(rawEnv, static_cast<double>(r), &out);
+    return out;
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+Napi::Function CheckExtensionFunction(Napi::Env env, const std::shared_ptr<FdCell>& cell, const char* what) {
+  auto* data = new CheckExtensionData{cell, what};
+  napi_value fn = nullptr;
+  if (napi_create_function(env, "checkExtension", NAPI_AUTO_LENGTH, CallCheckExtension, data, &fn) != napi_ok) {
+    delete data;
+    throw Napi::Error::New(env);
+  }
+  napi_status st = napi_add_finalizer(
+      env, fn, data, [](napi_env, void* d, void*) { delete static_cast<CheckExtensionData*>(d); }, nullptr, nullptr);
+  if (st != napi_ok) {
+    delete data;
+    throw Napi::Error::New(env);
+  }
+  return Napi::Function(env, fn);
+}
+
 long IoctlRetry(int fd, unsigned long request, unsigned long arg) {
   if (InjectFault(Sys::Ioctl, request)) return -1;
   long r;
@@ -39,6 +97,7 @@ Napi::Function KvmObject::Init(Napi::Env env) {
                          InstanceAccessor<&KvmObject::GetFd>("fd"),
                          InstanceMethod<&KvmObject::ApiVersion>("apiVersion"),
                          InstanceMethod<&KvmObject::CheckExtension>("checkExtension"),
+                         InstanceMethod<&KvmObject::CheckExtensionFn>("checkExtensionFunction"),
                          InstanceMethod<&KvmObject::CreateVm>("createVm"),
                          InstanceMethod<&KvmObject::SupportedCpuid>("supportedCpuid"),
                          InstanceMethod<&KvmObject::MsrIndexListJs>("msrIndexList"),
@@ -54,6 +113,7 @@ KvmObject::KvmObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvmObjec
   int fd = InjectFault(Sys::Open) ? -1 : open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) ThrowErrnoPath(env, errno, "open", path);
   fd_ = fd;
+  cell_->fd = fd;
   Attach(env, nullptr, Napi::Object());
 }
 
@@ -62,6 +122,7 @@ KvmObject::~KvmObject() { FinalizeOwned(); }
 void KvmObject::Release() {
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
+  cell_->fd = -1;
 }
 
 Napi::Value KvmObject::GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
@@ -77,6 +138,13 @@ Napi::Value KvmObject::CheckExtension(const Napi::CallbackInfo& info) {
   EnsureOpen(env, *this, "Kvm");
   uint32_t cap = GetU32(env, info[0], "cap");
   return IoctlValue(env, fd_, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION", "cap " + std::to_string(cap));
+}
+
+// checkExtensionFunction() -> (cap) => number: the same call as a plain function (the hot path).
+Napi::Value KvmObject::CheckExtensionFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Kvm");
+  return CheckExtensionFunction(env, cell_, "Kvm");
 }
 
 Napi::Value KvmObject::CreateVm(const Napi::CallbackInfo& info) {

@@ -3,11 +3,24 @@
 
 #include <napi.h>
 
+#include <memory>
 #include <string>
 
 #include "owned.h"
 
 namespace kg {
+
+// The fd an object's plain hot-path functions act on: -1 once the object is closed. Shared with
+// those functions, which may outlive the object (a script can keep one after dropping it).
+struct FdCell {
+  int fd = -1;
+};
+
+// A plain N-API function `(cap) => KVM_CHECK_EXTENSION on cell's fd`: the work of the
+// checkExtension method without ObjectWrap's dispatch (an unwrap and a CallbackInfo per call),
+// which costs more than the ioctl's own wrapper cost goal allows. `what` names the object in the
+// ClosedError it gives once the object is closed.
+Napi::Function CheckExtensionFunction(Napi::Env env, const std::shared_ptr<FdCell>& cell, const char* what);
 
 class KvmObject : public Napi::ObjectWrap<KvmObject>, public Owned {
  public:
@@ -23,11 +36,13 @@ class KvmObject : public Napi::ObjectWrap<KvmObject>, public Owned {
   Napi::Value GetFd(const Napi::CallbackInfo& info);
   Napi::Value ApiVersion(const Napi::CallbackInfo& info);
   Napi::Value CheckExtension(const Napi::CallbackInfo& info);
+  Napi::Value CheckExtensionFn(const Napi::CallbackInfo& info);
   Napi::Value CreateVm(const Napi::CallbackInfo& info);
   Napi::Value SupportedCpuid(const Napi::CallbackInfo& info);
   Napi::Value MsrIndexListJs(const Napi::CallbackInfo& info);
   Napi::Value CloseJs(const Napi::CallbackInfo& info);
   int fd_ = -1;
+  std::shared_ptr<FdCell> cell_ = std::make_shared<FdCell>();
 };
 
 // Retries an ioctl interrupted by a signal; returns its result with errno intact. The argument is

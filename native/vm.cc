@@ -29,6 +29,7 @@ Napi::Function VmObject::Init(Napi::Env env) {
                          InstanceAccessor<&VmObject::GetFd>("fd"),
                          InstanceAccessor<&VmObject::GetType>("type"),
                          InstanceMethod<&VmObject::CheckExtension>("checkExtension"),
+                         InstanceMethod<&VmObject::CheckExtensionFn>("checkExtensionFunction"),
                          InstanceMethod<&VmObject::CreateGuestMemfd>("createGuestMemfd"),
                          InstanceMethod<&VmObject::SetUserMemoryRegion2>("setUserMemoryRegion2"),
                          InstanceMethod<&VmObject::SetMemoryAttributes>("setMemoryAttributes"),
@@ -46,6 +47,8 @@ VmObject::VmObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VmObject>(
   type_ = static_cast<uint32_t>(init.a);
   Attach(env, init.owner, init.ownerObject);
   fd_ = init.fd;
+  cell_ = std::make_shared<FdCell>();
+  cell_->fd = init.fd;
   init.fd = -1;
 }
 
@@ -56,6 +59,7 @@ void VmObject::Release() {
   while (!slotUses_.empty()) DropSlotUse(slotUses_.begin()->first);
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
+  if (cell_) cell_->fd = -1;
 }
 
 void VmObject::DropSlotUse(uint32_t slot) {
@@ -73,6 +77,13 @@ Napi::Value VmObject::CheckExtension(const Napi::CallbackInfo& info) {
   EnsureOpen(env, *this, "Vm");
   uint32_t cap = GetU32(env, info[0], "cap");
   return IoctlValue(env, fd_, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION", "cap " + std::to_string(cap));
+}
+
+// checkExtensionFunction() -> (cap) => number: the same call as a plain function (the hot path).
+Napi::Value VmObject::CheckExtensionFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnsureOpen(env, *this, "Vm");
+  return CheckExtensionFunction(env, cell_, "Vm");
 }
 
 Napi::Value VmObject::CreateGuestMemfd(const Napi::CallbackInfo& info) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 
+#include "kvm.h"
 #include "owned.h"
 
 namespace kg {
@@ -30,6 +31,7 @@ class VmObject : public Napi::ObjectWrap<VmObject>, public Owned {
   Napi::Value GetFd(const Napi::CallbackInfo& info);
   Napi::Value GetType(const Napi::CallbackInfo& info);
   Napi::Value CheckExtension(const Napi::CallbackInfo& info);
+  Napi::Value CheckExtensionFn(const Napi::CallbackInfo& info);
   Napi::Value CreateGuestMemfd(const Napi::CallbackInfo& info);
   Napi::Value SetUserMemoryRegion2(const Napi::CallbackInfo& info);
   Napi::Value SetMemoryAttributes(const Napi::CallbackInfo& info);
@@ -42,6 +44,7 @@ class VmObject : public Napi::ObjectWrap<VmObject>, public Owned {
   void ReleaseReserve(uint32_t slot, const std::shared_ptr<MappedRange>& range);
 
   int fd_ = -1;
+  std::shared_ptr<FdCell> cell_;
   uint32_t type_ = 0;
   std::map<uint32_t, SlotUse> slotUses_;
 };

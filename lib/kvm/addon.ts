@@ -20,6 +20,8 @@ export interface NativeKvm {
   readonly fd: number;
   apiVersion(): number;
   checkExtension(cap: number): number;
+  /** checkExtension as a plain function bound to this fd (no method dispatch: the hot path). */
+  checkExtensionFunction(): (cap: number) => number;
   createVm(type: number): NativeVm;
   supportedCpuid(): Uint32Array;
   msrIndexList(): Uint32Array;
@@ -42,6 +44,8 @@ export interface NativeVm {
   readonly fd: number;
   readonly type: number;
   checkExtension(cap: number): number;
+  /** checkExtension as a plain function bound to this fd (no method dispatch: the hot path). */
+  checkExtensionFunction(): (cap: number) => number;
   createGuestMemfd(size: U64, flags: U64): NativeGuestMemfd;
   setUserMemoryRegion2(region: NativeRegion): void;
   setMemoryAttributes(gpa: U64, size: U64, attributes: U64, flags?: U64): void;

@@ -12,11 +12,13 @@ export class KvmSystemPort implements SystemPort {
   readonly apiVersion: number;
   readonly native: NativeKvm;
   #mechanism: ConversionMechanism | undefined;
+  readonly #checkExtension: (cap: number) => number;
 
   constructor(readonly path: string) {
     this.native = new native.NativeKvm(path);
     try {
       this.apiVersion = this.native.apiVersion();
+      this.#checkExtension = this.native.checkExtensionFunction();
     } catch (e) {
       // Not a KVM device (or the ioctl failed): never keep the fd we opened.
       this.native.close();
@@ -36,7 +38,7 @@ export class KvmSystemPort implements SystemPort {
   }
 
   checkExtension(cap: number): number {
-    return this.native.checkExtension(cap);
+    return this.#checkExtension(cap);
   }
 
   createVm(type: number): VmPort {

@@ -18,6 +18,7 @@ export interface KvmVm {
 
 export class KvmVmPort implements VmPort {
   readonly backend = 'kvm' as const;
+  #checkExtension: ((cap: number) => number) | undefined;
 
   constructor(
     readonly native: NativeVm,
@@ -29,7 +30,8 @@ export class KvmVmPort implements VmPort {
   }
 
   checkExtension(cap: number): number {
-    return this.native.checkExtension(cap);
+    // The plain function, made on first use (most VMs never ask).
+    return (this.#checkExtension ??= this.native.checkExtensionFunction())(cap);
   }
 
   createGuestMemfd(size: bigint, flags: bigint): GmemPort {
