@@ -95,6 +95,8 @@ class RfcV5 extends FileConversion {
     // guest_memfd slot without a userspace address goes to kvm_gmem_get_pfn, which checks no
     // mappability in v5 (v4's -EAGAIN for pages not guest-mappable was dropped); one with a
     // userspace address takes the hva path (../guest.ts: the host's rules through that mapping).
+    // -9-tabba's EPERM for pages not ALL is in kvm_read/write_guest_page, KVM's own copies (x86's
+    // emulator, MSR writes): neither path here calls them (docs/profiles.md, "Patch 08/15").
     if (viaUserspace) return null;
     return this.file.closed ? 'fault' : 'file';
   }
