@@ -17,6 +17,7 @@ import type {
   GuestMemfdFlags,
   Profile,
   Sregs,
+  U64,
 } from './types.js';
 
 export type { Backend };
@@ -88,8 +89,20 @@ export interface RegionPort {
   guestMemfdOffset: bigint;
 }
 
-/** What the core asks of vm.guest beyond the public GuestAccess (lib/kvm/guest.ts, lib/sim/guest.ts). */
-export interface GuestAccessPort extends GuestAccess {
+/** One vm.guest access whose arguments the port has checked: the core runs it in its turn. */
+export type GuestOp<T> = () => Promise<T>;
+
+/**
+ * A backend's vm.guest (lib/kvm/guest.ts, lib/sim/guest.ts), behind the core's GuestAccess
+ * (lib/core/guest-access.ts), which queues the accesses. Each access method checks its arguments
+ * when called, throwing the typed errors; the access itself runs when the core calls the op it
+ * returns, after every earlier access on the VM has settled.
+ */
+export interface GuestAccessPort {
+  readonly reserved: GuestAccess['reserved'];
+  read(gpa: U64, length: U64): GuestOp<Buffer>;
+  readInto(gpa: U64, target: Uint8Array): GuestOp<number>;
+  write(gpa: U64, data: ArrayBufferView): GuestOp<void>;
   /** Before a slot is set: the helper moves out of its way (the kvm backend's helper memory). */
   makeRoom?(slot: number, gpa: bigint, size: bigint): void;
   markClosed?(): void;

@@ -4,7 +4,7 @@
 import { attributesArgs, capNumber, createMemfdArgs, memfdFlagsOf, regionArgs } from '../args.js';
 import { CAPS, FLAGS } from '../constants.js';
 import { enableCapArgs } from '../cpu-args.js';
-import type { GuestAccessPort, VmPort } from '../ports.js';
+import type { VmPort } from '../ports.js';
 import type {
   CreateGuestMemfdOptions,
   GuestAccess,
@@ -15,6 +15,7 @@ import type {
 } from '../types.js';
 import { ensureOpen, u32 } from '../validate.js';
 import { Children } from './children.js';
+import { GuestAccess as QueuedGuestAccess } from './guest-access.js';
 import { GuestMemfd } from './guest-memfd.js';
 import { Mapping } from './mapping.js';
 import { Owned } from './owned.js';
@@ -36,7 +37,7 @@ export class Vm extends Owned implements VmApi {
   // Held weakly: a file or vCPU the user dropped stays collectable (its native finalizer closes the fd).
   #files = new Children<GuestMemfd>();
   #vcpus = new Children<Vcpu>();
-  #guest: GuestAccessPort | undefined;
+  #guest: QueuedGuestAccess | undefined;
   /** Slots set through this object, by slot id. */
   readonly slots = new Map<number, SlotInfo>();
 
@@ -50,8 +51,9 @@ export class Vm extends Owned implements VmApi {
   get type(): number {
     return this.port.type;
   }
+  /** The backend's guest access, behind the core's queue (lib/core/guest-access.ts). */
   get guest(): GuestAccess {
-    this.#guest ??= this.port.guestAccess(this);
+    this.#guest ??= new QueuedGuestAccess(this.port.guestAccess(this));
     return this.#guest;
   }
 
@@ -82,7 +84,7 @@ export class Vm extends Owned implements VmApi {
     );
     const guestMemfdOffset = gmem ? gmemOffset : 0n;
     // vm.guest's helper region moves if this slot would collide with it.
-    this.#guest?.makeRoom?.(slot, gpa, size);
+    this.#guest?.makeRoom(slot, gpa, size);
     this.port.setUserMemoryRegion2({
       slot,
       flags,
@@ -113,7 +115,7 @@ export class Vm extends Owned implements VmApi {
     ensureOpen(this.closed, 'Vm');
     const s = u32('slot', slot);
     // The helper of vm.guest moves off the slot id first, so the user never deletes it.
-    this.#guest?.makeRoom?.(s, 0n, 0n);
+    this.#guest?.makeRoom(s, 0n, 0n);
     this.port.setUserMemoryRegion2({
       slot: s,
       flags: 0,
@@ -152,7 +154,7 @@ export class Vm extends Owned implements VmApi {
 
   protected teardown(): void {
     // vm.guest first: its helper's vCPU and slots go before the VM's own.
-    this.#guest?.markClosed?.();
+    this.#guest?.markClosed();
     for (const f of this.#files.drain()) f.markClosed();
     for (const v of this.#vcpus.drain()) v.markClosed();
     this.slots.clear();

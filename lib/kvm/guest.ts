@@ -25,7 +25,8 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { FLAGS, CAPS } from '../constants.js';
 import { ClosedError, GuestMemoryFault, KvmError, argRangeError } from '../errors.js';
-import type { GuestAccess, U64, VcpuExit } from '../types.js';
+import type { GuestAccessPort, GuestOp } from '../ports.js';
+import type { U64, VcpuExit } from '../types.js';
 import { num, rangeEnd, u64 } from '../validate.js';
 import { guestBytes } from './guest-bytes.js';
 import { guestPhysLimit } from '../phys-bits.js';
@@ -118,14 +119,14 @@ type Inflight = { h: Helper; at: bigint; n: bigint; slice: Uint8Array; bounce: 0
 const detached = (call: string) =>
   argRangeError(`the buffer given to vm.guest.${call} was detached or resized during the call`);
 
-export class KvmGuestAccess implements GuestAccess {
+/** The real backend's vm.guest port: the core's GuestAccess queues its accesses (one at a time). */
+export class KvmGuestAccess implements GuestAccessPort {
   #helper: Helper | undefined;
   #vcpuBroken = false;
   #fastFailures = 0;
   /** The helper vCPU while a run of it is in flight (on its own thread). */
   #running: KvmVcpu | undefined;
   #nextVcpuId: number | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   constructor(readonly vm: KvmVm) {}
@@ -136,56 +137,49 @@ export class KvmGuestAccess implements GuestAccess {
     return h ? { gpa: num(h.gpa), size: Number(REGION_SIZE) } : null;
   }
 
-  read(gpa: U64, length: U64): Promise<Buffer> {
-    try {
-      const start = u64('gpa', gpa);
-      const len = u64('length', length);
-      if (len > BigInt(bufferConstants.MAX_LENGTH)) throw argRangeError(`length ${len} is larger than a Buffer can be`);
-      this.#check(start, len, false);
-      // Every byte is written before the Buffer is handed out; on a rejection it is dropped.
-      const out = Buffer.allocUnsafeSlow(Number(len));
-      return this.#serial(() => this.#transfer(start, { buf: out, write: false, length: len })).then(() => out);
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  read(gpa: U64, length: U64): GuestOp<Buffer> {
+    const start = u64('gpa', gpa);
+    const len = u64('length', length);
+    if (len > BigInt(bufferConstants.MAX_LENGTH)) throw argRangeError(`length ${len} is larger than a Buffer can be`);
+    this.#check(start, len, false);
+    // Every byte is written before the Buffer is handed out; on a rejection it is dropped.
+    const out = Buffer.allocUnsafeSlow(Number(len));
+    return async () => {
+      await this.#transfer(start, { buf: out, write: false, length: len });
+      return out;
+    };
   }
 
-  readInto(gpa: U64, target: Uint8Array): Promise<number> {
-    try {
-      const start = u64('gpa', gpa);
-      const dst = guestBytes('target', target);
-      const len = dst.byteLength;
-      this.#check(start, BigInt(len), false);
-      return this.#serial(() => this.#transfer(start, { buf: dst, write: false, length: BigInt(len) })).then(() => len);
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  readInto(gpa: U64, target: Uint8Array): GuestOp<number> {
+    const start = u64('gpa', gpa);
+    const dst = guestBytes('target', target);
+    const len = dst.byteLength;
+    this.#check(start, BigInt(len), false);
+    return async () => {
+      await this.#transfer(start, { buf: dst, write: false, length: BigInt(len) });
+      return len;
+    };
   }
 
-  write(gpa: U64, data: ArrayBufferView): Promise<void> {
-    try {
-      const start = u64('gpa', gpa);
-      // No copy: data is read while the call is pending (api.md), so large writes cost no Buffer.
-      const src = guestBytes('data', data);
-      const len = BigInt(src.byteLength);
-      const readonlyAt = this.#check(start, len, true);
-      if (readonlyAt === undefined)
-        return this.#serial(() => this.#transfer(start, { buf: src, write: true, length: len }));
-      // The pages before the read-only slot are written in order (and may fault first); then the
-      // read-only page faults, as a guest writing in address order would see it.
-      return this.#serial(async () => {
-        const head = src.byteLength === Number(len) ? src.subarray(0, Number(readonlyAt - start)) : new Uint8Array(0);
-        if (readonlyAt > start) await this.#transfer(start, { buf: head, write: true, length: readonlyAt - start });
-        throw new GuestMemoryFault({
-          gpa: num(readonlyAt & ~(PAGE - 1n)),
-          size: Number(PAGE),
-          private: false,
-          message: `guest write to a read-only slot at gpa 0x${readonlyAt.toString(16)}`,
-        });
+  write(gpa: U64, data: ArrayBufferView): GuestOp<void> {
+    const start = u64('gpa', gpa);
+    // No copy: data is read while the call is pending (api.md), so large writes cost no Buffer.
+    const src = guestBytes('data', data);
+    const len = BigInt(src.byteLength);
+    const readonlyAt = this.#check(start, len, true);
+    if (readonlyAt === undefined) return () => this.#transfer(start, { buf: src, write: true, length: len });
+    // The pages before the read-only slot are written in order (and may fault first); then the
+    // read-only page faults, as a guest writing in address order would see it.
+    return async () => {
+      const head = src.byteLength === Number(len) ? src.subarray(0, Number(readonlyAt - start)) : new Uint8Array(0);
+      if (readonlyAt > start) await this.#transfer(start, { buf: head, write: true, length: readonlyAt - start });
+      throw new GuestMemoryFault({
+        gpa: num(readonlyAt & ~(PAGE - 1n)),
+        size: Number(PAGE),
+        private: false,
+        message: `guest write to a read-only slot at gpa 0x${readonlyAt.toString(16)}`,
       });
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    };
   }
 
   /**
@@ -293,12 +287,6 @@ export class KvmGuestAccess implements GuestAccess {
     this.#helper?.vcpu.markClosed();
     this.#helper?.donor?.close();
     this.#helper = undefined;
-  }
-
-  #serial<T>(op: () => Promise<T>): Promise<T> {
-    const p = this.#queue.then(op, op);
-    this.#queue = p.catch(() => undefined);
-    return p;
   }
 
   #sortedSlots() {

@@ -20,7 +20,8 @@
 //     closed; on linux-6.18 the kernel keeps the file and the userspace memory answers).
 // A fault names its page, and is `private` when the guest_memfd page behind it is not shared.
 import { GuestMemoryFault, argRangeError, kvmError } from '../errors.js';
-import type { GuestAccess, U64 } from '../types.js';
+import type { GuestAccessPort, GuestOp } from '../ports.js';
+import type { U64 } from '../types.js';
 import { PAGE_SIZE, ensureOpen, num, rangeEnd, u64 } from '../validate.js';
 import { guestBytes } from '../kvm/guest-bytes.js';
 import { guestPhysLimit } from '../phys-bits.js';
@@ -38,7 +39,8 @@ interface Owner {
 
 type Piece = { file: SimGuestMemfd; at: bigint } | { fault: boolean } | { efault: true };
 
-export class SimGuestAccess implements GuestAccess {
+/** The simulator's vm.guest port: the core's GuestAccess queues its accesses. */
+export class SimGuestAccess implements GuestAccessPort {
   constructor(private readonly vm: Owner) {}
 
   /** The simulator's guest access takes no guest-physical memory. */
@@ -46,26 +48,34 @@ export class SimGuestAccess implements GuestAccess {
     return null;
   }
 
-  async read(gpa: U64, length: U64): Promise<Buffer> {
+  // Each method checks its arguments and the slots' coverage now; the core's queue runs the access
+  // later (lib/core/guest-access.ts), against the slots and pages as they are then.
+  read(gpa: U64, length: U64): GuestOp<Buffer> {
     const [start, len] = this.#args(gpa, length);
-    const out = Buffer.alloc(Number(len));
-    this.#walk(start, len, false, (file, at, pos, n) => file.pages.read(at, out.subarray(pos, pos + n)));
-    return out;
+    return async () => {
+      const out = Buffer.alloc(Number(len));
+      this.#walk(start, len, false, (file, at, pos, n) => file.pages.read(at, out.subarray(pos, pos + n)));
+      return out;
+    };
   }
 
-  async readInto(gpa: U64, target: Uint8Array): Promise<number> {
+  readInto(gpa: U64, target: Uint8Array): GuestOp<number> {
     // The kvm backend's order: gpa, the target's type, closed, then ranges.
     u64('gpa', gpa);
     const dst = guestBytes('target', target);
     const [start, len] = this.#args(gpa, dst.byteLength);
-    this.#walk(start, len, false, (file, at, pos, n) => file.pages.read(at, dst.subarray(pos, pos + n)));
-    return dst.byteLength;
+    return async () => {
+      this.#walk(start, len, false, (file, at, pos, n) => file.pages.read(at, dst.subarray(pos, pos + n)));
+      return dst.byteLength;
+    };
   }
 
-  async write(gpa: U64, data: ArrayBufferView): Promise<void> {
+  write(gpa: U64, data: ArrayBufferView): GuestOp<void> {
     const src = guestBytes('data', data);
     const [start, len] = this.#args(gpa, src.length);
-    this.#walk(start, len, true, (file, at, pos, n) => file.pages.write(at, src.subarray(pos, pos + n)));
+    return async () => {
+      this.#walk(start, len, true, (file, at, pos, n) => file.pages.write(at, src.subarray(pos, pos + n)));
+    };
   }
 
   #args(gpa: U64, length: U64): [bigint, bigint] {
@@ -75,17 +85,12 @@ export class SimGuestAccess implements GuestAccess {
     if (len > 0x7fffffffn) throw argRangeError(`length ${len} is too large for one guest access`);
     ensureOpen(this.vm.closed, 'Vm');
     rangeEnd(start, len);
+    this.#runs(start, start + len);
     return [start, len];
   }
 
-  #walk(
-    start: bigint,
-    len: bigint,
-    write: boolean,
-    fn: (file: SimGuestMemfd, at: bigint, pos: number, n: number) => void,
-  ): void {
-    const end = start + len;
-    // Coverage first, so an uncovered range changes nothing.
+  /** The slots covering [start, end) in order, or the RangeError naming the first gpa none covers. */
+  #runs(start: bigint, end: bigint): { slot: SimSlot; from: bigint; to: bigint }[] {
     const runs: { slot: SimSlot; from: bigint; to: bigint }[] = [];
     for (let gpa = start; gpa < end;) {
       const slot = this.vm.slotTable.find(gpa);
@@ -94,7 +99,19 @@ export class SimGuestAccess implements GuestAccess {
       runs.push({ slot, from: gpa, to });
       gpa = to;
     }
-    for (const { slot, from, to } of runs) {
+    return runs;
+  }
+
+  #walk(
+    start: bigint,
+    len: bigint,
+    write: boolean,
+    fn: (file: SimGuestMemfd, at: bigint, pos: number, n: number) => void,
+  ): void {
+    // The VM may have closed, or its slots changed, since the call was checked.
+    ensureOpen(this.vm.closed, 'Vm');
+    // Coverage first, so an uncovered range changes nothing.
+    for (const { slot, from, to } of this.#runs(start, start + len)) {
       // Page by page, since the backing can change from one page to the next.
       for (let gpa = from; gpa < to;) {
         const pageEnd = (gpa / P + 1n) * P;

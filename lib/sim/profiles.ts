@@ -24,8 +24,34 @@
 // | 250 GUEST_MEMFD_MEMORY_ATTRIBUTES (v8)|        0 | 0               | 8; type-0 VM: 0 |
 // | 129 (VM fd only)                      |       11 | 11              | 11              |
 // Mainline numbers 239 (ARM_WRITABLE_IMP_ID_REGS) and up collide with the series' (lib/series-caps.ts).
+import { CAPS, FLAGS, constants } from '../constants.js';
+import { SERIES_CAPS } from '../series-caps.js';
 import type { Profile } from '../types.js';
 import { inplaceV8, none, rfcV5, type ConversionModel } from './conversion/index.js';
+
+// Capability numbers by name: mainline's and the addon's from native/uapi.h (lib/constants.ts),
+// the series' from lib/series-caps.ts. The measured tables below are keyed by number as
+// checkExtension(0..399) answered; every rule over them names its capability.
+/** A number of lib/constants.ts by name; a name it lacks fails when this module loads. */
+function known(group: Readonly<Record<string, number>>, name: string): number {
+  const n = group[name];
+  if (n === undefined) throw new Error(`lib/constants.ts has no ${name}`);
+  return n;
+}
+const cap = (name: string): number => known(CAPS, name);
+const VM_DEFAULT = known(constants.vmTypes, 'DEFAULT');
+const VM_SW_PROTECTED = known(constants.vmTypes, 'SW_PROTECTED');
+
+/** A series capability's number in the revision lib/series-caps.ts records. */
+function seriesCap(name: string): number {
+  const c = SERIES_CAPS.find((s) => s.series === name);
+  if (!c) throw new Error(`lib/series-caps.ts has no series capability ${name}`);
+  return c.cap;
+}
+const GUEST_MEMFD_MEMORY_ATTRIBUTES = seriesCap('GUEST_MEMFD_MEMORY_ATTRIBUTES');
+/** KVM_CAP_VM_TYPES of a kernel offering VM types 0 and 1 (a bit per type). */
+const VM_TYPES_0_1 = (1 << VM_DEFAULT) | (1 << VM_SW_PROTECTED);
+const ATTRIBUTE_PRIVATE = known(FLAGS, 'KVM_MEMORY_ATTRIBUTE_PRIVATE');
 
 export interface SimProfile {
   readonly name: Profile;
@@ -81,7 +107,8 @@ export interface SimProfile {
   readonly userspaceFaultEfault: boolean;
 }
 
-// Measured on the PVM host (Linux 6.18, kvm_pvm, /dev/kvm); see the table above.
+// Measured on the PVM host (Linux 6.18, kvm_pvm, /dev/kvm); see the table above. The raw answers,
+// keyed by the number probed.
 const PVM_6_18_CAPS: ReadonlyArray<[number, number]> = [
   [0, 1],
   [1, 1],
@@ -183,49 +210,53 @@ const PVM_6_18_CAPS: ReadonlyArray<[number, number]> = [
   [238, 1],
   [244, 3],
 ];
-const PVM_6_18_VM_CAPS: ReadonlyArray<[number, number]> = [[129, 11]];
+const PVM_6_18_VM_CAPS: ReadonlyArray<[number, number]> = [[cap('X2APIC_API'), 11]];
 
 // Debian 6.18.15 with kvm_amd in the rig, measured as the PVM table was: where it differs from it.
 // 'host': the host CPU or hypervisor decides; 'config': Debian's kernel config; 'version': 6.18 vs 7.3.
 const MAINLINE_6_18_OVER: ReadonlyArray<[number, number, string]> = [
-  [9, 1, 'host: NR_VCPUS is num_online_cpus() (the rig runs -smp 1)'],
-  [38, 511, 'config: CONFIG_KVM_XEN (XEN_HVM flags)'],
-  [44, 1, 'config: CONFIG_KVM_HYPERV'],
-  [45, 1, 'config: CONFIG_KVM_HYPERV'],
-  [46, 1, 'config: CONFIG_KVM_HYPERV'],
-  [96, 1, 'config: CONFIG_KVM_HYPERV'],
-  [123, 1, 'config: CONFIG_KVM_HYPERV'],
-  [148, 1, 'config: CONFIG_KVM_HYPERV'],
-  [149, 1, 'config: CONFIG_KVM_HYPERV'],
-  [154, 1, 'config: CONFIG_KVM_HYPERV'],
-  [155, 1, 'config: CONFIG_KVM_HYPERV'],
-  [161, 1, 'config: CONFIG_KVM_HYPERV'],
-  [167, 1, 'config: CONFIG_KVM_HYPERV'],
-  [191, 1, 'config: CONFIG_KVM_HYPERV'],
-  [199, 1, 'config: CONFIG_KVM_HYPERV'],
-  [66, 4096, 'config: CONFIG_KVM_MAX_NR_VCPUS'],
-  [128, 16384, 'config: MAX_VCPU_ID follows KVM_MAX_NR_VCPUS'],
-  [117, 1, 'config: CONFIG_KVM_SMM'],
-  [118, 2, 'config: SMM gives a second address space'],
-  [196, 1, 'config: CONFIG_X86_SGX_KVM'],
-  [129, 3, 'version: 6.18 answers X2APIC_API 3 on kvm_amd (7.3 and the PVM host: 15)'],
-  [143, 15, 'host: X86_DISABLE_EXITS (kvm_amd offers CSTATE here; PVM 14)'],
-  [157, 4224, "host: NESTED_STATE is kvm_amd's nested state size (PVM has no nesting: 0)"],
-  [185, 0, 'host: SMALLER_MAXPHYADDR needs EPT with allow_smaller_maxphyaddr (Intel only)'],
-  [213, 1023, 'host+version: DISABLE_QUIRKS2, vendor quirks (PVM 1535) and 7.3 adds bits (4095)'],
-  [233, 8, 'config: KVM_GENERIC_MEMORY_ATTRIBUTES; /dev/kvm answers PRIVATE (kvm_supported_mem_attributes(NULL))'],
-  [236, 1, 'host: PRE_FAULT_MEMORY is tdp_enabled (NPT here; PVM shadow-pages: 0)'],
+  [cap('NR_VCPUS'), 1, 'host: NR_VCPUS is num_online_cpus() (the rig runs -smp 1)'],
+  [cap('XEN_HVM'), 511, 'config: CONFIG_KVM_XEN (XEN_HVM flags)'],
+  [cap('HYPERV'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('HYPERV_VAPIC'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('HYPERV_SPIN'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('HYPERV_TIME'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('HYPERV_SYNIC'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('HYPERV_SYNIC2'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('HYPERV_VP_INDEX'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('HYPERV_EVENTFD'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('HYPERV_TLBFLUSH'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('HYPERV_SEND_IPI'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('HYPERV_CPUID'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('SYS_HYPERV_CPUID'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('HYPERV_ENFORCE_CPUID'), 1, 'config: CONFIG_KVM_HYPERV'],
+  [cap('MAX_VCPUS'), 4096, 'config: CONFIG_KVM_MAX_NR_VCPUS'],
+  [cap('MAX_VCPU_ID'), 16384, 'config: MAX_VCPU_ID follows KVM_MAX_NR_VCPUS'],
+  [cap('X86_SMM'), 1, 'config: CONFIG_KVM_SMM'],
+  [cap('MULTI_ADDRESS_SPACE'), 2, 'config: SMM gives a second address space'],
+  [cap('SGX_ATTRIBUTE'), 1, 'config: CONFIG_X86_SGX_KVM'],
+  [cap('X2APIC_API'), 3, 'version: 6.18 answers X2APIC_API 3 on kvm_amd (7.3 and the PVM host: 15)'],
+  [cap('X86_DISABLE_EXITS'), 15, 'host: X86_DISABLE_EXITS (kvm_amd offers CSTATE here; PVM 14)'],
+  [cap('NESTED_STATE'), 4224, "host: NESTED_STATE is kvm_amd's nested state size (PVM has no nesting: 0)"],
+  [cap('SMALLER_MAXPHYADDR'), 0, 'host: SMALLER_MAXPHYADDR needs EPT with allow_smaller_maxphyaddr (Intel only)'],
+  [cap('DISABLE_QUIRKS2'), 1023, 'host+version: DISABLE_QUIRKS2, vendor quirks (PVM 1535) and 7.3 adds bits (4095)'],
+  [
+    cap('MEMORY_ATTRIBUTES'),
+    ATTRIBUTE_PRIVATE,
+    'config: KVM_GENERIC_MEMORY_ATTRIBUTES; /dev/kvm answers PRIVATE (kvm_supported_mem_attributes(NULL))',
+  ],
+  [cap('PRE_FAULT_MEMORY'), 1, 'host: PRE_FAULT_MEMORY is tdp_enabled (NPT here; PVM shadow-pages: 0)'],
 ];
 // On a type-0 VM: no private memory, so no attributes; 6.18 answers X2APIC_API as /dev/kvm does.
-const MAINLINE_6_18_VM_CAPS: ReadonlyArray<[number, number]> = [[233, 0]];
+const MAINLINE_6_18_VM_CAPS: ReadonlyArray<[number, number]> = [[cap('MEMORY_ATTRIBUTES'), 0]];
 // Debian 7.3.4 in the rig: the 6.18 table except these (version changes).
 const MAINLINE_7_3_OVER: ReadonlyArray<[number, number, string]> = [
-  [129, 15, 'version: X2APIC_API gained flags; a VM answers 11'],
-  [213, 4095, 'version: DISABLE_QUIRKS2 gained quirks'],
+  [cap('X2APIC_API'), 15, 'version: X2APIC_API gained flags; a VM answers 11'],
+  [cap('DISABLE_QUIRKS2'), 4095, 'version: DISABLE_QUIRKS2 gained quirks'],
 ];
 const MAINLINE_7_3_VM_CAPS: ReadonlyArray<[number, number]> = [
-  [129, 11],
-  [233, 0],
+  [cap('X2APIC_API'), 11],
+  [cap('MEMORY_ATTRIBUTES'), 0],
 ];
 
 function overlay(
@@ -247,7 +278,7 @@ export const HOST_DEPENDENT_CAPS: ReadonlySet<number> = new Set(
   MAINLINE_6_18_OVER.filter(([, , why]) => why.startsWith('host')).map(([k]) => k),
 );
 
-const GMEM_FLAGS = 0b11n;
+const GMEM_FLAGS = BigInt(known(FLAGS, 'GUEST_MEMFD_FLAG_MMAP') | known(FLAGS, 'GUEST_MEMFD_FLAG_INIT_SHARED'));
 
 // This project's development host, PVM (kernel-uapi.md §1).
 const PVM_RULES = {
@@ -307,37 +338,37 @@ export const PROFILES: Readonly<Record<Profile, SimProfile>> = {
     // VM type 1 stands for a VM with private memory (x86's KVM_X86_SW_PROTECTED_VM; on arm64,
     // where the series runs, kvm_arch_has_private_mem is is_protected_kvm_enabled(), -16-tabba).
     caps: overlay(PVM_6_18_CAPS, [
-      [239, 1],
-      [235, 3],
-      [244, 0],
+      [cap('GUEST_MEMFD_MAPPABLE'), 1],
+      [cap('VM_TYPES'), VM_TYPES_0_1],
+      [cap('GUEST_MEMFD_FLAGS'), 0],
     ]),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
     // -10-tabba kvm_vm_ioctl_check_extension_generic: "case KVM_CAP_GUEST_MEMFD_MAPPABLE: return
     // !kvm || kvm_arch_has_private_mem(kvm);": 1 on /dev/kvm and type 1, 0 on a type-0 VM.
-    vmTypeCaps: new Map([[0, new Map([[239, 0]])]]),
+    vmTypeCaps: new Map([[VM_DEFAULT, new Map([[cap('GUEST_MEMFD_MAPPABLE'), 0]])]]),
     conversion: rfcV5,
     // -11-tabba kvm_gmem_create: valid_flags |= GUEST_MEMFD_FLAG_INIT_MAPPABLE (1 << 0), nothing else.
     gmemFlags: 1n,
     ...PVM_RULES,
-    privateMemVmTypes: new Set([1]),
+    privateMemVmTypes: new Set([VM_SW_PROTECTED]),
   },
   'inplace-v8': {
     name: 'inplace-v8',
     apiVersion: 12,
     // v8 is tested on KVM_X86_SW_PROTECTED_VM (type 1) VMs (v8-31 gmem_conversions_do_setup).
     caps: overlay(PVM_6_18_CAPS, [
-      [235, 3],
-      [250, 8],
+      [cap('VM_TYPES'), VM_TYPES_0_1],
+      [GUEST_MEMFD_MEMORY_ATTRIBUTES, ATTRIBUTE_PRIVATE],
     ]),
     vmCaps: new Map(PVM_6_18_VM_CAPS),
     // v8-17: KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES (250 in v8) answers PRIVATE iff
     // gmem_in_place_conversion && (!kvm || kvm_arch_has_private_mem(kvm)): 0 on a type-0 VM.
-    vmTypeCaps: new Map([[0, new Map([[250, 0]])]]),
+    vmTypeCaps: new Map([[VM_DEFAULT, new Map([[GUEST_MEMFD_MEMORY_ATTRIBUTES, 0]])]]),
     conversion: inplaceV8,
     // v8-25: INIT_SHARED is allowed on VMs with private memory too when in-place conversion is on.
     gmemFlags: GMEM_FLAGS,
     ...PVM_RULES,
-    privateMemVmTypes: new Set([1]),
+    privateMemVmTypes: new Set([VM_SW_PROTECTED]),
   },
 };
 

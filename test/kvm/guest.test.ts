@@ -218,6 +218,61 @@ describeKvm('vm.guest on the real backend', () => {
     expect(map.read(0, 60).equals(expected)).toBe(true);
   });
 
+  it('orders calls as its simulator profile does (lib/core/guest-access.ts queues both)', async () => {
+    const scenario = async (k: Kvm) => {
+      const v = k.createVm();
+      try {
+        const g = v.createGuestMemfd({ size: 0x10000, mmap: true, initShared: true });
+        const map = g.map();
+        v.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: 0x10000, guestMemfd: g, userspace: map });
+        v.setMemoryRegion({ slot: 1, guestPhysAddr: 0x100000, size: 0x10000, userspace: map, readonly: true });
+        // The access runs after the code that made the call.
+        const w = v.guest.write(0, Buffer.from('guest'));
+        map.write(0, Buffer.from('host!'));
+        await w;
+        const afterCall = map.read(0, 5).toString();
+        const first = v.guest.read(0, 1);
+        map.write(0, Buffer.of(1));
+        const second = v.guest.read(0, 1);
+        map.write(0, Buffer.of(2));
+        const interleaved = [...(await first), ...(await second)];
+        // One at a time in call order, a rejected access too; bad arguments at once.
+        const settled: string[] = [];
+        const track = (name: string, p: Promise<unknown>) =>
+          p.then(
+            () => settled.push(name),
+            (e: Error) => settled.push(`${name}: ${e.name}`),
+          );
+        await Promise.all([
+          track('write a', v.guest.write(0, Buffer.from('a'))),
+          track('read-only write', v.guest.write(0x100000, Buffer.from('x'))),
+          track('write b', v.guest.write(0, Buffer.from('b'))),
+          track('read', v.guest.read(0, 1)),
+          track('bad', v.guest.read(-1, 1)),
+        ]);
+        const last = map.read(0, 1).toString();
+        const pending = v.guest.read(0, 1);
+        v.close();
+        const closed = await pending.then(
+          () => 'read',
+          (e: Error) => e.name,
+        );
+        return { afterCall, interleaved, settled, last, closed };
+      } finally {
+        v.close();
+      }
+    };
+    const { got, want } = await onKernelAndProfile(kvm, scenario);
+    expect(got).toEqual(want);
+    expect(got).toEqual({
+      afterCall: 'guest',
+      interleaved: [2, 2],
+      settled: ['bad: RangeError', 'write a', 'read-only write: GuestMemoryFault', 'write b', 'read'],
+      last: 'b',
+      closed: 'ClosedError',
+    });
+  });
+
   it('bad arguments are refused before any guest runs; a closed VM gives ClosedError', async () => {
     sharedSlot(0, 0, 0x10000);
     const type = { code: 'ERR_INVALID_ARG_TYPE' };

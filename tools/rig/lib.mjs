@@ -16,8 +16,27 @@ export const USAGE = `usage: npm run rig -- [options] <kernel> <command...>
 
 export class RigUsageError extends Error {}
 
-/** Splits `[options] <kernel> <command...>`; options stop at the kernel's name or at `--`. */
+/**
+ * What `parseArgs` returns. `kernel` is null only with `help`, which stops the parse.
+ * @typedef {object} RigOptions
+ * @property {number} timeout seconds of wall time before QEMU is killed
+ * @property {string} mem guest memory, QEMU syntax
+ * @property {boolean} install whether missing host packages may be installed with apt-get
+ * @property {boolean} verbose stream the guest's console
+ * @property {boolean} buildOnly custom kernel: build and stop
+ * @property {Record<string, string>} env variables for the command (--env)
+ * @property {string | null} kernel a key of KERNELS
+ * @property {string[]} command the command to run inside the guest
+ * @property {boolean} [help] --help was given
+ */
+
+/**
+ * Splits `[options] <kernel> <command...>`; options stop at the kernel's name or at `--`.
+ * @param {string[]} argv
+ * @returns {RigOptions}
+ */
 export function parseArgs(argv) {
+  /** @type {RigOptions} */
   const o = {
     timeout: 900,
     mem: '3G',
@@ -63,9 +82,10 @@ export function parseArgs(argv) {
     } else throw new RigUsageError(`unknown option '${a}'`);
   }
   if (i >= argv.length) throw new RigUsageError('no kernel named');
-  o.kernel = argv[i++];
-  if (!(o.kernel in KERNELS))
-    throw new RigUsageError(`unknown kernel '${o.kernel}' (known: ${Object.keys(KERNELS).join(', ')})`);
+  const kernel = argv[i++];
+  if (!(kernel in KERNELS))
+    throw new RigUsageError(`unknown kernel '${kernel}' (known: ${Object.keys(KERNELS).join(', ')})`);
+  o.kernel = kernel;
   o.command = argv.slice(i);
   if (o.command.length === 0 && !o.buildOnly) throw new RigUsageError(`no command to run inside ${o.kernel}`);
   if (o.buildOnly && o.kernel !== 'custom') throw new RigUsageError('--build-only is for the custom kernel');

@@ -46,9 +46,16 @@ function cacheRoot() {
 }
 
 // Every host command is bounded too (apt on a dead mirror, a wedged build): 15 min, builds 75.
+/**
+ * Runs a host command to its end; throws a RigError naming it when it fails or times out.
+ * @param {string} cmd
+ * @param {string[]} args
+ * @param {{ quiet?: boolean, env?: NodeJS.ProcessEnv, cwd?: string, nice?: boolean, timeoutS?: number }} [opts]
+ *   quiet: capture the output (and quote its end on failure) instead of inheriting the terminal
+ * @returns {string} the command's stdout (empty when not quiet)
+ */
 function run(cmd, args, { quiet = true, env, cwd, nice = false, timeoutS = 900 } = {}) {
-  const argv = nice ? ['nice', ['-n', '10', cmd, ...args]] : [cmd, args];
-  const r = spawnSync(argv[0], argv[1], {
+  const r = spawnSync(nice ? 'nice' : cmd, nice ? ['-n', '10', cmd, ...args] : args, {
     encoding: 'utf8',
     maxBuffer: 256 << 20,
     env: env ?? process.env,
@@ -57,9 +64,11 @@ function run(cmd, args, { quiet = true, env, cwd, nice = false, timeoutS = 900 }
     timeout: timeoutS * 1000,
     killSignal: 'SIGKILL',
   });
-  if (r.error?.code === 'ETIMEDOUT')
+  // spawnSync's error is a system error (ErrnoException): its code tells a timeout apart.
+  const error = /** @type {NodeJS.ErrnoException | undefined} */ (r.error);
+  if (error?.code === 'ETIMEDOUT')
     throw new RigError(`${cmd} ${args.slice(0, 3).join(' ')}... did not finish in ${timeoutS} s; killed`);
-  if (r.error) throw new RigError(`${cmd}: ${r.error.message}`);
+  if (error) throw new RigError(`${cmd}: ${error.message}`);
   if (r.status !== 0)
     throw new RigError(
       `${cmd} ${args.join(' ')} failed (status ${r.status})${quiet ? `:\n${(r.stderr || r.stdout || '').trim().split('\n').slice(-15).join('\n')}` : ''}`,
@@ -222,18 +231,19 @@ function debianKernel(cache, apt, name) {
   fetchUnpack(apt, pkgs, path.join(dir, 'root'));
   const root = path.join(dir, 'root');
   // 6.x images keep boot/vmlinuz-REL and /lib/modules; 7.x ones usr/lib/modules/REL/vmlinuz.
-  let kernel = null,
-    release = null;
+  /** @type {{ kernel: string, release: string } | null} */
+  let found = null;
   const boot = listDir(path.join(root, 'boot')).find((f) => f.startsWith('vmlinuz-'));
-  if (boot) [kernel, release] = [path.join(root, 'boot', boot), boot.slice('vmlinuz-'.length)];
+  if (boot) found = { kernel: path.join(root, 'boot', boot), release: boot.slice('vmlinuz-'.length) };
   const modBase = fs.existsSync(path.join(root, 'lib', 'modules'))
     ? path.join(root, 'lib', 'modules')
     : path.join(root, 'usr', 'lib', 'modules');
   for (const rel of listDir(path.join(root, 'usr', 'lib', 'modules'))) {
-    if (!kernel && fs.existsSync(path.join(root, 'usr', 'lib', 'modules', rel, 'vmlinuz')))
-      [kernel, release] = [path.join(root, 'usr', 'lib', 'modules', rel, 'vmlinuz'), rel];
+    if (!found && fs.existsSync(path.join(root, 'usr', 'lib', 'modules', rel, 'vmlinuz')))
+      found = { kernel: path.join(root, 'usr', 'lib', 'modules', rel, 'vmlinuz'), release: rel };
   }
-  if (!kernel) throw new RigError(`${pkgs.join(' ')} hold no vmlinuz (looked in boot/ and usr/lib/modules/*/)`);
+  if (!found) throw new RigError(`${pkgs.join(' ')} hold no vmlinuz (looked in boot/ and usr/lib/modules/*/)`);
+  const { kernel, release } = found;
   const modDir = path.join(modBase, release);
   // Debian generates modules.dep at install time (depmod in postinst); dpkg -x does not run it.
   if (!fs.existsSync(path.join(modDir, 'modules.dep'))) {
@@ -366,11 +376,13 @@ function boot(o, k, initrd) {
   qemu.stderr.on('data', onConsole);
   // Forward what the command wrote so far (9p with cache=none writes through to the host file).
   const offsets = { stdout: 0, stderr: 0 };
+  /** @type {Array<['stdout' | 'stderr', NodeJS.WriteStream]>} */
+  const sinks = [
+    ['stdout', process.stdout],
+    ['stderr', process.stderr],
+  ];
   const pump = () => {
-    for (const [f, sink] of [
-      ['stdout', process.stdout],
-      ['stderr', process.stderr],
-    ]) {
+    for (const [f, sink] of sinks) {
       let fd;
       try {
         fd = fs.openSync(path.join(job, f), 'r');
