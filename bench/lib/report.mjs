@@ -171,3 +171,39 @@ export function median(xs) {
   const n = s.length;
   return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
+
+/** The ids of the speed goals the README's goals table shows, in its order. */
+export const GOAL_IDS = [
+  'guest.read-gbps',
+  'guest.read-first-gbps',
+  'kvm.check-extension',
+  'kvm.io-exit-roundtrip',
+  'kvm.io-exit-roundtrip-sync',
+  'sim.page-op',
+  'sim.states-page',
+  'mapping.read-gbps',
+  'mapping.write-gbps',
+];
+
+/**
+ * The README's goals table (Markdown) from a run's results: each goal with its value, the
+ * baseline measured in the same run, their ratio and whether the goal held. A ratio goal is on
+ * the ratio, a value goal on the value (the ratio then only shows the distance to the baseline).
+ */
+export function goalsMarkdown(results) {
+  const byId = new Map(results.map((r) => [r.id, r]));
+  const rows = ['| figure | value | baseline (same run) | ratio | goal | |', '|---|---|---|---|---|---|'];
+  for (const id of GOAL_IDS) {
+    const r = byId.get(id);
+    if (!r) throw new Error(`goalsMarkdown: no result ${id}`);
+    const base = r.baseline ? byId.get(r.baseline) : undefined;
+    const baseCell = base ? `\`${base.id}\` ${formatValue(base.value, base.unit)}` : (r.baseline ?? '');
+    const goal = r.valueGoal ? `${r.valueGoal} ${r.unit}` : r.goal ? `ratio ${r.goal}` : '';
+    const verdict = r.skipped ? `skipped: ${r.skipped}` : r.goalMet === undefined ? '' : r.goalMet ? 'met' : '**missed**';
+    const spread = r.spread ? ` (${formatValue(r.spread.min, r.unit)} – ${formatValue(r.spread.max, r.unit)})` : '';
+    rows.push(
+      `| \`${id}\` | ${formatValue(r.value, r.unit)}${spread} | ${baseCell} | ${formatRatio(r.ratio)} | ${goal.replace('<=', '≤').replace('>=', '≥')} | ${verdict} |`,
+    );
+  }
+  return rows.join('\n');
+}
