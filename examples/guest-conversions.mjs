@@ -6,7 +6,11 @@
 //   node examples/guest-conversions.mjs   (a kernel that converts: VM type 1 with
 //   KVM_SET_MEMORY_ATTRIBUTES, as in the rig, or guest_memfd in-place conversion; it says why it
 //   skips elsewhere)
-import { ConversionLoop, HostAccessError, createGuest, formatEvent, open } from 'kvm-gmem';
+// gcc under the rig's software emulation takes minutes: compile on the host first, then run the ELF:
+//   node examples/guest-conversions.mjs --write-elf /tmp/gc.elf
+//   npm run rig -- custom node examples/guest-conversions.mjs --elf /tmp/gc.elf
+import { readFileSync, writeFileSync } from 'node:fs';
+import { ConversionLoop, HostAccessError, compileGuest, createGuest, formatEvent, open, programArea } from 'kvm-gmem';
 
 const DATA = 0x1000_0000; // the converted range: 16 pages at 256 MiB
 const PAGES = 16;
@@ -29,6 +33,21 @@ void guest_main(void)
 	GUEST_DONE();
 }
 `;
+
+// The builder's default long-mode region (0x40000000, 4 MiB) is where the ELF is linked to run.
+const area = programArea('long', 0x4000_0000n, 0x40_0000n);
+const flag = (name) => {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? undefined : process.argv[i + 1];
+};
+const writeElf = flag('--write-elf');
+if (writeElf) {
+  writeFileSync(writeElf, await compileGuest(guestCode, { loadAddress: area.load, limit: area.limit }));
+  console.log(`wrote ${writeElf}`);
+  process.exit(0);
+}
+const elf = flag('--elf');
+const program = elf ? { elf: readFileSync(elf) } : { c: guestCode };
 
 const kvm = open({ backend: 'kvm' });
 /** @type {(why: string) => never} */
@@ -74,7 +93,7 @@ shared.fill(0, SIZE, 0xaa);
 const guest = await createGuest(vm, {
   slot: 1,
   cpl: 0,
-  program: { c: guestCode },
+  program,
   ...(donor !== vm ? { memoryVm: donor, memory: 'plain' } : {}),
 });
 

@@ -8,6 +8,15 @@
 //     §3; the simulator's 'inplace-v8' and 'rfc-v5' profiles): gm.share / gm.unshare of the file
 //     range behind each gpa, found through the regions the caller names.
 // A kernel with neither is an UnsupportedError when the loop is made, never a silent no-op.
+//
+// A memory fault is a conversion request only where its PRIVATE flag says how the guest accessed
+// the gpa (SNP: the C-bit, svm.c npf_interception; TDX: the shared bit). On x86's
+// KVM_X86_SW_PROTECTED_VM (type 1) the flag is the gpa's current attribute: kvm_mmu_page_fault
+// (mmu.c) sets PFERR_PRIVATE_ACCESS from kvm_mem_is_private, "the source of truth for such VMs".
+// Such a fault says the slot cannot serve that state (a private gpa in a slot without guest_memfd,
+// kvm_mmu_faultin_pfn_gmem; or in no slot, kvm_handle_noslot_fault): converting to it changes
+// nothing and the vCPU would fault again at once, so the loop hands it back to the caller.
+// (Measured on the rig's custom 7.3 kernel: conv.guest-memory-fault, cases-private-guest.ts.)
 import { CAPS, FLAGS, constants } from '../constants.js';
 import { KvmError, UnsupportedError, argTypeError } from '../errors.js';
 import type { GuestMemfd, Kvm, U64, Vcpu, VcpuExit, Vm } from '../types.js';
@@ -55,9 +64,19 @@ export interface ConversionOptions {
 }
 
 const HC_MAP_GPA_RANGE = constants.hypercalls.KVM_HC_MAP_GPA_RANGE!;
+const KVM_X86_SW_PROTECTED_VM = 1;
 const EPERM = 1;
 const EINVAL = 22;
 const KEYS = new Set(['mechanism', 'regions', 'enableHypercallExit', 'onRequest', 'onConverted']);
+
+/**
+ * Whether a memory fault on this VM names the state the guest accessed (a request) rather than
+ * the gpa's current attribute (type 1 on x86, above). The simulator's 'rfc-v5' stands for arm64,
+ * where type 1 is a protected VM and faults are requests.
+ */
+export function faultsAreRequests(kvm: Kvm, vm: Vm): boolean {
+  return vm.type !== KVM_X86_SW_PROTECTED_VM || kvm.profile === 'rfc-v5';
+}
 
 /** The mechanism a kernel (or simulator profile) converts with, or null. */
 export function conversionMechanism(kvm: Kvm, vm: Vm): ConversionMechanismName | null {
@@ -78,6 +97,7 @@ export class ConversionLoop {
   #regions: { gpa: bigint; size: bigint; file: GuestMemfd; offset: bigint }[];
   #onRequest: ConversionOptions['onRequest'];
   #onConverted: ConversionOptions['onConverted'];
+  #faultsAreRequests: boolean;
 
   constructor(
     readonly kvm: Kvm,
@@ -149,11 +169,13 @@ export class ConversionLoop {
     }
     this.#onRequest = onRequest;
     this.#onConverted = onConverted;
+    this.#faultsAreRequests = faultsAreRequests(kvm, vm);
   }
 
   /**
    * Answers one exit if it is a conversion request: true when answered (the vCPU may run on);
-   * false for any other exit, and for a memory fault the hook refused (nothing can answer it).
+   * false for any other exit, for a memory fault the hook refused (nothing can answer it), and for
+   * a memory fault on a type-1 VM (no request: its flag is the current attribute; see above).
    * A hypercall's result goes to the guest as `exit.ret` (0, or -errno).
    */
   async handle(exit: VcpuExit): Promise<boolean> {
@@ -161,7 +183,7 @@ export class ConversionLoop {
     if (exit.reason === 'hypercall' && exit.nr === HC_MAP_GPA_RANGE && exit.mapGpaRange) {
       const m = exit.mapGpaRange;
       req = { source: 'hypercall', gpa: m.gpa, size: m.size, private: m.private, exit };
-    } else if (exit.reason === 'memory_fault') {
+    } else if (exit.reason === 'memory_fault' && this.#faultsAreRequests) {
       req = { source: 'memory_fault', gpa: exit.gpa, size: exit.size, private: exit.private, exit };
     } else {
       return false;

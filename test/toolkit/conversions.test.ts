@@ -16,6 +16,7 @@ import {
   type VcpuExit,
   type Vm,
 } from '../../lib/index.js';
+import { kvmError } from '../../lib/errors.js';
 import { describeKvm } from '../helpers/kvm.js';
 
 const P = 4096;
@@ -43,10 +44,19 @@ const fault = (gpa: number, size: number, priv: boolean): VcpuExit => ({
 });
 const fakeVcpu = (exits: VcpuExit[]) => ({ run: async () => exits.shift() ?? { reason: 'hlt' as const } });
 
-function simSetup(): { kvm: Kvm; vm: Vm; gm: GuestMemfd; states: () => string } {
-  const kvm = open({ backend: 'sim', profile: 'inplace-v8' });
-  const vm = kvm.createVm({ type: 1 }); // v8 converts only on a VM with private memory (kvm_arch_has_private_mem)
-  const gm = vm.createGuestMemfd({ size: 16 * P, mmap: true, initShared: true });
+function simSetup(profile: 'inplace-v8' | 'rfc-v5' = 'inplace-v8'): {
+  kvm: Kvm;
+  vm: Vm;
+  gm: GuestMemfd;
+  states: () => string;
+} {
+  const kvm = open({ backend: 'sim', profile });
+  const vm = kvm.createVm({ type: 1 }); // both convert only on a VM with private memory (kvm_arch_has_private_mem)
+  const gm = vm.createGuestMemfd({
+    size: 16 * P,
+    mmap: true,
+    ...(profile === 'inplace-v8' ? { initShared: true } : {}),
+  });
   vm.setMemoryRegion({ slot: 1, guestPhysAddr: DATA, size: 16 * P, guestMemfd: gm, guestMemfdOffset: 0 });
   const states = () =>
     gm
@@ -77,8 +87,8 @@ describe('ConversionLoop (port-level fake vCPU, simulated guest_memfd)', () => {
     ]);
   });
 
-  it('a memory fault converts its range to the state the guest wanted and the vCPU runs on', async () => {
-    const { kvm, vm, gm, states } = simSetup();
+  it('a memory fault converts its range to the state the guest wanted and the vCPU runs on (rfc-v5: arm64)', async () => {
+    const { kvm, vm, gm, states } = simSetup('rfc-v5');
     const seen: unknown[] = [];
     const loop = new ConversionLoop(kvm, vm, {
       regions: regionsOf(gm),
@@ -90,8 +100,24 @@ describe('ConversionLoop (port-level fake vCPU, simulated guest_memfd)', () => {
     expect(seen).toEqual([[DATA + P, 'converted']]);
   });
 
-  it('the hook refuses: the hypercall gets -EPERM, the fault is handed back, nothing converts', async () => {
+  it('x86 type 1: a memory fault is no request (its flag is the attribute): handed back, not logged, nothing converts', async () => {
     const { kvm, vm, gm, states } = simSetup();
+    const asked: unknown[] = [];
+    const loop = new ConversionLoop(kvm, vm, {
+      regions: regionsOf(gm),
+      enableHypercallExit: false,
+      onRequest: (r) => void asked.push(r.source),
+    });
+    const f = fault(DATA + P, P, true);
+    expect(await loop.handle(f)).toBe(false);
+    expect(await loop.run(fakeVcpu([mapGpaRange(DATA, 1, true), f]))).toBe(f);
+    expect(asked).toEqual(['hypercall']);
+    expect(loop.log.map((r) => r.source)).toEqual(['hypercall']);
+    expect(states()).toBe('0+1:private 1+15:shared');
+  });
+
+  it('the hook refuses: the hypercall gets -EPERM, the fault is handed back, nothing converts', async () => {
+    const { kvm, vm, gm, states } = simSetup('rfc-v5');
     const asked: unknown[] = [];
     const loop = new ConversionLoop(kvm, vm, {
       regions: regionsOf(gm),
@@ -107,7 +133,7 @@ describe('ConversionLoop (port-level fake vCPU, simulated guest_memfd)', () => {
     expect(states()).toBe('0+16:shared');
   });
 
-  it('a range outside the regions is -EINVAL; a held page going private is -EAGAIN, and a fault there throws', async () => {
+  it('a range outside the regions is -EINVAL; a held page going private is -EAGAIN', async () => {
     const { kvm, vm, gm, states } = simSetup();
     const loop = new ConversionLoop(kvm, vm, { regions: regionsOf(gm), enableHypercallExit: false });
     const outside = mapGpaRange(DATA + 15 * P, 2, true);
@@ -118,15 +144,17 @@ describe('ConversionLoop (port-level fake vCPU, simulated guest_memfd)', () => {
     await loop.handle(busy);
     expect(busy).toMatchObject({ ret: U64(-11) });
     expect(loop.log.at(-1)).toMatchObject({ outcome: 'failed', error: expect.any(ConversionBusyError) });
-    await expect(loop.handle(fault(DATA + 4 * P, P, true))).rejects.toBeInstanceOf(ConversionBusyError);
     hold.release();
     expect(states()).toBe('0+16:shared');
   });
 
-  it('vm-attributes: KVM_SET_MEMORY_ATTRIBUTES on the VM, after enabling the hypercall exit', async () => {
+  it.each([
+    [1, 'handed back'],
+    [4, 'converted'],
+  ] as const)('vm-attributes: KVM_SET_MEMORY_ATTRIBUTES on the VM (type %i: a fault is %s)', async (type, what) => {
     const calls: unknown[] = [];
     const vm = {
-      type: 1,
+      type, // 4: KVM_X86_SNP_VM, where a fault's PRIVATE flag is the guest's C-bit (svm.c npf_interception)
       checkExtension: (cap: number) => (cap === 233 ? 8 : cap === 201 ? 1 << 12 : 0),
       enableCap: (cap: number, args: bigint[]) => (calls.push(['enableCap', cap, args]), 0),
       setMemoryAttributes: (gpa: number, size: number, a: { private: boolean }) =>
@@ -134,12 +162,29 @@ describe('ConversionLoop (port-level fake vCPU, simulated guest_memfd)', () => {
     } as unknown as Vm;
     const loop = new ConversionLoop({ profile: 'vm-attributes', backend: 'kvm' } as Kvm, vm);
     expect(loop.mechanism).toBe('vm-attributes');
-    await loop.run(fakeVcpu([mapGpaRange(0x2000, 2, true), fault(0x2000, P, false)]));
+    const f = fault(0x2000, P, false);
+    const stop = await loop.run(fakeVcpu([mapGpaRange(0x2000, 2, true), f]));
+    expect(stop).toEqual(what === 'converted' ? { reason: 'hlt' } : f);
     expect(calls).toEqual([
       ['enableCap', 201, [4096n]],
       ['attributes', 0x2000, 2 * P, true],
-      ['attributes', 0x2000, P, false],
+      ...(what === 'converted' ? [['attributes', 0x2000, P, false]] : []),
     ]);
+  });
+
+  it('a fault whose conversion the kernel refuses throws its error (type 4, a fake VM)', async () => {
+    const vm = {
+      type: 4,
+      checkExtension: (cap: number) => (cap === 233 ? 8 : 0),
+      setMemoryAttributes: () => {
+        throw kvmError('EAGAIN', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES');
+      },
+    } as unknown as Vm;
+    const loop = new ConversionLoop({ profile: 'vm-attributes', backend: 'kvm' } as Kvm, vm, {
+      enableHypercallExit: false,
+    });
+    await expect(loop.handle(fault(0x2000, P, true))).rejects.toMatchObject({ code: 'EAGAIN' });
+    expect(loop.log).toMatchObject([{ source: 'memory_fault', outcome: 'failed' }]);
   });
 
   it('no mechanism, a VM without the private attribute, bad options: typed errors', () => {

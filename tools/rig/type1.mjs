@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The VM type 1 (KVM_X86_SW_PROTECTED_VM) cases, held to what the kernel must answer
-// (lib/conformance/cases-private.ts). Run inside the rig's custom kernel:
+// (lib/conformance/cases-private.ts and cases-private-guest.ts). Run inside the rig's custom kernel:
 //   npm run rig -- custom node tools/rig/type1.mjs
 // Exit 0 when every case ran and matched; 1 on a difference or a crash; 2 when type 1 is missing
 // here; 3 when a case hung and nothing differed (the helper vCPU of a type-1 VM never came back
@@ -13,12 +13,19 @@ const { open } = await import(pathToFileURL(path.join(dist, 'index.js')).href);
 const { canonical, privateCases, privateExpectations, runCases } = await import(
   pathToFileURL(path.join(dist, 'conformance', 'index.js')).href
 );
+// Guests driven through lib/toolkit's ConversionLoop (KVM_HC_MAP_GPA_RANGE, KVM_EXIT_MEMORY_FAULT).
+const { privateGuestCases, privateGuestExpectations } = await import(
+  pathToFileURL(path.join(dist, 'conformance', 'cases-private-guest.js')).href
+);
+// KVM_GMEM_TYPE1_ONLY=<id,id,...>: only those cases (a short boot while iterating on one).
+const only = process.env.KVM_GMEM_TYPE1_ONLY?.split(',').filter(Boolean);
+const all = [...privateCases, ...privateGuestCases].filter((c) => !only || only.includes(c.id));
 
 const kvm = open({ backend: 'kvm' });
 let status = 0;
 try {
-  const want = privateExpectations();
-  for (const r of await runCases(kvm, privateCases)) {
+  const want = { ...privateExpectations(), ...privateGuestExpectations() };
+  for (const r of await runCases(kvm, all)) {
     if (r.status !== 'ran') {
       console.log(`type1 ${r.id}: ${r.status}: ${r.reason}`);
       const code = r.status === 'n/s' ? 2 : r.status === 'timeout' ? 3 : 1;
