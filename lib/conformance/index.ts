@@ -13,6 +13,7 @@ import { slotCases } from './cases-slots.js';
 export * from './case.js';
 export * from './matrix.js';
 export { privateCases, privateExpectations, privateVm } from './cases-private.js';
+export { privateGuestCases, privateGuestExpectations } from './cases-private-guest.js';
 
 export const cases: readonly Case[] = [
   ...createCases,
