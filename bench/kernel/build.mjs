@@ -103,14 +103,22 @@ function ensurePackages(log) {
     throw new Error(`${TARBALL} or liburcu-dev is missing; as root run: ${APT_COMMAND}`);
   }
   log(`installing ${PACKAGE} and liburcu-dev (${APT_COMMAND})`);
-  const r = spawnSync('apt-get', ['install', '-y', PACKAGE, 'liburcu-dev'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    encoding: 'utf8',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
+  const apt = (/** @type {string[]} */ args) =>
+    spawnSync('apt-get', args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  let r = apt(['install', '-y', PACKAGE, 'liburcu-dev']);
+  // A fresh machine's package lists may be empty or stale: refresh them once and ask again.
+  if (r.status !== 0) {
+    log('apt-get install failed; running apt-get update and trying again');
+    apt(['update']);
+    r = apt(['install', '-y', PACKAGE, 'liburcu-dev']);
+  }
   if (r.status !== 0 || !existsSync(TARBALL)) {
     throw new Error(
-      `${APT_COMMAND} failed (run apt-get update first?): ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`,
+      `${APT_COMMAND} failed, also after apt-get update: ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`,
     );
   }
 }
