@@ -74,6 +74,23 @@ export function compileBaselines(srcDir, extras = []) {
       args: ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'kvm_c.c'), '-pthread'],
     },
     {
+      // A .node file: loaded by the benchmark, never run as a program.
+      name: 'napi_check.node',
+      cmd: 'cc',
+      args: [
+        '-std=gnu11',
+        '-O2',
+        '-Wall',
+        '-Wextra',
+        '-Werror',
+        '-shared',
+        '-fPIC',
+        '-I',
+        path.resolve(process.execPath, '../../include/node'),
+        path.join(srcDir, 'napi_check.c'),
+      ],
+    },
+    {
       name: 'guest_copy_c',
       cmd: 'cc',
       args: ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', path.join(srcDir, 'guest_copy_c.c')],

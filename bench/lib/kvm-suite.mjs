@@ -1,6 +1,7 @@
 // The real kernel: one ioctl, the KVM_RUN loop and guest_memfd copies, JS against C doing the same.
 // C and JS rounds alternate so a busy neighbour slows both sides alike; each side's figure is the
 // median of its rounds.
+import { createRequire } from 'node:module';
 import { median, skipped } from './report.mjs';
 import { runJsonLines, timeAsyncOp, timeOp } from './harness.mjs';
 import { reason } from './suites.mjs';
@@ -92,8 +93,35 @@ async function checkExtension(ctx) {
     goal: '<= 1.1',
     note: `kvm.checkExtension(${GMEM_FLAGS_CAP}) on the system fd, median of batches of 1000`,
   };
-  if (ctx.kvmReason) return skipAll(ctx, [js, c], ctx.kvmReason);
-  const [cs, jss] = await alternate(ROUNDS, [
+  // The floor of any N-API binding, measured beside them: a plain N-API function doing only the
+  // ioctl, and the same ioctl looped in C inside this process (bench/baselines/napi_check.c).
+  const napi = {
+    id: 'napi.check-extension',
+    unit: 'ns',
+    baseline: c.id,
+    note: 'a plain N-API function doing only the ioctl (no checks), from JS, the median batch of 1000: the floor of any binding',
+  };
+  const inNode = {
+    id: 'c.check-extension-in-node',
+    unit: 'ns',
+    baseline: c.id,
+    note: 'the same ioctl looped in C inside the Node process (napi_check.c loop), the median batch of 1000',
+  };
+  if (ctx.kvmReason) return skipAll(ctx, [js, c, napi, inNode], ctx.kvmReason);
+  /** @type {{ open(path: string): number, check(cap: number): number, loop(n: number, cap: number): number } | undefined} */
+  let floor;
+  let floorError = null;
+  try {
+    if (!ctx.bin['napi_check.node'])
+      throw new Error(`napi_check.c did not compile: ${ctx.binErrors['napi_check.node']}`);
+    const loaded = createRequire(import.meta.url)(ctx.bin['napi_check.node']);
+    if (loaded.open('/dev/kvm') < 0) throw new Error('napi_check: open /dev/kvm failed');
+    floor = loaded;
+  } catch (e) {
+    floorError = e;
+  }
+  const opts = { batch: 1000, time: ctx.quick ? 150 : 600 };
+  const [cs, jss, ns] = await alternate(ROUNDS, [
     cSide(ctx, ['check', String(calls), '3'], (l) => ({ [c.id]: l[0].ns })),
     async () => {
       const kvm = realKvm(ctx);
@@ -104,9 +132,19 @@ async function checkExtension(ctx) {
         }),
       };
     },
+    async () => {
+      if (floorError || !floor) throw floorError;
+      const f = floor;
+      return {
+        [napi.id]: await timeOp(napi.id, () => f.check(GMEM_FLAGS_CAP), opts),
+        [inNode.id]: (await timeOp(inNode.id, () => f.loop(1000, GMEM_FLAGS_CAP), { ...opts, batch: 1 })) / 1000,
+      };
+    },
   ]);
   record(ctx, jss, js);
   record(ctx, cs, c);
+  record(ctx, ns, napi, 'N-API floor unavailable: ');
+  record(ctx, ns, inNode, 'N-API floor unavailable: ');
 }
 
 async function ioExit(ctx) {

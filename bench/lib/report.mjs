@@ -123,7 +123,8 @@ export function requiredIds() {
   for (const s of SIZES) ids.push(`convert.extent-map.${s.key}`, `convert.per-page.${s.key}`);
   ids.push('convert.per-page-floor.1tib');
   ids.push('fragmented.random-page-op', 'fragmented.bytes-per-extent', 'sim.page-op', 'sim.states-page');
-  ids.push('kvm.check-extension', 'c.check-extension', 'kvm.io-exit-roundtrip', 'c.io-exit-roundtrip');
+  ids.push('kvm.check-extension', 'c.check-extension', 'napi.check-extension', 'c.check-extension-in-node');
+  ids.push('kvm.io-exit-roundtrip', 'c.io-exit-roundtrip');
   ids.push('mapping.read-gbps', 'mapping.write-gbps', 'c.memcpy-read-gbps', 'c.memcpy-write-gbps');
   ids.push('guest.read-gbps', 'guest.read-first-gbps', 'c.guest-copy-gbps', 'c.guest-copy-first-gbps');
   return ids;
@@ -141,7 +142,7 @@ export function reportOrder() {
     'fragmented.bytes-per-extent',
   );
   ids.push('sim.page-op', 'sim.states-page');
-  ids.push('kvm.check-extension', 'c.check-extension');
+  ids.push('kvm.check-extension', 'c.check-extension', 'napi.check-extension', 'c.check-extension-in-node');
   ids.push('kvm.io-exit-roundtrip', 'kvm.io-exit-roundtrip-sync', 'c.io-exit-roundtrip');
   ids.push('mapping.read-gbps', 'c.memcpy-read-gbps', 'mapping.write-gbps', 'c.memcpy-write-gbps');
   ids.push('guest.read-gbps', 'c.guest-copy-gbps', 'guest.read-first-gbps', 'c.guest-copy-first-gbps');
@@ -177,6 +178,8 @@ export const GOAL_IDS = [
   'guest.read-gbps',
   'guest.read-first-gbps',
   'kvm.check-extension',
+  'napi.check-extension',
+  'c.check-extension-in-node',
   'kvm.io-exit-roundtrip',
   'kvm.io-exit-roundtrip-sync',
   'sim.page-op',
@@ -199,7 +202,13 @@ export function goalsMarkdown(results) {
     const base = r.baseline ? byId.get(r.baseline) : undefined;
     const baseCell = base ? `\`${base.id}\` ${formatValue(base.value, base.unit)}` : (r.baseline ?? '');
     const goal = r.valueGoal ? `${r.valueGoal} ${r.unit}` : r.goal ? `ratio ${r.goal}` : '';
-    const verdict = r.skipped ? `skipped: ${r.skipped}` : r.goalMet === undefined ? '' : r.goalMet ? 'met' : '**missed**';
+    const verdict = r.skipped
+      ? `skipped: ${r.skipped}`
+      : r.goalMet === undefined
+        ? ''
+        : r.goalMet
+          ? 'met'
+          : '**missed**';
     const spread = r.spread ? ` (${formatValue(r.spread.min, r.unit)} – ${formatValue(r.spread.max, r.unit)})` : '';
     rows.push(
       `| \`${id}\` | ${formatValue(r.value, r.unit)}${spread} | ${baseCell} | ${formatRatio(r.ratio)} | ${goal.replace('<=', '≤').replace('>=', '≥')} | ${verdict} |`,

@@ -1,0 +1,69 @@
+// The floor of any N-API binding of KVM_CHECK_EXTENSION: a plain N-API function doing only the
+// ioctl (no argument checks, no closed check, no errors), and the same ioctl looped in C inside the
+// Node process. Loaded by the benchmark as a .node file, compiled in the same run against the
+// headers of the Node that runs it. open(path) opens the fd; check(cap) is one ioctl; loop(n, cap)
+// is n ioctls in C, returning their sum.
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <node_api.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+static int kvm_fd = -1;
+
+static double arg_double(napi_env env, napi_callback_info info, size_t i) {
+  size_t argc = 2;
+  napi_value argv[2] = {NULL, NULL};
+  double d = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (i < argc) napi_get_value_double(env, argv[i], &d);
+  return d;
+}
+
+static napi_value number(napi_env env, double d) {
+  napi_value out;
+  napi_create_double(env, d, &out);
+  return out;
+}
+
+static napi_value open_kvm(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  char path[256] = {0};
+  size_t len = 0;
+  napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
+  napi_get_value_string_utf8(env, arg, path, sizeof path, &len);
+  if (kvm_fd >= 0) close(kvm_fd);
+  kvm_fd = open(path, O_RDWR | O_CLOEXEC);
+  return number(env, kvm_fd);
+}
+
+static napi_value check(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  double cap = 0;
+  napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
+  napi_get_value_double(env, arg, &cap);
+  return number(env, (double)ioctl(kvm_fd, KVM_CHECK_EXTENSION, (unsigned long)cap));
+}
+
+static napi_value loop(napi_env env, napi_callback_info info) {
+  long n = (long)arg_double(env, info, 0);
+  unsigned long cap = (unsigned long)arg_double(env, info, 1);
+  long sum = 0;
+  for (long i = 0; i < n; i++) sum += ioctl(kvm_fd, KVM_CHECK_EXTENSION, cap);
+  return number(env, (double)sum);
+}
+
+NAPI_MODULE_INIT() {
+  const struct {
+    const char* name;
+    napi_callback cb;
+  } fns[] = {{"open", open_kvm}, {"check", check}, {"loop", loop}};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &f);
+    napi_set_named_property(env, exports, fns[i].name, f);
+  }
+  return exports;
+}
