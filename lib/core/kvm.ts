@@ -28,6 +28,8 @@ export class Kvm extends Owned implements KvmApi {
   }
 
   checkExtension(cap: number | string): number {
+    // The hot case first: a uint32 number on an open object (capNumber gives every other case its answer or error).
+    if (typeof cap === 'number' && cap >>> 0 === cap && !this.closed) return this.port.checkExtension(cap);
     ensureOpen(this.closed, 'Kvm');
     return this.port.checkExtension(capNumber(cap));
   }

@@ -12,13 +12,14 @@ export class KvmSystemPort implements SystemPort {
   readonly apiVersion: number;
   readonly native: NativeKvm;
   #mechanism: ConversionMechanism | undefined;
-  readonly #checkExtension: (cap: number) => number;
+  /** The addon's plain function itself (no wrapper frame: the hot path). */
+  readonly checkExtension: (cap: number) => number;
 
   constructor(readonly path: string) {
     this.native = new native.NativeKvm(path);
     try {
       this.apiVersion = this.native.apiVersion();
-      this.#checkExtension = this.native.checkExtensionFunction();
+      this.checkExtension = this.native.checkExtensionFunction();
     } catch (e) {
       // Not a KVM device (or the ioctl failed): never keep the fd we opened.
       this.native.close();
@@ -35,10 +36,6 @@ export class KvmSystemPort implements SystemPort {
       this.#mechanism = found;
     }
     return this.#mechanism;
-  }
-
-  checkExtension(cap: number): number {
-    return this.#checkExtension(cap);
   }
 
   createVm(type: number): VmPort {
