@@ -222,14 +222,14 @@ async function copies(ctx) {
     id: 'mapping.read-gbps',
     unit: 'GB/s',
     baseline: cr.id,
-    goal: '>= 0.8',
+    goal: '>= 0.9',
     note: 'mapping.readInto(0, 64 MiB Buffer): the SIGBUS-guarded copy',
   };
   const wr = {
     id: 'mapping.write-gbps',
     unit: 'GB/s',
     baseline: cw.id,
-    goal: '>= 0.8',
+    goal: '>= 0.9',
     note: 'mapping.write(0, 64 MiB Buffer): the SIGBUS-guarded copy',
   };
   if (ctx.kvmReason) return skipAll(ctx, [rd, wr, cr, cw], ctx.kvmReason);
