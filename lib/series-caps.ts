@@ -18,7 +18,10 @@ export const SERIES_CAPS: readonly SeriesCap[] = [
     by: 'RFC v5 (20250117163001.2326672-10-tabba@google.com)',
     mainline: 'ARM_WRITABLE_IMP_ID_REGS',
   },
-  // The number moved across the in-place series' revisions (246, 248, 249, 250); v8-17 has 250.
+  // The number moved across the in-place series' revisions (246, 248, 249, 250); v8-17 has 250. A
+  // post-v8 state has 251, and there 250 is KVM_CAP_ARM_PMU_V3_STRICT of its newer base (linux-cc
+  // 0ab685b29ab6); that number is not known to be mainline's, so no profile answers 251 and 250
+  // keeps no mainline reading (docs/research/series-rules.md §B.4).
   { cap: 250, series: 'GUEST_MEMFD_MEMORY_ATTRIBUTES', by: 'in-place conversion v8 (v8-17)', mainline: null },
 ];
 
