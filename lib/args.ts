@@ -1,5 +1,6 @@
 // Argument shaping shared by both backends: each public call's options turned into the values
 // its ioctl or syscall takes, checked once (lib/validate.ts has the checks themselves).
+import { constants as bufferConstants } from 'node:buffer';
 import { argRangeError, argTypeError } from './errors.js';
 import { CAPS, FLAGS, bitsOf } from './constants.js';
 import { EXTRA_CAP_NAMES, SERIES_CAPS, seriesCapLabel } from './series-caps.js';
@@ -184,4 +185,58 @@ export function attributesArgs(
   const a = options<{ private: boolean }>('attributes', attributes, ['private'], true);
   const priv = optBool('attributes.private', a.private);
   return { gpa: u64('gpa', gpa), size: u64('size', size), private: priv };
+}
+
+/**
+ * The longest vm.guest access: buffer.constants.MAX_LENGTH, which is v8::TypedArray::kMaxLength,
+ * the largest Buffer or Uint8Array this Node can make (64-bit: 2^32 on Node 20, 2^53-1 from Node
+ * 22, nodejs/node#52465). A read's Buffer must be one; readInto's target and write's data are
+ * views, whose length is within it by construction (the kvm backend copies any Uint8Array).
+ */
+export const GUEST_ACCESS_MAX = BigInt(bufferConstants.MAX_LENGTH);
+
+type Getter = (this: unknown) => unknown;
+const getter = (proto: object, key: string): Getter => Object.getOwnPropertyDescriptor(proto, key)!.get as Getter;
+const typedProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const TA = {
+  buffer: getter(typedProto, 'buffer'),
+  offset: getter(typedProto, 'byteOffset'),
+  length: getter(typedProto, 'byteLength'),
+};
+const DV = {
+  buffer: getter(DataView.prototype, 'buffer'),
+  offset: getter(DataView.prototype, 'byteOffset'),
+  length: getter(DataView.prototype, 'byteLength'),
+};
+
+/**
+ * A vm.guest buffer argument as a fresh Uint8Array over the same memory (any ArrayBufferView,
+ * SharedArrayBuffer too), read through the built-in getters: a Proxy, a look-alike or a typed
+ * array with shadowed `buffer`/`byteLength` cannot change which memory is read or written.
+ */
+export function guestBytes(name: string, v: unknown): Uint8Array {
+  // isView reads the internal slots: false for a Proxy, whatever it pretends to be.
+  if (!ArrayBuffer.isView(v))
+    throw argTypeError(`${name} must be a Uint8Array, Buffer or other ArrayBufferView, got ${describe(v)}`);
+  const g = v instanceof DataView ? DV : TA;
+  try {
+    return new Uint8Array(g.buffer.call(v) as ArrayBuffer, g.offset.call(v) as number, g.length.call(v) as number);
+  } catch {
+    // A DataView's prototype swapped for a typed array's (or the reverse): the other getters apply.
+    const h = g === DV ? TA : DV;
+    return new Uint8Array(h.buffer.call(v) as ArrayBuffer, h.offset.call(v) as number, h.length.call(v) as number);
+  }
+}
+
+/** vm.guest.read(gpa, length): the values, then the length a Buffer can hold (before closed and the range). */
+export function guestReadArgs(gpa: U64, length: U64): [bigint, bigint] {
+  const start = u64('gpa', gpa);
+  const len = u64('length', length);
+  if (len > GUEST_ACCESS_MAX) throw argRangeError(`length ${len} is larger than a Buffer can be (${GUEST_ACCESS_MAX})`);
+  return [start, len];
+}
+
+/** vm.guest.readInto(gpa, target) / write(gpa, data): the gpa, then the buffer's own memory. */
+export function guestBufferArgs(name: 'target' | 'data', gpa: U64, buf: unknown): [bigint, Uint8Array] {
+  return [u64('gpa', gpa), guestBytes(name, buf)];
 }

@@ -17,7 +17,6 @@ import type {
   GuestMemfdFlags,
   Profile,
   Sregs,
-  U64,
 } from './types.js';
 
 export type { Backend };
@@ -89,20 +88,22 @@ export interface RegionPort {
   guestMemfdOffset: bigint;
 }
 
-/** One vm.guest access whose arguments the port has checked: the core runs it in its turn. */
+/** One vm.guest access, its arguments checked: the core runs it in its turn. */
 export type GuestOp<T> = () => Promise<T>;
 
 /**
  * A backend's vm.guest (lib/kvm/guest.ts, lib/sim/guest.ts), behind the core's GuestAccess
- * (lib/core/guest-access.ts), which queues the accesses. Each access method checks its arguments
- * when called, throwing the typed errors; the access itself runs when the core calls the op it
- * returns, after every earlier access on the VM has settled.
+ * (lib/core/guest-access.ts), which checks each call's arguments (values, the largest Buffer,
+ * closed, the range and the slots' coverage) and queues the accesses. A port method gets checked
+ * values only: `gpa + length` within 2^64 and covered by the core Vm's slots when the call was
+ * made, the buffer a plain Uint8Array over the caller's memory. It returns the access, which the
+ * core runs after every earlier access on the VM has settled (slots may have changed by then).
  */
 export interface GuestAccessPort {
   readonly reserved: GuestAccess['reserved'];
-  read(gpa: U64, length: U64): GuestOp<Buffer>;
-  readInto(gpa: U64, target: Uint8Array): GuestOp<number>;
-  write(gpa: U64, data: ArrayBufferView): GuestOp<void>;
+  read(gpa: bigint, length: bigint): GuestOp<Buffer>;
+  readInto(gpa: bigint, target: Uint8Array): GuestOp<number>;
+  write(gpa: bigint, data: Uint8Array): GuestOp<void>;
   /** Before a slot is set: the helper moves out of its way (the kvm backend's helper memory). */
   makeRoom?(slot: number, gpa: bigint, size: bigint): void;
   markClosed?(): void;

@@ -1,33 +1,59 @@
-// vm.guest, for both backends: the order of the accesses. Each call checks its arguments at once
-// (the port's checks: a bad one is a rejection right away, queued behind nothing), then waits for
-// every earlier access on the same VM to settle, fulfilled or rejected, before its own runs. So an
-// access never starts inside the code that made the call: a host write that follows the call
-// synchronously lands first, and accesses take effect one at a time in call order. The real
-// backend needs this (its helper vCPU runs one access at a time); the simulator follows it, so the
-// two backends order calls the same way.
+// vm.guest, for both backends: the checks of each call's arguments and the order of the accesses.
+// A call checks at once, in one order (the values: gpa, then length or buffer, then a length no
+// Buffer can hold; then closed; then gpa + length past 2^64; then the slots' coverage), and a bad
+// argument is a rejection right away, queued behind nothing. The port only ever sees checked
+// values. Then the call waits for every earlier access on the same VM to settle, fulfilled or
+// rejected, before its own runs. So an access never starts inside the code that made the call: a
+// host write that follows the call synchronously lands first, and accesses take effect one at a
+// time in call order. The real backend needs this (its helper vCPU runs one access at a time);
+// the simulator follows it, so the two backends order calls the same way.
+import { guestBufferArgs, guestReadArgs } from '../args.js';
+import { argRangeError } from '../errors.js';
 import type { GuestAccessPort, GuestOp } from '../ports.js';
 import type { GuestAccess as GuestAccessApi, U64 } from '../types.js';
+import { ensureOpen, rangeEnd } from '../validate.js';
+
+/** What the checks read of the core Vm: whether it is open and the slots this process set. */
+export interface GuestOwner {
+  readonly closed: boolean;
+  readonly slots: ReadonlyMap<number, { guestPhysAddr: bigint; size: bigint }>;
+}
 
 export class GuestAccess implements GuestAccessApi {
   /** The last access queued, settled either way (a rejection does not stop the next one). */
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly port: GuestAccessPort) {}
+  constructor(
+    readonly port: GuestAccessPort,
+    readonly vm: GuestOwner,
+  ) {}
 
   get reserved(): { gpa: number; size: number } | null {
     return this.port.reserved;
   }
 
   read(gpa: U64, length: U64): Promise<Buffer> {
-    return this.#enqueue(() => this.port.read(gpa, length));
+    return this.#enqueue(() => {
+      const [start, len] = guestReadArgs(gpa, length);
+      this.#range(start, len);
+      return this.port.read(start, len);
+    });
   }
 
   readInto(gpa: U64, target: Uint8Array): Promise<number> {
-    return this.#enqueue(() => this.port.readInto(gpa, target));
+    return this.#enqueue(() => {
+      const [start, dst] = guestBufferArgs('target', gpa, target);
+      this.#range(start, BigInt(dst.byteLength));
+      return this.port.readInto(start, dst);
+    });
   }
 
   write(gpa: U64, data: ArrayBufferView): Promise<void> {
-    return this.#enqueue(() => this.port.write(gpa, data));
+    return this.#enqueue(() => {
+      const [start, src] = guestBufferArgs('data', gpa, data);
+      this.#range(start, BigInt(src.byteLength));
+      return this.port.write(start, src);
+    });
   }
 
   /** Before the user sets a slot: the port's helper moves out of its way (the core Vm calls this). */
@@ -38,6 +64,23 @@ export class GuestAccess implements GuestAccessApi {
   /** The VM is closing: the port lets its helper go. */
   markClosed(): void {
     this.port.markClosed?.();
+  }
+
+  /**
+   * Closed, then [gpa, gpa + len) within 2^64 and covered whole by the user's slots (any address
+   * space): a RangeError naming the first gpa none covers, before anything is read or written.
+   */
+  #range(gpa: bigint, len: bigint): void {
+    ensureOpen(this.vm.closed, 'Vm');
+    const end = rangeEnd(gpa, len);
+    const slots = [...this.vm.slots.values()];
+    for (let at = gpa; at < end;) {
+      const s = slots.find((x) => x.guestPhysAddr <= at && at < x.guestPhysAddr + x.size);
+      if (!s) {
+        throw argRangeError(`gpa 0x${at.toString(16)} is not in any memory slot (range 0x${gpa.toString(16)}+${len})`);
+      }
+      at = s.guestPhysAddr + s.size;
+    }
   }
 
   #enqueue<T>(check: () => GuestOp<T>): Promise<T> {

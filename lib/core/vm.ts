@@ -51,9 +51,9 @@ export class Vm extends Owned implements VmApi {
   get type(): number {
     return this.port.type;
   }
-  /** The backend's guest access, behind the core's queue (lib/core/guest-access.ts). */
+  /** The backend's guest access, behind the core's checks and queue (lib/core/guest-access.ts). */
   get guest(): GuestAccess {
-    this.#guest ??= new QueuedGuestAccess(this.port.guestAccess(this));
+    this.#guest ??= new QueuedGuestAccess(this.port.guestAccess(this), this);
     return this.#guest;
   }
 

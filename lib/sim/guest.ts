@@ -21,9 +21,7 @@
 // A fault names its page, and is `private` when the guest_memfd page behind it is not shared.
 import { GuestMemoryFault, argRangeError, kvmError } from '../errors.js';
 import type { GuestAccessPort, GuestOp } from '../ports.js';
-import type { U64 } from '../types.js';
-import { PAGE_SIZE, ensureOpen, num, rangeEnd, u64 } from '../validate.js';
-import { guestBytes } from '../kvm/guest-bytes.js';
+import { PAGE_SIZE, ensureOpen, num } from '../validate.js';
 import { guestPhysLimit } from '../phys-bits.js';
 import type { SimGuestMemfd } from './guest-memfd.js';
 import type { SimProfile } from './profiles.js';
@@ -48,10 +46,9 @@ export class SimGuestAccess implements GuestAccessPort {
     return null;
   }
 
-  // Each method checks its arguments and the slots' coverage now; the core's queue runs the access
-  // later (lib/core/guest-access.ts), against the slots and pages as they are then.
-  read(gpa: U64, length: U64): GuestOp<Buffer> {
-    const [start, len] = this.#args(gpa, length);
+  // The core checked the arguments and the slots' coverage (lib/core/guest-access.ts); its queue
+  // runs the access later, against the slots and pages as they are then.
+  read(start: bigint, len: bigint): GuestOp<Buffer> {
     return async () => {
       const out = Buffer.alloc(Number(len));
       this.#walk(start, len, false, (file, at, pos, n) => file.pages.read(at, out.subarray(pos, pos + n)));
@@ -59,34 +56,19 @@ export class SimGuestAccess implements GuestAccessPort {
     };
   }
 
-  readInto(gpa: U64, target: Uint8Array): GuestOp<number> {
-    // The kvm backend's order: gpa, the target's type, closed, then ranges.
-    u64('gpa', gpa);
-    const dst = guestBytes('target', target);
-    const [start, len] = this.#args(gpa, dst.byteLength);
+  readInto(start: bigint, dst: Uint8Array): GuestOp<number> {
+    const len = BigInt(dst.byteLength); // as the call was made
     return async () => {
       this.#walk(start, len, false, (file, at, pos, n) => file.pages.read(at, dst.subarray(pos, pos + n)));
       return dst.byteLength;
     };
   }
 
-  write(gpa: U64, data: ArrayBufferView): GuestOp<void> {
-    const src = guestBytes('data', data);
-    const [start, len] = this.#args(gpa, src.length);
+  write(start: bigint, src: Uint8Array): GuestOp<void> {
+    const len = BigInt(src.byteLength); // as the call was made
     return async () => {
       this.#walk(start, len, true, (file, at, pos, n) => file.pages.write(at, src.subarray(pos, pos + n)));
     };
-  }
-
-  #args(gpa: U64, length: U64): [bigint, bigint] {
-    // The kvm backend's order: the values, a length too large for a Buffer, closed, then ranges.
-    const start = u64('gpa', gpa);
-    const len = u64('length', length);
-    if (len > 0x7fffffffn) throw argRangeError(`length ${len} is too large for one guest access`);
-    ensureOpen(this.vm.closed, 'Vm');
-    rangeEnd(start, len);
-    this.#runs(start, start + len);
-    return [start, len];
   }
 
   /** The slots covering [start, end) in order, or the RangeError naming the first gpa none covers. */

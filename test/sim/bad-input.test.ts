@@ -4,8 +4,8 @@
 // of one ClosedError), and the rows where the profiles answer differently from this host's kernel.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Profile } from '../../lib/index.js';
-import { cases, expectBadInput, kernel, makeCtx, TOTAL, type Case, type Ctx } from '../fixtures/bad-input.js';
-import { PAGE, sim, thrown } from './helpers.js';
+import { cases, expectBadInput, failure, kernel, makeCtx, TOTAL, type Case, type Ctx } from '../fixtures/bad-input.js';
+import { PAGE, sim } from './helpers.js';
 
 const rows: Case[] = [
   ...cases,
@@ -25,11 +25,8 @@ describe.each<Profile>(['linux-6.18', 'rfc-v5', 'inplace-v8'])('%s: bad input', 
 
   // RFC v5 maps every guest_memfd (kvm_gmem_mmap has no flag check): no file lacks MMAP there.
   const mine = rows.filter((x) => profile !== 'rfc-v5' || x.name !== 'gm.map of a file without MMAP');
-  it.each(mine.map((x) => [x.name, x] as const))('%s', (_name, x) => {
-    expectBadInput(
-      thrown(() => x.run(c)),
-      x.want,
-    );
+  it.each(mine.map((x) => [x.name, x] as const))('%s', async (_name, x) => {
+    expectBadInput(await failure(() => x.run(c)), x.want);
     // A bad call leaves what is open working.
     if (!c.m.closed) expect(c.m.read(0, 1).length).toBe(1);
   });
