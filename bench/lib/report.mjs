@@ -195,6 +195,8 @@ export const GOAL_IDS = [
  */
 export function goalsMarkdown(results) {
   const byId = new Map(results.map((r) => [r.id, r]));
+  // A skip reason may hold compiler output: no cell may end the row early.
+  const cell = (/** @type {string} */ s) => s.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
   const rows = ['| figure | value | baseline (same run) | ratio | goal | |', '|---|---|---|---|---|---|'];
   for (const id of GOAL_IDS) {
     const r = byId.get(id);
@@ -203,7 +205,7 @@ export function goalsMarkdown(results) {
     const baseCell = base ? `\`${base.id}\` ${formatValue(base.value, base.unit)}` : (r.baseline ?? '');
     const goal = r.valueGoal ? `${r.valueGoal} ${r.unit}` : r.goal ? `ratio ${r.goal}` : '';
     const verdict = r.skipped
-      ? `skipped: ${r.skipped}`
+      ? cell(`skipped: ${r.skipped}`)
       : r.goalMet === undefined
         ? ''
         : r.goalMet

@@ -19,9 +19,12 @@ export interface GuestOwner {
   readonly slots: ReadonlyMap<number, { guestPhysAddr: bigint; size: bigint }>;
 }
 
+const detached = (call: string) =>
+  argRangeError(`the buffer given to vm.guest.${call} was detached or resized during the call`);
+
 export class GuestAccess implements GuestAccessApi {
-  /** The last access queued, settled either way (a rejection does not stop the next one). */
-  #queue: Promise<unknown> = Promise.resolve();
+  /** Settles when the last access queued has settled, either way (a rejection does not stop the next one). */
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(
     readonly port: GuestAccessPort,
@@ -36,23 +39,41 @@ export class GuestAccess implements GuestAccessApi {
     return this.#enqueue(() => {
       const [start, len] = guestReadArgs(gpa, length);
       this.#range(start, len);
-      return this.port.read(start, len);
+      const op = this.port.read(start, len);
+      // At its turn: the VM and its slots may have changed while earlier accesses ran.
+      return () => {
+        this.#range(start, len);
+        return op();
+      };
     });
   }
 
   readInto(gpa: U64, target: Uint8Array): Promise<number> {
     return this.#enqueue(() => {
       const [start, dst] = guestBufferArgs('target', gpa, target);
-      this.#range(start, BigInt(dst.byteLength));
-      return this.port.readInto(start, dst);
+      const len = dst.byteLength;
+      this.#range(start, BigInt(len));
+      const op = this.port.readInto(start, dst);
+      return () => {
+        // A target transferred or shrunk while the call waited: as the kvm port says mid-copy.
+        if (dst.byteLength !== len) throw detached('readInto');
+        this.#range(start, BigInt(len));
+        return op();
+      };
     });
   }
 
   write(gpa: U64, data: ArrayBufferView): Promise<void> {
     return this.#enqueue(() => {
       const [start, src] = guestBufferArgs('data', gpa, data);
-      this.#range(start, BigInt(src.byteLength));
-      return this.port.write(start, src);
+      const len = src.byteLength;
+      this.#range(start, BigInt(len));
+      const op = this.port.write(start, src);
+      return () => {
+        if (src.byteLength !== len) throw detached('write');
+        this.#range(start, BigInt(len));
+        return op();
+      };
     });
   }
 
@@ -90,8 +111,17 @@ export class GuestAccess implements GuestAccessApi {
     } catch (e) {
       return Promise.reject(e);
     }
-    const p = this.#queue.then(op, op);
-    this.#queue = p.catch(() => undefined);
-    return p;
+    // The queue's tail is a promise of its own that never rejects, so the caller's promise is the
+    // only one a failure rejects: an access nobody awaits that fails is an unhandled rejection.
+    const prev = this.#queue;
+    let settled!: () => void;
+    this.#queue = new Promise<void>((resolve) => (settled = resolve));
+    return prev.then(async () => {
+      try {
+        return await op();
+      } finally {
+        settled();
+      }
+    });
   }
 }

@@ -251,13 +251,27 @@ describeKvm('vm.guest on the real backend', () => {
           track('bad', v.guest.read(-1, 1)),
         ]);
         const last = map.read(0, 1).toString();
+        // Checked again at its turn: a slot deleted (a target detached) while the call waited.
+        const turn = (p: Promise<unknown>) =>
+          p.then(
+            () => 'resolved',
+            (e: Error) => `${e.name}: ${e.message}`,
+          );
+        const ahead = v.guest.read(0, 1);
+        const gone = turn(v.guest.read(0x100000, 1));
+        v.deleteMemoryRegion(1);
+        const ab = new ArrayBuffer(8);
+        const moved = turn(v.guest.readInto(0, new Uint8Array(ab)));
+        structuredClone(ab, { transfer: [ab] });
+        await ahead;
+        const atTurn = [await gone, await moved];
         const pending = v.guest.read(0, 1);
         v.close();
         const closed = await pending.then(
           () => 'read',
           (e: Error) => e.name,
         );
-        return { afterCall, interleaved, settled, last, closed };
+        return { afterCall, interleaved, settled, last, atTurn, closed };
       } finally {
         v.close();
       }
@@ -269,6 +283,10 @@ describeKvm('vm.guest on the real backend', () => {
       interleaved: [2, 2],
       settled: ['bad: RangeError', 'write a', 'read-only write: GuestMemoryFault', 'write b', 'read'],
       last: 'b',
+      atTurn: [
+        'RangeError: gpa 0x100000 is not in any memory slot (range 0x100000+1)',
+        'RangeError: the buffer given to vm.guest.readInto was detached or resized during the call',
+      ],
       closed: 'ClosedError',
     });
   });

@@ -1,6 +1,7 @@
 // vm.guest's order on the simulator, as on the real backend (lib/core/guest-access.ts queues both):
 // a call checks its arguments at once, then its access waits for the earlier ones and for the code
 // that made the call, so host writes that follow a call synchronously land before it runs.
+import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClosedError } from '../../lib/index.js';
 import type { Kvm, Mapping, Profile, Vm } from '../../lib/index.js';
@@ -60,5 +61,42 @@ describe.each(PROFILE_NAMES)('vm.guest call order (%s)', (profile: Profile) => {
     const r = vm.guest.read(0, 1);
     vm.close();
     expect(await rejected(r)).toBeInstanceOf(ClosedError);
+  });
+
+  it("a slot deleted before a call's turn: the coverage RangeError at its turn", async () => {
+    vm.setMemoryRegion({ slot: 1, guestPhysAddr: 0x100000, size: PAGE, userspace: m });
+    const first = vm.guest.read(0, 1);
+    const r = vm.guest.read(0x100000, 1);
+    vm.deleteMemoryRegion(1);
+    await first;
+    const e = await rejected(r);
+    expect(e).toBeInstanceOf(RangeError);
+    expect(e.message).toMatch(/gpa 0x100000 is not in any memory slot/);
+  });
+
+  it("a target detached before the call's turn: the detached RangeError, nothing read", async () => {
+    const ab = new ArrayBuffer(8);
+    const r = vm.guest.readInto(0, new Uint8Array(ab));
+    structuredClone(ab, { transfer: [ab] });
+    const e = await rejected(r);
+    expect(e).toBeInstanceOf(RangeError);
+    expect(e.message).toMatch(/detached or resized/);
+  });
+});
+
+describe('vm.guest failures nobody awaits', () => {
+  it('are unhandled rejections (the queue does not swallow them)', () => {
+    const script = `
+      import { open } from ${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)};
+      const kvm = open({ backend: 'sim', profile: 'linux-6.18' });
+      const vm = kvm.createVm();
+      const m = vm.createGuestMemfd({ size: 4096, mmap: true, initShared: true }).map();
+      vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0, size: 4096, userspace: m, readonly: true });
+      process.on('unhandledRejection', (e) => { console.log('unhandled ' + e.name); process.exit(0); });
+      vm.guest.write(0, Buffer.from('x'));
+      setTimeout(() => { console.log('none'); process.exit(0); }, 500);
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(out.trim()).toBe('unhandled GuestMemoryFault');
   });
 });
