@@ -141,9 +141,19 @@ export class TsExtentMap {
   queryInto(start: unknown, end: unknown, out: unknown): number {
     const [s, e] = this.#range(start, end);
     if (!(out instanceof Float64Array)) throw argTypeError('out must be a Float64Array');
-    const n = this.#runCount(s, e);
+    if (s === e) return 0;
+    // One search for each end, shared by the count and the copy.
+    const first = this.#index(s);
+    const last = this.#lowerBound(e);
+    const n = last - first;
     if (3 * n > out.length) return -n;
-    this.#writeRuns(s, e, out);
+    let o = 0;
+    for (let i = first; i < last; i++) {
+      const k = this.#keys[i]!;
+      out[o++] = k > s ? k : s;
+      out[o++] = i + 1 < last ? this.#keys[i + 1]! : e;
+      out[o++] = this.#vals[i]!;
+    }
     return n;
   }
 
