@@ -81,7 +81,7 @@ const report = {
   machine,
   durationSeconds: Math.round((Date.now() - started) / 100) / 10,
   ratioDefinition:
-    'ratio = value / baseline value (for times: how many times slower than the baseline; for GB/s: the fraction of the baseline throughput)',
+    'ratio = value / baseline value (for times: how many times slower than the baseline; for GB/s: the fraction of the baseline throughput); where both were measured in the same alternating rounds (roundValues), the median of the per-round ratios, with ratioOfMedians beside it',
   headline: {
     perPageOverExtentMap1TiB: headline?.ratio ?? null,
     floorOverExtentMap1TiB: floor?.ratio ?? null,

@@ -47,6 +47,7 @@ async function alternate(rounds, sides) {
         { min: Math.min(...vs), max: Math.max(...vs), rounds: vs.length },
       ]),
     ),
+    rounds: o.values,
   }));
 }
 
@@ -58,7 +59,7 @@ function record(ctx, side, spec, why = '') {
       skipped(spec.id, spec.unit, `${why}${reason(side.error)}`, spec.baseline ? { baseline: spec.baseline } : {}),
     );
   } else {
-    ctx.results.push({ ...spec, value: v, spread: side.spread?.[spec.id] });
+    ctx.results.push({ ...spec, value: v, spread: side.spread?.[spec.id], roundValues: side.rounds?.[spec.id] });
   }
 }
 

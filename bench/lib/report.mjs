@@ -43,7 +43,15 @@ export function applyRatios(results) {
     const b = byId.get(r.baseline);
     if (!b || b.value === null || b.value === undefined || b.value === 0) return out;
     if (b.unit !== r.unit) throw new Error(`${r.id} (${r.unit}) cannot compare with ${b.id} (${b.unit})`);
-    out.ratio = r.value / b.value;
+    // Rounds that alternated with their baseline's: the median of each round's own ratio, so a slow
+    // spell of the shared machine weighs on both figures of the rounds it falls in, not on one
+    // side's median only. Otherwise the ratio of the medians.
+    const ra = r.roundValues;
+    const rb = b.roundValues;
+    if (Array.isArray(ra) && Array.isArray(rb) && ra.length === rb.length && ra.length > 0 && rb.every((x) => x > 0)) {
+      out.ratio = median(ra.map((x, i) => x / rb[i]));
+      out.ratioOfMedians = r.value / b.value;
+    } else out.ratio = r.value / b.value;
     if (r.goal) out.goalMet = meetsGoal(out.ratio, r.goal);
     return out;
   });

@@ -140,3 +140,29 @@ describe('bench report: order', () => {
     ]);
   });
 });
+
+describe('bench report: paired rounds', () => {
+  it('the ratio is the median of per-round ratios when both sides alternated', () => {
+    // A slow spell in round 3 hits both sides: the paired ratio ignores it, the ratio of medians does not.
+    const js = { id: 'js', unit: 'ns', value: 11, baseline: 'c', goal: '<= 1.2', roundValues: [11, 11, 30, 11, 11] };
+    const c = { id: 'c', unit: 'ns', value: 10, roundValues: [10, 10, 27, 10, 10] };
+    const [r] = report.applyRatios([js, c]);
+    expect(r.ratio).toBeCloseTo(1.1);
+    expect(r.ratioOfMedians).toBeCloseTo(1.1);
+    const skew = report.applyRatios([
+      { ...js, value: 12, roundValues: [9, 12, 13, 12, 30] },
+      { ...c, value: 10, roundValues: [8, 10, 12, 11, 27] },
+    ])[0];
+    expect(skew.ratio).toBeCloseTo(median([9 / 8, 12 / 10, 13 / 12, 12 / 11, 30 / 27]));
+    expect(skew.ratioOfMedians).toBeCloseTo(1.2);
+  });
+
+  it('falls back to the ratio of the values without paired rounds', () => {
+    const [r] = report.applyRatios([
+      { id: 'js', unit: 'ns', value: 12, baseline: 'c' },
+      { id: 'c', unit: 'ns', value: 10, roundValues: [10, 10] },
+    ]);
+    expect(r.ratio).toBeCloseTo(1.2);
+    expect(r.ratioOfMedians).toBeUndefined();
+  });
+});
