@@ -224,5 +224,5 @@ export function goalsMarkdown(results) {
       `| \`${id}\` | ${formatValue(r.value, r.unit)}${spread} | ${baseCell} | ${formatRatio(r.ratio)} | ${goal.replace('<=', '≤').replace('>=', '≥')} | ${verdict} |`,
     );
   }
-  return rows.join('\n');
+  return rows.join('\n').replace(/ us\b/g, ' µs');
 }

@@ -139,3 +139,30 @@ export function formatStructureTables(results) {
   }
   return blocks.join('\n\n');
 }
+
+/** The README's tables (Markdown), one per workload, from a run's results: the same figures as formatStructureTables. */
+export function structuresMarkdown(results) {
+  const byId = new Map(results.map((r) => [r.id, r]));
+  const ratio = (/** @type {number | undefined} */ x) => formatRatio(x).replace(/x$/, '×');
+  const blocks = [];
+  for (const w of WORKLOADS) {
+    const rows = [
+      `**${w.key}**: ${w.label}`,
+      '',
+      '| structure | median | spread (min–max) | ÷ maple | ÷ xarray |',
+      '|---|---|---|---|---|',
+    ];
+    for (const s of STRUCTURES) {
+      const r = byId.get(structureId(w.key, s));
+      if (!r) continue;
+      const name = s === 'extent-map' ? `**${s}**` : s;
+      const spread = r.spread
+        ? `${formatValue(r.spread.min, r.unit)} – ${formatValue(r.spread.max, r.unit)}`.replace(/ us\b/g, ' µs')
+        : '';
+      const value = r.skipped ? 'skipped' : formatValue(r.value, r.unit).replace(/ us$/, ' µs');
+      rows.push(`| ${name} | ${value} | ${spread} | ${ratio(r.ratioTo?.maple)} | ${ratio(r.ratioTo?.xarray)} |`);
+    }
+    blocks.push(rows.join('\n'));
+  }
+  return blocks.join('\n\n');
+}

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as report from '../../bench/lib/report.mjs';
+import * as structures from '../../bench/lib/structures.mjs';
 
 const root = new URL('../../', import.meta.url);
 const readme = readFileSync(new URL('README.md', root), 'utf8');
@@ -11,6 +12,10 @@ const results = JSON.parse(readFileSync(new URL('bench/results/latest.json', roo
 describe("the README's benchmark figures", () => {
   it('show the goals table of bench/results/latest.json, verbatim', () => {
     expect(readme).toContain(report.goalsMarkdown(results));
+  });
+
+  it('show the structures tables of bench/results/latest.json, verbatim', () => {
+    expect(readme).toContain(structures.structuresMarkdown(results));
   });
 
   it('the goals table has a row per goal with its verdict', () => {
