@@ -18,22 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-// Debian's headers predate guest_memfd: numbers from kernel-uapi.md section 4.
-#define BENCH_KVM_CREATE_GUEST_MEMFD 0xC040AED4UL
-#define BENCH_KVM_SET_USER_MEMORY_REGION2 0x40A0AE49UL
-#define BENCH_KVM_MEM_GUEST_MEMFD (1u << 2)
-#define BENCH_GUEST_MEMFD_FLAGS 3ULL /* MMAP | INIT_SHARED */
-#define BENCH_CAP_GUEST_MEMFD_FLAGS 244
-
-struct bench_create_guest_memfd {
-  uint64_t size, flags, reserved[6];
-};
-struct bench_region2 {
-  uint32_t slot, flags;
-  uint64_t guest_phys_addr, memory_size, userspace_addr, guest_memfd_offset;
-  uint32_t guest_memfd, pad1;
-  uint64_t pad2[14];
-};
+#include "kvm_guest.h"
 
 static void die(const char* what) {
   printf("{\"error\":\"%s: %s\"}\n", what, strerror(errno));
@@ -56,33 +41,11 @@ static double median(double* v, int n) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-struct guest {
-  int kvm, vm, gmem;
-  void* mem;
-  uint64_t size;
-};
-
-// A type-0 VM with one guest_memfd slot at gpa 0, backed (and host-mapped) by a MMAP|INIT_SHARED file.
-static struct guest make_guest(uint64_t size) {
+// make_guest and make_io_vcpu (kvm_guest.h), or the failed step as the program's error.
+static struct guest guest_or_die(uint64_t size) {
   struct guest g;
-  g.size = size;
-  g.kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (g.kvm < 0) die("open /dev/kvm");
-  g.vm = ioctl(g.kvm, KVM_CREATE_VM, 0);
-  if (g.vm < 0) die("KVM_CREATE_VM");
-  struct bench_create_guest_memfd c = {.size = size, .flags = BENCH_GUEST_MEMFD_FLAGS};
-  g.gmem = ioctl(g.vm, BENCH_KVM_CREATE_GUEST_MEMFD, &c);
-  if (g.gmem < 0) die("KVM_CREATE_GUEST_MEMFD");
-  g.mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, g.gmem, 0);
-  if (g.mem == MAP_FAILED) die("mmap guest_memfd");
-  struct bench_region2 r = {.slot = 0,
-                            .flags = BENCH_KVM_MEM_GUEST_MEMFD,
-                            .guest_phys_addr = 0,
-                            .memory_size = size,
-                            .userspace_addr = (uint64_t)(uintptr_t)g.mem,
-                            .guest_memfd_offset = 0,
-                            .guest_memfd = (uint32_t)g.gmem};
-  if (ioctl(g.vm, BENCH_KVM_SET_USER_MEMORY_REGION2, &r) < 0) die("KVM_SET_USER_MEMORY_REGION2");
+  const char* what = "";
+  if (make_guest(&g, size, &what) < 0) die(what);
   return g;
 }
 
@@ -108,42 +71,25 @@ static void bench_check(long calls, int reps) {
 }
 
 static void bench_ioexit(long runs, int reps) {
-  struct guest g = make_guest(0x10000);
-  // Real mode at 0: out 0x10, al; jmp back to it.
-  static const uint8_t code[] = {0xE6, 0x10, 0xEB, 0xFC};
-  memcpy(g.mem, code, sizeof code);
-  int vcpu = ioctl(g.vm, KVM_CREATE_VCPU, 0);
-  if (vcpu < 0) die("KVM_CREATE_VCPU");
-  int mmap_size = ioctl(g.kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-  if (mmap_size < 0) die("KVM_GET_VCPU_MMAP_SIZE");
-  struct kvm_run* run = mmap(NULL, (size_t)mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-  if (run == MAP_FAILED) die("mmap kvm_run");
-  struct kvm_sregs sregs;
-  if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0) die("KVM_GET_SREGS");
-  sregs.cs.base = 0;
-  sregs.cs.selector = 0;
-  if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0) die("KVM_SET_SREGS");
-  struct kvm_regs regs = {.rip = 0, .rflags = 2};
-  if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0) die("KVM_SET_REGS");
+  struct guest g = guest_or_die(0x10000);
+  int vcpu;
+  const char* what = "";
+  struct kvm_run* run = make_io_vcpu(&g, &vcpu, &what);
+  if (!run) die(what);
   long batches = runs / IOEXIT_BATCH;
   if (batches < 1) batches = 1;
   double* s = calloc((size_t)(batches * reps), sizeof *s);
   for (long b = 0; b < batches * reps; b++) {
     uint64_t t0 = now_ns();
-    for (long i = 0; i < IOEXIT_BATCH; i++) {
-      if (ioctl(vcpu, KVM_RUN, 0) < 0) die("KVM_RUN");
-      if (run->exit_reason != KVM_EXIT_IO || run->io.port != 0x10) {
-        errno = EPROTO;
-        die("unexpected exit");
-      }
-    }
+    for (long i = 0; i < IOEXIT_BATCH; i++)
+      if (run_io_exit(vcpu, run) < 0) die("KVM_RUN");
     s[b] = (double)(now_ns() - t0) / (double)IOEXIT_BATCH;
   }
   printf("{\"id\":\"c.io-exit-roundtrip\",\"ns\":%.3f}\n", median(s, (int)(batches * reps)));
 }
 
 static void bench_memcpy(uint64_t bytes, int reps) {
-  struct guest g = make_guest(bytes);
+  struct guest g = guest_or_die(bytes);
   uint8_t* buf = malloc(bytes);
   if (!buf) die("malloc");
   memset(buf, 0x5a, bytes);

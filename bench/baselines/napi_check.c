@@ -1,13 +1,14 @@
-// The floor of any N-API binding of KVM_CHECK_EXTENSION: a plain N-API function doing only the
-// ioctl (no argument checks, no closed check, no errors), and the same ioctl looped in C inside the
-// Node process. Loaded by the benchmark as a .node file, compiled in the same run against the
-// headers of the Node that runs it. open(path) opens the fd; check(cap) is one ioctl; loop(n, cap)
-// is n ioctls in C, returning their sum.
-#include <fcntl.h>
-#include <linux/kvm.h>
+// The floor of any N-API binding of KVM_CHECK_EXTENSION and of KVM_RUN: plain N-API functions
+// doing only the ioctl (no argument checks, no closed check, no decoding), and the same ioctls
+// looped in C inside the Node process. Loaded by the benchmark as a .node file, compiled in the
+// same run against the headers of the Node that runs it. open(path) opens the fd; check(cap) is
+// one ioctl; loop(n, cap) is n ioctls in C, returning their sum; ioGuest() makes the io-exit guest
+// of kvm_guest.h; ioRun() is one KVM_RUN of it; ioLoop(n) is n of them in C.
 #include <node_api.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
+
+#include <stdio.h>
+
+#include "kvm_guest.h"
 
 static int kvm_fd = -1;
 
@@ -55,11 +56,46 @@ static napi_value loop(napi_env env, napi_callback_info info) {
   return number(env, (double)sum);
 }
 
+static int io_vcpu = -1;
+static struct kvm_run* io_run = NULL;
+
+static napi_value fail(napi_env env, const char* what) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static napi_value io_guest(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct guest g;
+  const char* what = "";
+  if (io_run) return number(env, 0);
+  if (make_guest(&g, 0x10000, &what) < 0) return fail(env, what);
+  io_run = make_io_vcpu(&g, &io_vcpu, &what);
+  if (!io_run) return fail(env, what);
+  return number(env, 0);
+}
+
+static napi_value io_once(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (run_io_exit(io_vcpu, io_run) < 0) return fail(env, "KVM_RUN");
+  return number(env, io_run->exit_reason);
+}
+
+static napi_value io_loop(napi_env env, napi_callback_info info) {
+  long n = (long)arg_double(env, info, 0);
+  for (long i = 0; i < n; i++)
+    if (run_io_exit(io_vcpu, io_run) < 0) return fail(env, "KVM_RUN");
+  return number(env, (double)n);
+}
+
 NAPI_MODULE_INIT() {
   const struct {
     const char* name;
     napi_callback cb;
-  } fns[] = {{"open", open_kvm}, {"check", check}, {"loop", loop}};
+  } fns[] = {{"open", open_kvm},    {"check", check},   {"loop", loop},
+             {"ioGuest", io_guest}, {"ioRun", io_once}, {"ioLoop", io_loop}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].cb, NULL, &f);

@@ -80,6 +80,29 @@ function realKvm(ctx) {
   return kvmSystem;
 }
 
+/**
+ * @typedef {{ open(path: string): number, check(cap: number): number, loop(n: number, cap: number): number,
+ *   ioGuest(): number, ioRun(): number, ioLoop(n: number): number }} NapiFloor
+ */
+/** @type {{ floor?: NapiFloor, floorError: unknown } | undefined} */
+let napiFloorLoaded;
+/** bench/baselines/napi_check.c, loaded once: the floor of any N-API binding of these ioctls. */
+function napiFloor(ctx) {
+  if (napiFloorLoaded) return napiFloorLoaded;
+  try {
+    if (!ctx.bin['napi_check.node'])
+      throw new Error(`napi_check.c did not compile: ${ctx.binErrors['napi_check.node']}`);
+    /** @type {NapiFloor} */
+    const loaded = createRequire(import.meta.url)(ctx.bin['napi_check.node']);
+    if (loaded.open('/dev/kvm') < 0) throw new Error('napi_check: open /dev/kvm failed');
+    loaded.ioGuest();
+    napiFloorLoaded = { floor: loaded, floorError: null };
+  } catch (e) {
+    napiFloorLoaded = { floorError: e };
+  }
+  return napiFloorLoaded;
+}
+
 async function checkExtension(ctx) {
   const calls = ctx.quick ? 100_000 : 500_000;
   const c = {
@@ -109,18 +132,7 @@ async function checkExtension(ctx) {
     note: 'the same ioctl looped in C inside the Node process (napi_check.c loop), the median batch of 1000',
   };
   if (ctx.kvmReason) return skipAll(ctx, [js, c, napi, inNode], ctx.kvmReason);
-  /** @type {{ open(path: string): number, check(cap: number): number, loop(n: number, cap: number): number } | undefined} */
-  let floor;
-  let floorError = null;
-  try {
-    if (!ctx.bin['napi_check.node'])
-      throw new Error(`napi_check.c did not compile: ${ctx.binErrors['napi_check.node']}`);
-    const loaded = createRequire(import.meta.url)(ctx.bin['napi_check.node']);
-    if (loaded.open('/dev/kvm') < 0) throw new Error('napi_check: open /dev/kvm failed');
-    floor = loaded;
-  } catch (e) {
-    floorError = e;
-  }
+  const { floor, floorError } = napiFloor(ctx);
   const opts = { batch: 1000, time: ctx.quick ? 150 : 600 };
   const [cs, jss, ns] = await alternate(ROUNDS, [
     cSide(ctx, ['check', String(calls), '3'], (l) => ({ [c.id]: l[0].ns })),
@@ -169,7 +181,20 @@ async function ioExit(ctx) {
     goal: '<= 1.1',
     note: 'vcpu.runSync() per io exit, same guest',
   };
-  if (ctx.kvmReason) return skipAll(ctx, [js, jsSync, c], ctx.kvmReason);
+  const napi = {
+    id: 'napi.io-exit-roundtrip',
+    unit: 'ns',
+    baseline: c.id,
+    note: 'a plain N-API function doing only KVM_RUN on the same kind of guest (napi_check.c ioRun), from JS, the median batch of 200',
+  };
+  const inNode = {
+    id: 'c.io-exit-roundtrip-in-node',
+    unit: 'ns',
+    baseline: c.id,
+    note: 'the KVM_RUN loop in C inside the Node process (napi_check.c ioLoop), the median batch of 200',
+  };
+  if (ctx.kvmReason) return skipAll(ctx, [js, jsSync, c, napi, inNode], ctx.kvmReason);
+  const { floor, floorError } = napiFloor(ctx);
   let vm;
   let vcpu;
   let setupError = null;
@@ -190,7 +215,7 @@ async function ioExit(ctx) {
     setupError = e;
   }
   const opts = { batch: 200, time: ctx.quick ? 200 : 800 };
-  const [cs, jss, syncs] = await alternate(ROUNDS, [
+  const [cs, jss, syncs, ns] = await alternate(ROUNDS, [
     cSide(ctx, ['ioexit', String(runs), '3'], (l) => ({ [c.id]: l[0].ns })),
     async () => {
       if (setupError) throw setupError;
@@ -200,11 +225,21 @@ async function ioExit(ctx) {
       if (setupError) throw setupError;
       return { [jsSync.id]: await timeOp(jsSync.id, () => vcpu.runSync(), opts) };
     },
+    async () => {
+      if (floorError || !floor) throw floorError;
+      const f = floor;
+      return {
+        [napi.id]: await timeOp(napi.id, () => f.ioRun(), opts),
+        [inNode.id]: (await timeOp(inNode.id, () => f.ioLoop(200), { ...opts, batch: 1 })) / 200,
+      };
+    },
   ]);
   vm?.close();
   record(ctx, jss, js, 'vCPU path unavailable: ');
   record(ctx, syncs, jsSync, 'vCPU path unavailable: ');
   record(ctx, cs, c);
+  record(ctx, ns, napi, 'N-API floor unavailable: ');
+  record(ctx, ns, inNode, 'N-API floor unavailable: ');
 }
 
 async function copies(ctx) {

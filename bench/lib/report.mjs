@@ -132,7 +132,7 @@ export function requiredIds() {
   ids.push('convert.per-page-floor.1tib');
   ids.push('fragmented.random-page-op', 'fragmented.bytes-per-extent', 'sim.page-op', 'sim.states-page');
   ids.push('kvm.check-extension', 'c.check-extension', 'napi.check-extension', 'c.check-extension-in-node');
-  ids.push('kvm.io-exit-roundtrip', 'c.io-exit-roundtrip');
+  ids.push('kvm.io-exit-roundtrip', 'c.io-exit-roundtrip', 'napi.io-exit-roundtrip', 'c.io-exit-roundtrip-in-node');
   ids.push('mapping.read-gbps', 'mapping.write-gbps', 'c.memcpy-read-gbps', 'c.memcpy-write-gbps');
   ids.push('guest.read-gbps', 'guest.read-first-gbps', 'c.guest-copy-gbps', 'c.guest-copy-first-gbps');
   return ids;
@@ -152,6 +152,7 @@ export function reportOrder() {
   ids.push('sim.page-op', 'sim.states-page');
   ids.push('kvm.check-extension', 'c.check-extension', 'napi.check-extension', 'c.check-extension-in-node');
   ids.push('kvm.io-exit-roundtrip', 'kvm.io-exit-roundtrip-sync', 'c.io-exit-roundtrip');
+  ids.push('napi.io-exit-roundtrip', 'c.io-exit-roundtrip-in-node');
   ids.push('mapping.read-gbps', 'c.memcpy-read-gbps', 'mapping.write-gbps', 'c.memcpy-write-gbps');
   ids.push('guest.read-gbps', 'c.guest-copy-gbps', 'guest.read-first-gbps', 'c.guest-copy-first-gbps');
   return ids;
@@ -190,6 +191,8 @@ export const GOAL_IDS = [
   'c.check-extension-in-node',
   'kvm.io-exit-roundtrip',
   'kvm.io-exit-roundtrip-sync',
+  'napi.io-exit-roundtrip',
+  'c.io-exit-roundtrip-in-node',
   'sim.page-op',
   'sim.states-page',
   'mapping.read-gbps',
