@@ -15,21 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-// Debian's headers predate guest_memfd: numbers from kernel-uapi.md section 4.
-#define X_CREATE_GUEST_MEMFD 0xC040AED4UL
-#define X_SET_USER_MEMORY_REGION2 0x40A0AE49UL
-#define X_MEM_GUEST_MEMFD (1u << 2)
-#define X_GMEM_FLAGS 3ULL /* MMAP | INIT_SHARED */
-
-struct x_gmem {
-  uint64_t size, flags, reserved[6];
-};
-struct x_region2 {
-  uint32_t slot, flags;
-  uint64_t guest_phys_addr, memory_size, userspace_addr, guest_memfd_offset;
-  uint32_t guest_memfd, pad1;
-  uint64_t pad2[14];
-};
+#include "kvm_guest.h"
 
 #define HELPER_GPA 0xf0000000ULL
 #define HELPER_SIZE (4ULL << 20)
@@ -107,19 +93,19 @@ int main(int argc, char** argv) {
   if (vm < 0) die("KVM_CREATE_VM");
 
   // The source: a MMAP|INIT_SHARED guest_memfd slot with its own mapping, filled by the host.
-  struct x_gmem c = {.size = bytes, .flags = X_GMEM_FLAGS};
-  int gmem = ioctl(vm, X_CREATE_GUEST_MEMFD, &c);
+  struct bench_create_guest_memfd c = {.size = bytes, .flags = BENCH_GUEST_MEMFD_FLAGS};
+  int gmem = ioctl(vm, BENCH_KVM_CREATE_GUEST_MEMFD, &c);
   if (gmem < 0) die("KVM_CREATE_GUEST_MEMFD");
   uint8_t* src = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
   if (src == MAP_FAILED) die("mmap guest_memfd");
   memset(src, 0x3c, bytes);
-  struct x_region2 r = {.slot = 0,
-                        .flags = X_MEM_GUEST_MEMFD,
-                        .guest_phys_addr = TARGET_GPA,
-                        .memory_size = bytes,
-                        .userspace_addr = (uint64_t)(uintptr_t)src,
-                        .guest_memfd = (uint32_t)gmem};
-  if (ioctl(vm, X_SET_USER_MEMORY_REGION2, &r) < 0) die("KVM_SET_USER_MEMORY_REGION2");
+  struct bench_region2 r = {.slot = 0,
+                            .flags = BENCH_KVM_MEM_GUEST_MEMFD,
+                            .guest_phys_addr = TARGET_GPA,
+                            .memory_size = bytes,
+                            .userspace_addr = (uint64_t)(uintptr_t)src,
+                            .guest_memfd = (uint32_t)gmem};
+  if (ioctl(vm, BENCH_KVM_SET_USER_MEMORY_REGION2, &r) < 0) die("KVM_SET_USER_MEMORY_REGION2");
 
   // The helper: code, tables, TSS with I/O bitmap, bounce buffer, at VA 0.
   uint8_t* h = mmap(NULL, HELPER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

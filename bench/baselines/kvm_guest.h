@@ -38,7 +38,7 @@ struct guest {
 
 // A type-0 VM with one guest_memfd slot at gpa 0, backed (and host-mapped) by a MMAP|INIT_SHARED
 // file. 0, or -1 with errno and *what naming the failed step.
-static int make_guest(struct guest* g, uint64_t size, const char** what) {
+static inline int make_guest(struct guest* g, uint64_t size, const char** what) {
   g->size = size;
   g->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (g->kvm < 0) return *what = "open /dev/kvm", -1;
@@ -61,7 +61,7 @@ static int make_guest(struct guest* g, uint64_t size, const char** what) {
 }
 
 // The io-exit guest's vCPU on g (64 KiB or more): its fd in *vcpu and its kvm_run, or NULL.
-static struct kvm_run* make_io_vcpu(struct guest* g, int* vcpu, const char** what) {
+static inline struct kvm_run* make_io_vcpu(struct guest* g, int* vcpu, const char** what) {
   // Real mode at 0: out 0x10, al; jmp back to it.
   static const uint8_t code[] = {0xE6, 0x10, 0xEB, 0xFC};
   memcpy(g->mem, code, sizeof code);
