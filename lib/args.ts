@@ -237,6 +237,11 @@ export function guestReadArgs(gpa: U64, length: U64): [bigint, bigint] {
 }
 
 /** vm.guest.readInto(gpa, target) / write(gpa, data): the gpa, then the buffer's own memory. */
+/** A vm.guest target or source that was detached or shrunk before or during its access. */
+export function guestDetached(call: 'readInto' | 'write'): RangeError {
+  return argRangeError(`the buffer given to vm.guest.${call} was detached or resized during the call`);
+}
+
 export function guestBufferArgs(name: 'target' | 'data', gpa: U64, buf: unknown): [bigint, Uint8Array] {
   return [u64('gpa', gpa), guestBytes(name, buf)];
 }

@@ -7,7 +7,7 @@
 // host write that follows the call synchronously lands first, and accesses take effect one at a
 // time in call order. The real backend needs this (its helper vCPU runs one access at a time);
 // the simulator follows it, so the two backends order calls the same way.
-import { guestBufferArgs, guestReadArgs } from '../args.js';
+import { guestBufferArgs, guestDetached, guestReadArgs } from '../args.js';
 import { argRangeError } from '../errors.js';
 import type { GuestAccessPort, GuestOp } from '../ports.js';
 import type { GuestAccess as GuestAccessApi, U64 } from '../types.js';
@@ -18,9 +18,6 @@ export interface GuestOwner {
   readonly closed: boolean;
   readonly slots: ReadonlyMap<number, { guestPhysAddr: bigint; size: bigint }>;
 }
-
-const detached = (call: string) =>
-  argRangeError(`the buffer given to vm.guest.${call} was detached or resized during the call`);
 
 export class GuestAccess implements GuestAccessApi {
   /** Settles when the last access queued has settled, either way (a rejection does not stop the next one). */
@@ -49,28 +46,28 @@ export class GuestAccess implements GuestAccessApi {
   }
 
   readInto(gpa: U64, target: Uint8Array): Promise<number> {
-    return this.#enqueue(() => {
-      const [start, dst] = guestBufferArgs('target', gpa, target);
-      const len = dst.byteLength;
-      this.#range(start, BigInt(len));
-      const op = this.port.readInto(start, dst);
-      return () => {
-        // A target transferred or shrunk while the call waited: as the kvm port says mid-copy.
-        if (dst.byteLength !== len) throw detached('readInto');
-        this.#range(start, BigInt(len));
-        return op();
-      };
-    });
+    return this.#buffered('readInto', gpa, target, (start, dst) => this.port.readInto(start, dst));
   }
 
   write(gpa: U64, data: ArrayBufferView): Promise<void> {
+    return this.#buffered('write', gpa, data, (start, src) => this.port.write(start, src));
+  }
+
+  /** readInto and write: the buffer's length fixes the range, and it must keep it until the call's turn. */
+  #buffered<T>(
+    call: 'readInto' | 'write',
+    gpa: U64,
+    buf: unknown,
+    access: (start: bigint, bytes: Uint8Array) => GuestOp<T>,
+  ): Promise<T> {
     return this.#enqueue(() => {
-      const [start, src] = guestBufferArgs('data', gpa, data);
-      const len = src.byteLength;
+      const [start, bytes] = guestBufferArgs(call === 'readInto' ? 'target' : 'data', gpa, buf);
+      const len = bytes.byteLength;
       this.#range(start, BigInt(len));
-      const op = this.port.write(start, src);
+      const op = access(start, bytes);
       return () => {
-        if (src.byteLength !== len) throw detached('write');
+        // Transferred or shrunk while the call waited: as the kvm port says mid-copy.
+        if (bytes.byteLength !== len) throw guestDetached(call);
         this.#range(start, BigInt(len));
         return op();
       };

@@ -23,7 +23,8 @@
 //     this machine). Before copying, the program reads one byte of each page and checks an abort
 //     flag: a page the guest may not map (KVM_EXIT_MMIO here) costs one MMIO exit and one io exit.
 import { FLAGS, CAPS } from '../constants.js';
-import { ClosedError, GuestMemoryFault, KvmError, argRangeError } from '../errors.js';
+import { guestDetached } from '../args.js';
+import { ClosedError, GuestMemoryFault, KvmError } from '../errors.js';
 import type { GuestAccessPort, GuestOp } from '../ports.js';
 import type { VcpuExit } from '../types.js';
 import { num } from '../validate.js';
@@ -113,9 +114,6 @@ interface Helper {
 /** A call's buffer, and its length when the call was made. */
 type Target = { buf: Uint8Array; write: boolean; length: bigint };
 type Inflight = { h: Helper; at: bigint; n: bigint; slice: Uint8Array; bounce: 0 | 1; run: Promise<boolean> };
-
-const detached = (call: string) =>
-  argRangeError(`the buffer given to vm.guest.${call} was detached or resized during the call`);
 
 /** The real backend's vm.guest port: the core's GuestAccess queues its accesses (one at a time). */
 export class KvmGuestAccess implements GuestAccessPort {
@@ -424,7 +422,7 @@ export class KvmGuestAccess implements GuestAccessPort {
 
   // A target or source detached or shrunk under the call (transferred, or a resizable buffer).
   #sameSize(t: Target, total: bigint): void {
-    if (BigInt(t.buf.byteLength) !== total) throw detached(t.write ? 'write' : 'readInto');
+    if (BigInt(t.buf.byteLength) !== total) throw guestDetached(t.write ? 'write' : 'readInto');
   }
 
   #bounce(h: Helper, which: 0 | 1): Uint8Array | undefined {
@@ -439,14 +437,14 @@ export class KvmGuestAccess implements GuestAccessPort {
   }
 
   #toBounce(h: Helper, src: Uint8Array): void {
-    if (src.byteLength === 0) throw detached('write'); // every chunk has a byte at least
+    if (src.byteLength === 0) throw guestDetached('write'); // every chunk has a byte at least
     const b = this.#bounce(h, 0);
     if (b) b.set(src);
     else h.map.write(Number(BOUNCE), Buffer.from(src));
   }
 
   #fromBounce(h: Helper, dst: Uint8Array, which: 0 | 1): void {
-    if (dst.byteLength === 0) throw detached('readInto');
+    if (dst.byteLength === 0) throw guestDetached('readInto');
     const b = this.#bounce(h, which);
     if (b) dst.set(b.subarray(0, dst.byteLength));
     else dst.set(h.map.read(Number(BOUNCE + BigInt(which) * CHUNK), dst.byteLength));
