@@ -4,12 +4,12 @@
 // docs/profiles.md lists every rule with its source; the sources are also next to each rule.
 import { PRIVATE, SHARED, StateMap, newExtentMap, type NativeExtentMap } from '../../state-map.js';
 import type { ConversionResult, Extent, GuestMemfdFlags } from '../../types.js';
+import type { Offset } from '../../ports.js';
 import { PAGE_SIZE } from '../../validate.js';
 
 export const P = BigInt(PAGE_SIZE);
 
-/** A byte offset or length as the core hands it on: a bigint, or a number when both are safe. */
-export type Offset = number | bigint;
+export type { Offset };
 
 /** Whether a byte range is whole pages and not empty (what the conversion calls accept). */
 export function wholePages(offset: Offset, length: Offset): boolean {

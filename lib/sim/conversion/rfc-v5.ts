@@ -22,11 +22,8 @@ import {
   type GuestWay,
   type MappingRef,
   type Offset,
-  pageOf,
-  wholePages,
 } from './model.js';
-import { ATTRS2 } from './series.js';
-import { kvmError } from '../../errors.js';
+import { attrs2Pages } from './series.js';
 
 /**
  * -11-tabba kvm_gmem_create: GUEST_MEMFD_FLAG_INIT_MAPPABLE (1 << 0) is the only valid flag (bit
@@ -103,9 +100,7 @@ class RfcV5 extends FileConversion {
 
   /** The stand-in's own range rule: whole pages, non-empty (the series' GFN ranges always are). */
   #pages(offset: Offset, length: Offset): [number, number] {
-    if (!wholePages(offset, length)) throw kvmError('EINVAL', 'ioctl', ATTRS2);
-    const first = pageOf(offset);
-    return [first, first + pageOf(length)];
+    return attrs2Pages(offset, length);
   }
 
   share(offset: Offset, length: Offset): void {

@@ -6,6 +6,16 @@ import { FileConversion, PRIVATE, SHARED, pageOf, wholePages, type GuestWay, typ
 
 export const ATTRS2 = 'KVM_SET_MEMORY_ATTRIBUTES2';
 
+/**
+ * The page range [first, end) of a conversion's byte range: page-aligned and non-empty, else
+ * EINVAL, as KVM_SET_MEMORY_ATTRIBUTES2 (and rfc-v5's stand-in for the series' GFN ranges).
+ */
+export function attrs2Pages(offset: Offset, length: Offset): [number, number] {
+  if (!wholePages(offset, length)) throw kvmError('EINVAL', 'ioctl', ATTRS2);
+  const first = pageOf(offset);
+  return [first, first + pageOf(length)];
+}
+
 export abstract class SeriesConversion extends FileConversion {
   protected initialState(): number {
     return this.flags.initShared ? SHARED : PRIVATE;
@@ -26,8 +36,6 @@ export abstract class SeriesConversion extends FileConversion {
 
   /** The conversion call's own checks: page-aligned and non-empty, as KVM_SET_MEMORY_ATTRIBUTES2. */
   protected pages(offset: Offset, length: Offset): [number, number] {
-    if (!wholePages(offset, length)) throw kvmError('EINVAL', 'ioctl', ATTRS2);
-    const first = pageOf(offset);
-    return [first, first + pageOf(length)];
+    return attrs2Pages(offset, length);
   }
 }
