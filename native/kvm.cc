@@ -32,22 +32,7 @@ napi_value CallCheckExtension(napi_env rawEnv, napi_callback_info cbinfo) {
   try {
     auto* cx = static_cast<CheckExtensionData*>(data);
     if (cx->cell->fd < 0) ThrowClosed(env, cx->what);
-    // A uint32 number in one N-API call; anything else gets GetU32's checks and errors.
-    double d = -1;
-    uint32_t cap;
-    if (napi_get_value_double(rawEnv, arg, &d) == napi_ok && d >= 0 && d <= 4294967295.0 &&
-        d == static_cast<uint32_t>(d))
-      cap = static_cast<uint32_t>(d);
-    else
-      cap = GetU32(env, Napi::Value(rawEnv, arg), "cap");
-    long r = IoctlRetry(cx->cell->fd, KVM_CHECK_EXTENSION, cap);
-    if (r < 0) {
-      int err = errno;
-      ThrowErrno(env, err, "ioctl", "KVM_CHECK_EXTENSION", "cap " + std::to_string(cap));
-    }
-    napi_value out = nullptr;
-    napi_create_double(rawEnv, static_cast<double>(r), &out);
-    return out;
+    return CheckExtensionOn(env, cx->cell->fd, Napi::Value(rawEnv, arg));
   } catch (const Napi::Error& e) {
     e.ThrowAsJavaScriptException();
     return nullptr;
@@ -55,6 +40,23 @@ napi_value CallCheckExtension(napi_env rawEnv, napi_callback_info cbinfo) {
 }
 
 }  // namespace
+
+Napi::Value CheckExtensionOn(Napi::Env env, int fd, Napi::Value capArg) {
+  // A uint32 number in one N-API call; anything else gets GetU32's checks and errors. The
+  // error's argument text is made only when there is an error.
+  double d = -1;
+  uint32_t cap;
+  if (napi_get_value_double(env, capArg, &d) == napi_ok && d >= 0 && d <= 4294967295.0 && d == static_cast<uint32_t>(d))
+    cap = static_cast<uint32_t>(d);
+  else
+    cap = GetU32(env, capArg, "cap");
+  long r = IoctlRetry(fd, KVM_CHECK_EXTENSION, cap);
+  if (r < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "ioctl", "KVM_CHECK_EXTENSION", "cap " + std::to_string(cap));
+  }
+  return Napi::Number::New(env, static_cast<double>(r));
+}
 
 Napi::Function CheckExtensionFunction(Napi::Env env, const std::shared_ptr<FdCell>& cell, const char* what) {
   auto* data = new CheckExtensionData{cell, what};
@@ -136,8 +138,7 @@ Napi::Value KvmObject::ApiVersion(const Napi::CallbackInfo& info) {
 Napi::Value KvmObject::CheckExtension(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Kvm");
-  uint32_t cap = GetU32(env, info[0], "cap");
-  return IoctlValue(env, fd_, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION", "cap " + std::to_string(cap));
+  return CheckExtensionOn(env, fd_, info[0]);
 }
 
 // checkExtensionFunction() -> (cap) => number: the same call as a plain function (the hot path).

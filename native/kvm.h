@@ -20,6 +20,10 @@ struct FdCell {
 // checkExtension method without ObjectWrap's dispatch (an unwrap and a CallbackInfo per call),
 // which costs more than the ioctl's own wrapper cost goal allows. `what` names the object in the
 // ClosedError it gives once the object is closed.
+// KVM_CHECK_EXTENSION on fd with the cap argument as given: its value, or its errno as a KvmError
+// (the one implementation behind the methods and the plain function).
+Napi::Value CheckExtensionOn(Napi::Env env, int fd, Napi::Value capArg);
+
 Napi::Function CheckExtensionFunction(Napi::Env env, const std::shared_ptr<FdCell>& cell, const char* what);
 
 class KvmObject : public Napi::ObjectWrap<KvmObject>, public Owned {

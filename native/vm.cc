@@ -75,8 +75,7 @@ Napi::Value VmObject::GetType(const Napi::CallbackInfo& info) { return Napi::Num
 Napi::Value VmObject::CheckExtension(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureOpen(env, *this, "Vm");
-  uint32_t cap = GetU32(env, info[0], "cap");
-  return IoctlValue(env, fd_, KVM_CHECK_EXTENSION, cap, "KVM_CHECK_EXTENSION", "cap " + std::to_string(cap));
+  return CheckExtensionOn(env, fd_, info[0]);
 }
 
 // checkExtensionFunction() -> (cap) => number: the same call as a plain function (the hot path).
