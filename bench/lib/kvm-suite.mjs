@@ -103,6 +103,46 @@ function napiFloor(ctx) {
   return napiFloorLoaded;
 }
 
+/**
+ * A call's two N-API floor figures (napi.<id> and c.<id>-in-node against `baseline`): its plain
+ * N-API function from JS, and the same call looped in C inside this process. `side` is their round
+ * for alternate(), `record` files what it measured.
+ * @param {any} ctx
+ * @param {string} baseline
+ * @param {{ id: string, call: string, batch: number, once(f: NapiFloor): unknown, loop(f: NapiFloor, n: number): unknown }} how
+ */
+function floorFigures(ctx, baseline, how) {
+  const { id, call, batch, once, loop } = how;
+  const napi = {
+    id: `napi.${id}`,
+    unit: 'ns',
+    baseline,
+    note: `a plain N-API function doing only ${call} (no checks; napi_check.c), from JS, the median batch of ${batch}: the floor of any binding`,
+  };
+  const inNode = {
+    id: `c.${id}-in-node`,
+    unit: 'ns',
+    baseline,
+    note: `${call} looped in C inside the Node process (napi_check.c), the median batch of ${batch}`,
+  };
+  return {
+    specs: [napi, inNode],
+    /** @param {{ time: number }} opts */
+    side: async (opts) => {
+      const { floor: f, floorError } = napiFloor(ctx);
+      if (!f) throw floorError;
+      return {
+        [napi.id]: await timeOp(napi.id, () => once(f), { ...opts, batch }),
+        [inNode.id]: (await timeOp(inNode.id, () => loop(f, batch), { ...opts, batch: 1 })) / batch,
+      };
+    },
+    record: (side) => {
+      record(ctx, side, napi, 'N-API floor unavailable: ');
+      record(ctx, side, inNode, 'N-API floor unavailable: ');
+    },
+  };
+}
+
 async function checkExtension(ctx) {
   const calls = ctx.quick ? 100_000 : 500_000;
   const c = {
@@ -117,22 +157,14 @@ async function checkExtension(ctx) {
     goal: '<= 1.1',
     note: `kvm.checkExtension(${GMEM_FLAGS_CAP}) on the system fd, median of batches of 1000`,
   };
-  // The floor of any N-API binding, measured beside them: a plain N-API function doing only the
-  // ioctl, and the same ioctl looped in C inside this process (bench/baselines/napi_check.c).
-  const napi = {
-    id: 'napi.check-extension',
-    unit: 'ns',
-    baseline: c.id,
-    note: 'a plain N-API function doing only the ioctl (no checks), from JS, the median batch of 1000: the floor of any binding',
-  };
-  const inNode = {
-    id: 'c.check-extension-in-node',
-    unit: 'ns',
-    baseline: c.id,
-    note: 'the same ioctl looped in C inside the Node process (napi_check.c loop), the median batch of 1000',
-  };
-  if (ctx.kvmReason) return skipAll(ctx, [js, c, napi, inNode], ctx.kvmReason);
-  const { floor, floorError } = napiFloor(ctx);
+  const floor = floorFigures(ctx, c.id, {
+    id: 'check-extension',
+    call: 'the ioctl',
+    batch: 1000,
+    once: (f) => f.check(GMEM_FLAGS_CAP),
+    loop: (f, n) => f.loop(n, GMEM_FLAGS_CAP),
+  });
+  if (ctx.kvmReason) return skipAll(ctx, [js, c, ...floor.specs], ctx.kvmReason);
   const opts = { batch: 1000, time: ctx.quick ? 150 : 600 };
   const [cs, jss, ns] = await alternate(ROUNDS, [
     cSide(ctx, ['check', String(calls), '3'], (l) => ({ [c.id]: l[0].ns })),
@@ -145,19 +177,11 @@ async function checkExtension(ctx) {
         }),
       };
     },
-    async () => {
-      if (floorError || !floor) throw floorError;
-      const f = floor;
-      return {
-        [napi.id]: await timeOp(napi.id, () => f.check(GMEM_FLAGS_CAP), opts),
-        [inNode.id]: (await timeOp(inNode.id, () => f.loop(1000, GMEM_FLAGS_CAP), { ...opts, batch: 1 })) / 1000,
-      };
-    },
+    () => floor.side(opts),
   ]);
   record(ctx, jss, js);
   record(ctx, cs, c);
-  record(ctx, ns, napi, 'N-API floor unavailable: ');
-  record(ctx, ns, inNode, 'N-API floor unavailable: ');
+  floor.record(ns);
 }
 
 async function ioExit(ctx) {
@@ -181,20 +205,14 @@ async function ioExit(ctx) {
     goal: '<= 1.1',
     note: 'vcpu.runSync() per io exit, same guest',
   };
-  const napi = {
-    id: 'napi.io-exit-roundtrip',
-    unit: 'ns',
-    baseline: c.id,
-    note: 'a plain N-API function doing only KVM_RUN on the same kind of guest (napi_check.c ioRun), from JS, the median batch of 200',
-  };
-  const inNode = {
-    id: 'c.io-exit-roundtrip-in-node',
-    unit: 'ns',
-    baseline: c.id,
-    note: 'the KVM_RUN loop in C inside the Node process (napi_check.c ioLoop), the median batch of 200',
-  };
-  if (ctx.kvmReason) return skipAll(ctx, [js, jsSync, c, napi, inNode], ctx.kvmReason);
-  const { floor, floorError } = napiFloor(ctx);
+  const floor = floorFigures(ctx, c.id, {
+    id: 'io-exit-roundtrip',
+    call: 'KVM_RUN on the same kind of guest',
+    batch: 200,
+    once: (f) => f.ioRun(),
+    loop: (f, n) => f.ioLoop(n),
+  });
+  if (ctx.kvmReason) return skipAll(ctx, [js, jsSync, c, ...floor.specs], ctx.kvmReason);
   let vm;
   let vcpu;
   let setupError = null;
@@ -225,21 +243,13 @@ async function ioExit(ctx) {
       if (setupError) throw setupError;
       return { [jsSync.id]: await timeOp(jsSync.id, () => vcpu.runSync(), opts) };
     },
-    async () => {
-      if (floorError || !floor) throw floorError;
-      const f = floor;
-      return {
-        [napi.id]: await timeOp(napi.id, () => f.ioRun(), opts),
-        [inNode.id]: (await timeOp(inNode.id, () => f.ioLoop(200), { ...opts, batch: 1 })) / 200,
-      };
-    },
+    () => floor.side(opts),
   ]);
   vm?.close();
   record(ctx, jss, js, 'vCPU path unavailable: ');
   record(ctx, syncs, jsSync, 'vCPU path unavailable: ');
   record(ctx, cs, c);
-  record(ctx, ns, napi, 'N-API floor unavailable: ');
-  record(ctx, ns, inNode, 'N-API floor unavailable: ');
+  floor.record(ns);
 }
 
 async function copies(ctx) {
