@@ -5,6 +5,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanDist } from '../../tools/clean-dist.mjs';
 
 const root = path.resolve(__dirname, '../..');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -12,7 +13,9 @@ const addon = path.join(root, 'build', 'Release', 'kvm_gmem.node');
 
 // Asynchronous: tsc takes tens of seconds on a loaded machine, and a worker blocked that long misses
 // vitest's RPC deadline ("Timeout calling onTaskUpdate").
+// The library's own compile also drops stale outputs first, as `npm run build:ts` does.
 function tsc(args: string[]): Promise<{ status: number | null; out: string }> {
+  if (args[1] === 'tsconfig.json') cleanDist(path.join(root, 'dist'), path.join(root, 'lib'));
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), ...args], { cwd: root });
     let out = '';
