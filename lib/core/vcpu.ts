@@ -225,15 +225,17 @@ export class Vcpu extends Owned implements VcpuApi {
   /**
    * An exit that came back inline after the window had passed since the event loop last turned:
    * it is handed over on the loop's next check phase, so timers and I/O run first. The vCPU stays
-   * busy until then, as during a run on its own thread.
+   * busy until then, and a close before then rejects it with ClosedError, as during a run on the
+   * vCPU's own thread.
    */
   #nextTurn(exit: VcpuExit): Promise<VcpuExit> {
     this.#running = true;
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       setImmediate(() => {
         this.#running = false;
         heldSince = -1;
-        resolve(exit);
+        if (this.closed) reject(new ClosedError('Vcpu'));
+        else resolve(exit);
       });
     });
   }

@@ -61,6 +61,15 @@ describe('run() and the event loop', () => {
     expect(vcpu.runSync()).toEqual({ reason: 'hlt' });
   });
 
+  it('a close before the exit is handed over rejects the run with ClosedError', async () => {
+    const { vcpu } = fakeVcpu();
+    await vcpu.run();
+    spin(600);
+    const p = vcpu.run();
+    vcpu.close();
+    await expect(p).rejects.toMatchObject({ name: 'ClosedError' });
+  });
+
   it('setRunInline sets the window that bounds the hold', async () => {
     const { vcpu } = fakeVcpu(100);
     vcpu.setRunInline(10_000_000); // 10 s: 100 runs of 100 us all come back in this turn
