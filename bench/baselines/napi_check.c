@@ -1,9 +1,10 @@
 // The floor of any N-API binding of KVM_CHECK_EXTENSION and of KVM_RUN: plain N-API functions
 // doing only the ioctl (no argument checks, no closed check, no decoding), and the same ioctls
 // looped in C inside the Node process. Loaded by the benchmark as a .node file, compiled in the
-// same run against the headers of the Node that runs it. open(path) opens the fd; check(cap) is
-// one ioctl; loop(n, cap) is n ioctls in C, returning their sum; ioGuest() makes the io-exit guest
-// of kvm_guest.h; ioRun() is one KVM_RUN of it; ioLoop(n) is n of them in C.
+// same run against the headers of the Node that runs it. open(path) opens the fd; call(x) gives x
+// back (the crossing alone: one number in, one out, no syscall); check(cap) is one ioctl; loop(n, cap) is n ioctls in
+// C, returning their sum; ioGuest() makes the io-exit guest of kvm_guest.h; ioRun() is one KVM_RUN of it; ioLoop(n) is
+// n of them in C.
 #include <node_api.h>
 
 #include <stdio.h>
@@ -37,6 +38,16 @@ static napi_value open_kvm(napi_env env, napi_callback_info info) {
   if (kvm_fd >= 0) close(kvm_fd);
   kvm_fd = open(path, O_RDWR | O_CLOEXEC);
   return number(env, kvm_fd);
+}
+
+// check() without the ioctl: the same argument handling and result.
+static napi_value call(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  double x = 0;
+  napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
+  napi_get_value_double(env, arg, &x);
+  return number(env, x);
 }
 
 static napi_value check(napi_env env, napi_callback_info info) {
@@ -94,7 +105,7 @@ NAPI_MODULE_INIT() {
   const struct {
     const char* name;
     napi_callback cb;
-  } fns[] = {{"open", open_kvm},    {"check", check},   {"loop", loop},
+  } fns[] = {{"open", open_kvm},    {"call", call},     {"check", check},   {"loop", loop},
              {"ioGuest", io_guest}, {"ioRun", io_once}, {"ioLoop", io_loop}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

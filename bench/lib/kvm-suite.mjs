@@ -81,7 +81,7 @@ function realKvm(ctx) {
 }
 
 /**
- * @typedef {{ open(path: string): number, check(cap: number): number, loop(n: number, cap: number): number,
+ * @typedef {{ open(path: string): number, call(x: number): number, check(cap: number): number, loop(n: number, cap: number): number,
  *   ioGuest(): number, ioRun(): number, ioLoop(n: number): number }} NapiFloor
  */
 /** @type {{ floor?: NapiFloor, floorError: unknown } | undefined} */
@@ -164,9 +164,15 @@ async function checkExtension(ctx) {
     once: (f) => f.check(GMEM_FLAGS_CAP),
     loop: (f, n) => f.loop(n, GMEM_FLAGS_CAP),
   });
-  if (ctx.kvmReason) return skipAll(ctx, [js, c, ...floor.specs], ctx.kvmReason);
+  const crossing = {
+    id: 'napi.call',
+    unit: 'ns',
+    baseline: c.id,
+    note: 'napi.check-extension without the ioctl (one number in, one out): the N-API crossing alone, against the ioctl in C',
+  };
+  if (ctx.kvmReason) return skipAll(ctx, [js, c, ...floor.specs, crossing], ctx.kvmReason);
   const opts = { batch: 1000, time: ctx.quick ? 150 : 600 };
-  const [cs, jss, ns] = await alternate(ROUNDS, [
+  const [cs, jss, ns, crossings] = await alternate(ROUNDS, [
     cSide(ctx, ['check', String(calls), '3'], (l) => ({ [c.id]: l[0].ns })),
     async () => {
       const kvm = realKvm(ctx);
@@ -178,10 +184,16 @@ async function checkExtension(ctx) {
       };
     },
     () => floor.side(opts),
+    async () => {
+      const { floor: f, floorError } = napiFloor(ctx);
+      if (!f) throw floorError;
+      return { [crossing.id]: await timeOp(crossing.id, () => f.call(GMEM_FLAGS_CAP), opts) };
+    },
   ]);
   record(ctx, jss, js);
   record(ctx, cs, c);
   floor.record(ns);
+  record(ctx, crossings, crossing, 'N-API floor unavailable: ');
 }
 
 async function ioExit(ctx) {
@@ -278,7 +290,19 @@ async function copies(ctx) {
     goal: '>= 0.9',
     note: 'mapping.write(0, 64 MiB Buffer): the SIGBUS-guarded copy',
   };
-  if (ctx.kvmReason) return skipAll(ctx, [rd, wr, cr, cw], ctx.kvmReason);
+  const pr = {
+    id: 'c.probe-memcpy-read-gbps',
+    unit: 'GB/s',
+    baseline: cr.id,
+    note: 'c.memcpy-read-gbps after one read per page, as the SIGBUS guard probes before it copies (so a failed copy moves no byte)',
+  };
+  const pw = {
+    id: 'c.probe-memcpy-write-gbps',
+    unit: 'GB/s',
+    baseline: cw.id,
+    note: 'c.memcpy-write-gbps after one read per page, as the SIGBUS guard probes before it copies (so a failed write moves no byte)',
+  };
+  if (ctx.kvmReason) return skipAll(ctx, [rd, wr, cr, cw, pr, pw], ctx.kvmReason);
   let vm;
   let m;
   let buf;
@@ -304,7 +328,7 @@ async function copies(ctx) {
   ]);
   vm?.close();
   for (const spec of [rd, wr]) record(ctx, jss, spec);
-  for (const spec of [cr, cw]) record(ctx, cs, spec);
+  for (const spec of [cr, cw, pr, pw]) record(ctx, cs, spec);
 }
 
 async function guestRead(ctx) {

@@ -132,8 +132,10 @@ export function requiredIds() {
   ids.push('convert.per-page-floor.1tib');
   ids.push('fragmented.random-page-op', 'fragmented.bytes-per-extent', 'sim.page-op', 'sim.states-page');
   ids.push('kvm.check-extension', 'c.check-extension', 'napi.check-extension', 'c.check-extension-in-node');
+  ids.push('napi.call');
   ids.push('kvm.io-exit-roundtrip', 'c.io-exit-roundtrip', 'napi.io-exit-roundtrip', 'c.io-exit-roundtrip-in-node');
   ids.push('mapping.read-gbps', 'mapping.write-gbps', 'c.memcpy-read-gbps', 'c.memcpy-write-gbps');
+  ids.push('c.probe-memcpy-read-gbps', 'c.probe-memcpy-write-gbps');
   ids.push('guest.read-gbps', 'guest.read-first-gbps', 'c.guest-copy-gbps', 'c.guest-copy-first-gbps');
   return ids;
 }
@@ -151,9 +153,11 @@ export function reportOrder() {
   );
   ids.push('sim.page-op', 'sim.states-page');
   ids.push('kvm.check-extension', 'c.check-extension', 'napi.check-extension', 'c.check-extension-in-node');
+  ids.push('napi.call');
   ids.push('kvm.io-exit-roundtrip', 'kvm.io-exit-roundtrip-sync', 'c.io-exit-roundtrip');
   ids.push('napi.io-exit-roundtrip', 'c.io-exit-roundtrip-in-node');
-  ids.push('mapping.read-gbps', 'c.memcpy-read-gbps', 'mapping.write-gbps', 'c.memcpy-write-gbps');
+  ids.push('mapping.read-gbps', 'c.memcpy-read-gbps', 'c.probe-memcpy-read-gbps');
+  ids.push('mapping.write-gbps', 'c.memcpy-write-gbps', 'c.probe-memcpy-write-gbps');
   ids.push('guest.read-gbps', 'c.guest-copy-gbps', 'guest.read-first-gbps', 'c.guest-copy-first-gbps');
   return ids;
 }
