@@ -1,10 +1,14 @@
 // The floor of any N-API binding of KVM_CHECK_EXTENSION and of KVM_RUN: plain N-API functions
 // doing only the ioctl (no argument checks, no closed check, no decoding), and the same ioctls
 // looped in C inside the Node process. Loaded by the benchmark as a .node file, compiled in the
-// same run against the headers of the Node that runs it. open(path) opens the fd; call(x) gives x
-// back (the crossing alone: one number in, one out, no syscall); check(cap) is one ioctl; loop(n, cap) is n ioctls in
-// C, returning their sum; ioGuest() makes the io-exit guest of kvm_guest.h; ioRun() is one KVM_RUN of it; ioLoop(n) is
-// n of them in C.
+// same run against the headers of the Node that runs it.
+//   open(path)    opens the fd
+//   call(x)       gives x back: the crossing alone (one number in, one out, no syscall)
+//   check(cap)    one ioctl
+//   loop(n, cap)  n ioctls in C, returning their sum
+//   ioGuest()     makes the io-exit guest of kvm_guest.h
+//   ioRun()       one KVM_RUN of it
+//   ioLoop(n)     n of them in C
 #include <node_api.h>
 
 #include <stdio.h>
@@ -40,23 +44,22 @@ static napi_value open_kvm(napi_env env, napi_callback_info info) {
   return number(env, kvm_fd);
 }
 
-// check() without the ioctl: the same argument handling and result.
-static napi_value call(napi_env env, napi_callback_info info) {
+// The one number argument of call() and check(), read the same way for both.
+static double one_arg(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value arg;
   double x = 0;
   napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
   napi_get_value_double(env, arg, &x);
-  return number(env, x);
+  return x;
 }
 
+// check() without the ioctl: the same argument handling and result.
+static napi_value call(napi_env env, napi_callback_info info) { return number(env, one_arg(env, info)); }
+
 static napi_value check(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg;
-  double cap = 0;
-  napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
-  napi_get_value_double(env, arg, &cap);
-  return number(env, (double)ioctl(kvm_fd, KVM_CHECK_EXTENSION, (unsigned long)cap));
+  unsigned long cap = (unsigned long)one_arg(env, info);
+  return number(env, (double)ioctl(kvm_fd, KVM_CHECK_EXTENSION, cap));
 }
 
 static napi_value loop(napi_env env, napi_callback_info info) {
