@@ -233,7 +233,7 @@ export class Vcpu extends Owned implements VcpuApi {
     return new Promise((resolve, reject) => {
       setImmediate(() => {
         this.#running = false;
-        heldSince = -1;
+        loopTurned();
         if (this.closed) reject(new ClosedError('Vcpu'));
         else resolve(exit);
       });
