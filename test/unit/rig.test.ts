@@ -14,6 +14,7 @@ const {
   configHash,
   enableSymbols,
   guestEnv,
+  hostTscKhz,
   initScript,
   missingOptions,
   moduleLoadOrder,
@@ -223,6 +224,17 @@ describe('rig: quoting and the guest scripts', () => {
     expect(sh(`sh -n <<'EOF'\n${s}\nEOF`).status).toBe(0);
   });
 
+  it("the custom kernel's TSC rate is the host's, from bogomips (tsc_khz / 500), and only a constant TSC", () => {
+    const cpu = (flags: string, bogomips: string) =>
+      `processor\t: 0\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2596.118\nflags\t\t: fpu ${flags} tsc\nbogomips\t: ${bogomips}\n`;
+    // This host (2 cores, Firecracker on AMD EPYC): "tsc: Detected 2596.118 MHz processor".
+    expect(hostTscKhz(cpu('constant_tsc nonstop_tsc', '5192.23') + cpu('constant_tsc', '5192.23'))).toBe(2596115);
+    expect(hostTscKhz(cpu('nonstop_tsc', '5192.23'))).toBeNull();
+    expect(hostTscKhz(cpu('constant_tsc', '0.00'))).toBeNull();
+    expect(hostTscKhz('processor\t: 0\nflags\t\t: constant_tsc\n')).toBeNull();
+    expect(hostTscKhz('')).toBeNull();
+  });
+
   it('QEMU runs TCG with an SVM-capable EPYC on one vCPU, the host root read-only', () => {
     const a = qemuArgs({ kernel: '/k', initrd: '/i', mem: '2G', job: '/j' });
     expect(a.slice(0, 6)).toEqual(['-accel', 'tcg,thread=single', '-cpu', 'EPYC,+svm', '-smp', '1']);
@@ -230,5 +242,7 @@ describe('rig: quoting and the guest scripts', () => {
     expect(a).toContain('local,path=/,mount_tag=host0,security_model=none,readonly=on,multidevs=remap');
     expect(a).toContain('local,path=/j,mount_tag=job,security_model=none,multidevs=remap');
     expect(a[a.indexOf('-append') + 1]).toMatch(/console=ttyS0 panic=-1/);
+    const b = qemuArgs({ kernel: '/k', initrd: '/i', mem: '2G', job: '/j', append: 'tsc_early_khz=2596115' });
+    expect(b[b.indexOf('-append') + 1]).toMatch(/ tsc_early_khz=2596115$/);
   });
 });

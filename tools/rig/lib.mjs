@@ -357,6 +357,27 @@ reboot -f
 `;
 }
 
+/**
+ * The host's TSC rate in kHz, for the custom kernel's `tsc_early_khz=`, or null when the host does
+ * not say it. The custom kernel has no HPET and no ACPI PM timer, so it can only calibrate its TSC
+ * against the PIT, and under TCG that failed in about 1 boot of 4 (measured: "tsc: Unable to
+ * calibrate against PIT", then "Marking TSC unstable due to could not calculate TSC khz"). With
+ * tsc_khz 0, kvm_guest_time_update (arch/x86/kvm/x86.c) asks for KVM_REQ_CLOCK_UPDATE again and
+ * returns 1 on every entry, so KVM_RUN never enters the guest and spins until a signal: the
+ * type-1 cases and the example hung. TCG's guest TSC is the host's (QEMU's rdtsc helper counts
+ * host ticks; the boots that calibrated found 2596.08-2596.14 MHz on a 2596.118 MHz host), and x86
+ * Linux prints its TSC rate as bogomips = loops_per_jiffy / (500000 / HZ) with loops_per_jiffy =
+ * tsc_khz * 1000 / HZ (show_cpuinfo in arch/x86/kernel/cpu/proc.c, get_loops_per_jiffy in
+ * arch/x86/kernel/tsc.c), so tsc_khz = bogomips * 500. Only a constant TSC is taken.
+ */
+export function hostTscKhz(cpuinfo) {
+  const flags = /^flags\s*:(.*)$/m.exec(cpuinfo)?.[1].split(/\s+/) ?? [];
+  const bogomips = /^bogomips\s*:\s*([0-9]+\.[0-9]+)\s*$/m.exec(cpuinfo)?.[1];
+  if (!flags.includes('constant_tsc') || bogomips === undefined) return null;
+  const khz = Math.round(Number(bogomips) * 500);
+  return khz > 0 ? khz : null;
+}
+
 /** QEMU's arguments: TCG with an emulated AMD CPU that has SVM, one vCPU (kernel-rig.md: -smp 2 oopsed). */
 export function qemuArgs({ kernel, initrd, mem, job, append = '' }) {
   return [

@@ -20,6 +20,7 @@ import {
   configHash,
   enableSymbols,
   guestEnv,
+  hostTscKhz,
   initScript,
   missingOptions,
   moduleLoadOrder,
@@ -349,7 +350,7 @@ function initramfs(cache, k) {
 }
 
 /** Boots, runs, and streams the command's output back as the guest writes it. */
-function boot(o, k, initrd) {
+function boot(o, k, initrd, append) {
   const job = fs.mkdtempSync(path.join(os.tmpdir(), 'kvm-gmem-rig-job-'));
   const cwd = process.env.INIT_CWD || process.cwd();
   fs.writeFileSync(
@@ -360,7 +361,7 @@ function boot(o, k, initrd) {
   for (const f of ['stdout', 'stderr']) fs.writeFileSync(path.join(job, f), '');
   const consoleLog = path.join(job, 'console.log');
   const consoleFd = fs.openSync(consoleLog, 'w');
-  const qemu = spawn('qemu-system-x86_64', qemuArgs({ kernel: k.kernel, initrd, mem: o.mem, job }), {
+  const qemu = spawn('qemu-system-x86_64', qemuArgs({ kernel: k.kernel, initrd, mem: o.mem, job, append }), {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const tBoot = Date.now();
@@ -470,8 +471,15 @@ async function main() {
     return 0;
   }
   const initrd = initramfs(cache, k);
-  log(`booting ${k.label} under QEMU TCG (timeout ${o.timeout} s)`);
-  const r = await boot(o, k, initrd);
+  // The custom kernel is told the TSC rate it cannot calibrate (hostTscKhz in lib.mjs says why).
+  let append = '';
+  if (o.kernel === 'custom') {
+    const khz = hostTscKhz(safeRead('/proc/cpuinfo') ?? '');
+    if (khz !== null) append = `tsc_early_khz=${khz}`;
+    else log('the host shows no constant TSC rate: the kernel calibrates its own, which can fail under TCG');
+  }
+  log(`booting ${k.label} under QEMU TCG (timeout ${o.timeout} s)${append ? `, ${append}` : ''}`);
+  const r = await boot(o, k, initrd, append);
   if (r.error) throw new RigError(r.error);
   const tail = () => r.consoleText.split('\n').slice(-25).join('\n');
   if (r.timedOut) {
