@@ -234,7 +234,7 @@ export interface Vcpu extends Disposable {
   setSregs(sregs: SregsUpdate): void;
   /**
    * KVM_RUN without blocking the caller for long: it starts on the calling thread for at most a
-   * short window (setRunInline, default 500 us), then continues on the vCPU's own thread.
+   * short window (setRunInline, default 2000 us), then continues on the vCPU's own thread.
    */
   run(): Promise<VcpuExit>;
   runSync(): VcpuExit;

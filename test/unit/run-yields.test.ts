@@ -2,7 +2,7 @@
 // turn: once the inline window has passed since it last turned, the next exit is handed over on a
 // later turn. A fake port stands for the vCPU so the case needs no /dev/kvm and no timing bound:
 // each of its runs takes 100 us of wall time, so 200 of them hold the loop for at least 20 ms,
-// 40 times the default window.
+// 10 times the default window (2 ms).
 import { describe, expect, it } from 'vitest';
 import { EXITS } from '../../lib/constants.js';
 import { Vcpu } from '../../lib/core/vcpu.js';
@@ -50,10 +50,10 @@ describe('run() and the event loop', () => {
 
   it('an exit handed over on a later turn keeps the vCPU busy until then, and is the exit that came back', async () => {
     const { vcpu, runs } = fakeVcpu();
-    // Past the window: the second run's exit waits for the loop's next turn.
+    // Past the default window (2 ms): the second run's exit waits for the loop's next turn.
     let p: Promise<unknown> = vcpu.run();
     await p;
-    spin(600);
+    spin(2100);
     p = vcpu.run();
     expect(runs()).toBe(2);
     expect(() => vcpu.runSync()).toThrow(expect.objectContaining({ code: 'ERR_KVM_VCPU_BUSY' }));
@@ -61,10 +61,19 @@ describe('run() and the event loop', () => {
     expect(vcpu.runSync()).toEqual({ reason: 'hlt' });
   });
 
-  it('a close before the exit is handed over rejects the run with ClosedError', async () => {
+  it('the default window is 2 ms: an exit 0.6 ms into the hold still comes back in this turn', async () => {
     const { vcpu } = fakeVcpu();
     await vcpu.run();
     spin(600);
+    const p = vcpu.run();
+    expect(vcpu.runSync()).toEqual({ reason: 'hlt' }); // not busy: the exit was not deferred
+    expect(await p).toEqual({ reason: 'hlt' });
+  });
+
+  it('a close before the exit is handed over rejects the run with ClosedError', async () => {
+    const { vcpu } = fakeVcpu();
+    await vcpu.run();
+    spin(2100);
     const p = vcpu.run();
     vcpu.close();
     await expect(p).rejects.toMatchObject({ name: 'ClosedError' });
