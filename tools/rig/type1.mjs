@@ -3,7 +3,7 @@
 // (lib/conformance/cases-private.ts and cases-private-guest.ts). Run inside the rig's custom kernel:
 //   npm run rig -- custom node tools/rig/type1.mjs
 // Exit 0 when every case ran and matched; 1 on a difference or a crash; 2 when type 1 is missing
-// here; 3 when a case hung and nothing differed (in about 1 boot of 4 every KVM_RUN spun in the
+// here; 3 when a case hung and nothing differed (in 4 boots of 36 every KVM_RUN spun in the
 // kernel until a signal while the kernel had no TSC rate; the rig now passes it, docs/profiles.md).
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
