@@ -108,12 +108,22 @@ export function bytesDigest(b: Uint8Array): string {
 /** A VM for the body, closed afterwards whatever happens (closing it closes its files and mappings). */
 export async function withVm<T>(kvm: Kvm, fn: (vm: Vm) => Promise<T> | T, type?: number): Promise<T> {
   const vm = kvm.createVm(type === undefined ? undefined : { type });
+  const mine = caseVms;
+  mine?.add(vm);
   try {
     return await fn(vm);
   } finally {
+    mine?.delete(vm);
     vm.close();
   }
 }
+
+/**
+ * The VMs withVm opened for the case running now (cases run one at a time). A case that times out
+ * has them closed: closing kicks a vCPU out of KVM_RUN, so a hung run stops instead of spinning on
+ * through the cases after it (on the rig's one-CPU guest it slowed all of them).
+ */
+let caseVms: Set<Vm> | undefined;
 
 /** Key order does not matter: objects compare by their sorted keys. */
 export function canonical(v: Json | undefined): string {
@@ -176,6 +186,8 @@ export async function runCase(kvm: Kvm, c: Case, defaultTimeoutMs = 5000): Promi
   const ms = () => Math.round((performance.now() - t0) * 10) / 10;
   const limit = c.timeoutMs ?? defaultTimeoutMs;
   let timer: NodeJS.Timeout | undefined;
+  const vms = new Set<Vm>();
+  caseVms = vms;
   const hung = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), limit);
   });
@@ -197,10 +209,14 @@ export async function runCase(kvm: Kvm, c: Case, defaultTimeoutMs = 5000): Promi
       return { ...base, status: 'crashed', reason: describeThrown(e), ms: ms() };
     });
     const r = await Promise.race([body, hung]);
-    if (r === 'timeout') return { ...base, status: 'timeout', reason: `no result after ${limit} ms`, ms: ms() };
+    if (r === 'timeout') {
+      for (const vm of vms) vm.close();
+      return { ...base, status: 'timeout', reason: `no result after ${limit} ms`, ms: ms() };
+    }
     return r;
   } finally {
     clearTimeout(timer);
+    if (caseVms === vms) caseVms = undefined;
   }
 }
 

@@ -1,8 +1,10 @@
 // The case runner: time limits, crashes kept to their case, outcomes made comparable JSON.
 import { describe, expect, it } from 'vitest';
 import { GROUPS, attempt, bytesDigest, cases, errorShape, runCases, type Case } from '../../lib/conformance/index.js';
+import { withVm } from '../../lib/conformance/case.js';
+import { open } from '../../lib/index.js';
 import { ConversionBusyError, HostAccessError, KvmError, UnsupportedError } from '../../lib/errors.js';
-import type { Kvm } from '../../lib/types.js';
+import type { Kvm, Vm } from '../../lib/types.js';
 
 const fakeKvm = {} as Kvm;
 
@@ -33,6 +35,33 @@ describe('conformance runner', () => {
     expect(rs[1]!.reason).toBe('no result after 50 ms');
     expect(rs[2]!.reason).toBe('not supported here: X');
     expect(rs[3]!.outcome).toEqual({ n: 10, b: 'ab*4' });
+  });
+
+  it("a case that times out has its withVm VMs closed (a hung KVM_RUN is kicked out); the next case's stays open while it runs", async () => {
+    using kvm = open({ backend: 'sim' });
+    let hungVm: Vm | undefined;
+    let nextVm: Vm | undefined;
+    const suite: Case[] = [
+      {
+        id: 'hangs',
+        group: 'fallocate',
+        title: 'hangs inside withVm',
+        timeoutMs: 50,
+        run: (k) =>
+          withVm(k, (vm) => {
+            hungVm = vm;
+            return new Promise(() => {});
+          }),
+      },
+      { id: 'next', group: 'fallocate', title: 'fine', run: (k) => withVm(k, (vm) => ((nextVm = vm), vm.closed)) },
+    ];
+    const rs = await runCases(kvm, suite);
+    expect(rs.map((r) => [r.status, r.outcome])).toEqual([
+      ['timeout', undefined],
+      ['ran', false],
+    ]);
+    expect(hungVm?.closed).toBe(true);
+    expect(nextVm?.closed).toBe(true); // closed by its own withVm when it returned
   });
 
   it('a case that needs an mmap-able file, on a kernel without the flag, is n/s, not a crash (Debian 6.12)', async () => {
