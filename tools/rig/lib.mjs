@@ -360,14 +360,14 @@ reboot -f
 /**
  * The host's TSC rate in kHz, for the custom kernel's `tsc_early_khz=`, or null when the host does
  * not say it. The custom kernel has no HPET and no ACPI PM timer, so it can only calibrate its TSC
- * against the PIT, and under TCG that failed in 4 of 36 boots on fc-v1098 (measured: "tsc: Unable to
- * calibrate against PIT", then "Marking TSC unstable due to could not calculate TSC khz"). With
+ * against the PIT, and under TCG that failed in 4 of 36 boots on fc-v1098 (measured: "tsc: Unable
+ * to calibrate against PIT", then "Marking TSC unstable due to could not calculate TSC khz"). With
  * tsc_khz 0, kvm_guest_time_update (arch/x86/kvm/x86.c) asks for KVM_REQ_CLOCK_UPDATE again and
  * returns 1 on every entry, so KVM_RUN never enters the guest and spins until a signal: the
  * type-1 cases and the example hung. TCG's guest TSC is the host's (QEMU's rdtsc helper counts
- * host ticks; the boots that calibrated found 2596.08-2596.14 MHz on a 2596.118 MHz host), and x86
- * Linux prints its TSC rate as bogomips = loops_per_jiffy / (500000 / HZ) with loops_per_jiffy =
- * tsc_khz * 1000 / HZ (show_cpuinfo in arch/x86/kernel/cpu/proc.c, get_loops_per_jiffy in
+ * host ticks; the boots that calibrated found 2596.06-2596.17 MHz on a 2596.118 MHz host), and
+ * x86 Linux prints its TSC rate as bogomips = loops_per_jiffy / (500000 / HZ) with loops_per_jiffy
+ * = tsc_khz * 1000 / HZ (show_cpuinfo in arch/x86/kernel/cpu/proc.c, get_loops_per_jiffy in
  * arch/x86/kernel/tsc.c), so tsc_khz = bogomips * 500. Only a constant TSC is taken.
  */
 export function hostTscKhz(cpuinfo) {
